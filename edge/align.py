@@ -1,0 +1,98 @@
+"""Cut the embedder's input crop out of a frame.
+
+In: a Frame, a Face and a CropRecipe (from the model card).  Out: an AlignedFace,
+uint8 RGB at the model's input size.
+
+FaceNet was trained on MTCNN boxes plus a margin, not on landmark-warped
+crops, so the recipe reproduces a face box — either the detector's own, or one
+derived from the eyes and mouth, which is steadier — optionally levelled so the
+eyes are horizontal.  The recipe in each model card is the one measured best
+on LFW View 1 (tools/bench/crops.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from edge.models import CropRecipe
+from edge.types import AlignedFace, Face, Frame
+
+# A landmark box: its centre lies this far from the eye centre towards the mouth,
+# and its side is this many eye-to-mouth distances.  Fitted to BlazeFace's own
+# boxes on LFW View 1 (tools/bench/crops.py), so margin 0 means "the detector's box".
+LANDMARK_CENTRE = 0.5
+LANDMARK_SIDE = 2.2
+
+
+def crop_geometry(face: Face, recipe: CropRecipe) -> tuple[float, float, float, float]:
+    """(centre x, centre y, side, angle in radians) of the square to cut."""
+    right_eye, left_eye = face.keypoint("right_eye"), face.keypoint("left_eye")
+    eyes = (right_eye + left_eye) / 2.0
+    dx, dy = left_eye - right_eye
+    angle = math.atan2(float(dy), float(dx)) if recipe.rotate else 0.0
+    if recipe.method == "landmarks":
+        down = face.keypoint("mouth") - eyes
+        dist = float(np.hypot(*down))
+        # The eye-to-mouth line shortens when the head nods; the eye line when it
+        # turns.  Use whichever reads larger (scaled) so the box does not shrink.
+        eye_dist = float(np.hypot(dx, dy))
+        dist = max(dist, eye_dist * 1.05)
+        unit = down / max(float(np.hypot(*down)), 1e-6)
+        cx, cy = eyes + unit * dist * LANDMARK_CENTRE
+        side = dist * LANDMARK_SIDE
+    elif recipe.method == "box":
+        x0, y0, x1, y1 = face.box
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        side = max(x1 - x0, y1 - y0)
+    else:
+        raise ValueError(f"unknown crop method {recipe.method!r}")
+    side *= recipe.scale * (1.0 + 2.0 * recipe.margin)
+    # shift moves the crop along the face's own downward axis
+    cx -= math.sin(angle) * recipe.shift * side
+    cy += math.cos(angle) * recipe.shift * side
+    return float(cx), float(cy), float(side), angle
+
+
+def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
+    """Cut, level and resize the face to ``size`` (height, width)."""
+    out_h, out_w = size
+    cx, cy, side, angle = crop_geometry(face, recipe)
+    rgb = frame.rgb
+    zoom = out_w / side
+    if zoom < 1.0:
+        # Shrink a generous axis-aligned region with INTER_AREA first (no aliasing),
+        # then level it at about unit scale.
+        half = side * 0.75  # covers the square at any rotation (sqrt(2)/2 < 0.75)
+        x0, y0 = int(math.floor(cx - half)), int(math.floor(cy - half))
+        x1, y1 = int(math.ceil(cx + half)), int(math.ceil(cy + half))
+        region = _padded_crop(rgb, x0, y0, x1, y1)
+        small_w = max(1, round((x1 - x0) * zoom))
+        small_h = max(1, round((y1 - y0) * zoom))
+        region = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        sx, sy = small_w / (x1 - x0), small_h / (y1 - y0)
+        src, ccx, ccy, s = region, (cx - x0) * sx, (cy - y0) * sy, side * sx
+    else:
+        src, ccx, ccy, s = rgb, cx, cy, side
+    scale = out_w / s
+    m = cv2.getRotationMatrix2D((ccx, ccy), math.degrees(angle), scale)
+    m[0, 2] += out_w / 2.0 - ccx
+    m[1, 2] += out_h / 2.0 - ccy
+    crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    half = side / 2.0
+    return AlignedFace(rgb=crop, face=face, crop_box=(cx - half, cy - half, cx + half, cy + half))
+
+
+def _padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """img[y0:y1, x0:x1], edge-replicated where the window leaves the image."""
+    h, w = img.shape[:2]
+    px0, py0 = max(0, -x0), max(0, -y0)
+    px1, py1 = max(0, x1 - w), max(0, y1 - h)
+    inner = img[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if px0 or py0 or px1 or py1:
+        if inner.size == 0:
+            return np.zeros((y1 - y0, x1 - x0, 3), img.dtype)
+        inner = cv2.copyMakeBorder(inner, py0, py1, px0, px1, cv2.BORDER_REPLICATE)
+    return inner

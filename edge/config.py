@@ -1,0 +1,166 @@
+"""The facegate configuration: YAML in, frozen dataclasses out.
+
+In: a YAML file (or nothing: the defaults).  Out: a :class:`Config`, or one
+ConfigError listing *every* problem, each as ``file: section.key: message``.
+Unknown keys are refused with a "did you mean" suggestion.  ``edge/default.yaml``
+is the commented default and the documentation of every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    backend: str = _opt("auto", choices=("auto", "ai-edge-litert", "tflite-runtime"))
+    threads: int = _opt(2, lo=1, hi=64)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: str | None = _opt(None)
+    detector: str = _opt("blazeface-short", choices=("blazeface-short", "blazeface-full"))
+    embedder: str = _opt("facenet-keras.float32.tflite")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    min_score: float = _opt(0.6, lo=0.0, hi=1.0)
+    iou_threshold: float = _opt(0.3, lo=0.0, hi=1.0)
+    min_face_px: int = _opt(40, lo=0, hi=10000)
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    min_cosine_similarity: float = _opt(0.6, lo=-1.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
+
+    def model_dir(self) -> Path:
+        from edge.models import default_cache_dir
+
+        return Path(self.models.dir).expanduser() if self.models.dir else default_cache_dir()
+
+    def embedder_path(self) -> Path:
+        p = Path(self.models.embedder).expanduser()
+        return p if p.is_absolute() or p.parent != Path(".") else self.model_dir() / p
+
+
+_INVALID = object()  # a value that failed its check (its error is already recorded)
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else repr(value)
+
+
+def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        if not isinstance(value, bool):
+            errors.append(f"{key}: must be true or false, got {_describe(value)}")
+            return _INVALID
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(f"{key}: must be a whole number, got {_describe(value)}")
+            return _INVALID
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"{key}: must be a number, got {_describe(value)}")
+            return _INVALID
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            errors.append(f"{key}: must be a string, got {_describe(value)}")
+            return _INVALID
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None and value not in choices:
+        errors.append(f"{key}: must be one of {', '.join(map(str, choices))}, got {_describe(value)}")
+        return _INVALID
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        errors.append(f"{key}: must be between {lo:g} and {hi:g}, got {value!r}")
+        return _INVALID
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        errors.append(f"{prefix.rstrip('.') or '<top level>'}: must be a mapping of keys, got {_describe(data)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            guess = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+            hint = f"; did you mean {prefix}{guess[0]!s}?" if guess else f"; known keys: {', '.join(fields)}"
+            errors.append(f"{prefix}{key}: unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, data[name], f"{prefix}{name}.", errors)
+        else:
+            checked = _check_scalar(data[name], tp, dict(f.metadata), f"{prefix}{name}", errors)
+            if checked is not _INVALID:
+                values[name] = checked
+    return cls(**values)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate YAML text; raise one ConfigError naming every bad key."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    errors: list[str] = []
+    config = _build(Config, data, "", errors)
+    if errors:
+        raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
+    return dataclasses.replace(config, source=source)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config at ``path``; None means the shipped defaults."""
+    if path is None:
+        return parse_config(DEFAULT_CONFIG.read_text(), str(DEFAULT_CONFIG))
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    return parse_config(text, str(path))

@@ -1,0 +1,121 @@
+"""The facegate command as a user meets it: output, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import ExitCode
+
+
+def run(*args: str, env_dir: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = dict(os.environ)
+    if env_dir is not None:
+        env["FACEGATE_MODEL_DIR"] = str(env_dir)
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_embed_writes_json_lines(model_dir, lfw_samples):
+    p = run("embed", str(lfw_samples["Colin_Powell_0038"]), str(lfw_samples["Laura_Bush_0001"]), env_dir=model_dir)
+    assert p.returncode == 0, p.stderr
+    records = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [r["image"] for r in records] == [str(lfw_samples["Colin_Powell_0038"]), str(lfw_samples["Laura_Bush_0001"])]
+    for r in records:
+        assert len(r["embedding"]) == 128 and np.linalg.norm(r["embedding"]) == pytest.approx(1, abs=1e-4)
+        assert len(r["box"]) == 4 and 0.5 < r["score"] <= 1 and len(r["model_sha256"]) == 64
+
+
+def test_embed_npy(model_dir, lfw_samples, tmp_path):
+    out = tmp_path / "e.npy"
+    p = run("embed", *map(str, lfw_samples.values()), "--npy", str(out), "--max-faces", "1", env_dir=model_dir)
+    assert p.returncode == 0, p.stderr
+    arr = np.load(out)
+    assert arr.shape == (len(lfw_samples), 128) and arr.dtype == np.float32
+
+
+def test_compare_gives_similarity_and_verdict(model_dir, lfw_samples):
+    same = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]), env_dir=model_dir)
+    assert same.returncode == 0 and same.stdout.rstrip().endswith(": same person"), same.stdout + same.stderr
+    diff = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Hugo_Chavez_0002"]), env_dir=model_dir)
+    assert diff.returncode == 0 and diff.stdout.rstrip().endswith(": different people")
+    assert "match.min_cosine_similarity" in diff.stdout
+
+
+def test_no_face_is_one_line_and_its_exit_code(model_dir, tmp_path, lfw_samples):
+    import cv2
+
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
+    p = run("compare", str(blank), str(lfw_samples["Tony_Blair_0006"]), env_dir=model_dir)
+    assert p.returncode == ExitCode.NO_FACE
+    assert one_line_error(p) == f"facegate: error: {blank}: no face found"
+
+
+def test_unreadable_and_corrupt_images(model_dir, tmp_path, lfw_samples):
+    corrupt = tmp_path / "half.jpg"
+    corrupt.write_bytes(lfw_samples["Tony_Blair_0006"].read_bytes()[:200])
+    for path, words in ((tmp_path / "missing.jpg", "cannot read"), (corrupt, "not a decodable image"), (tmp_path, "is a directory")):
+        p = run("compare", str(path), str(lfw_samples["Tony_Blair_0006"]), env_dir=model_dir)
+        assert p.returncode == ExitCode.IMAGE
+        line = one_line_error(p)
+        assert str(path) in line and words in line
+
+
+def test_embed_goes_on_past_bad_images_but_fails(model_dir, tmp_path, lfw_samples):
+    p = run("embed", str(tmp_path / "missing.jpg"), str(lfw_samples["Laura_Bush_0001"]), env_dir=model_dir)
+    assert p.returncode == ExitCode.IMAGE
+    assert len(p.stdout.splitlines()) == 1  # the good image was still embedded
+    one_line_error(p)
+
+
+def test_corrupt_model_is_one_line(model_dir, tmp_path, lfw_samples):
+    import shutil
+
+    for f in model_dir.iterdir():
+        if f.suffix in (".tflite", ".json"):
+            shutil.copyfile(f, tmp_path / f.name)
+    emb = tmp_path / "facenet-keras.float32.tflite"
+    good = emb.read_bytes()
+    emb.write_bytes(good[:-100])
+    p = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]), env_dir=tmp_path)
+    assert p.returncode == ExitCode.MODEL
+    assert "does not match its card" in one_line_error(p)
+    emb.write_bytes(good)
+    (tmp_path / "blazeface-short.tflite").write_bytes(b"junk")
+    p = run("embed", str(lfw_samples["Tony_Blair_0006"]), env_dir=tmp_path)
+    assert p.returncode == ExitCode.MODEL and "sha256 mismatch" in one_line_error(p)
+
+
+def test_check_config(tmp_path):
+    good = run("check-config")
+    assert good.returncode == 0 and good.stdout.strip().endswith(": OK")
+    bad = tmp_path / "f.yaml"
+    bad.write_text("match:\n  min_cosine_similarity: 1.7\nruntime:\n  thread: 2\n")
+    p = run("-c", str(bad), "check-config")
+    assert p.returncode == ExitCode.CONFIG
+    assert p.stderr.splitlines() == [
+        f"facegate: error: {bad}: runtime.thread: unknown key; did you mean runtime.threads?",
+        f"facegate: error: {bad}: match.min_cosine_similarity: must be between -1 and 1, got 1.7",
+    ]
+
+
+def test_models_list(model_dir):
+    p = run("models", "list", env_dir=model_dir)
+    assert p.returncode == 0
+    assert any(line.startswith("blazeface-short") and " ok " in line for line in p.stdout.splitlines())
+
+
+def test_usage_error_exit_code():
+    assert run("frobnicate").returncode == ExitCode.USAGE

