@@ -50,6 +50,72 @@ class DetectConfig:
 @dataclass(frozen=True)
 class MatchConfig:
     min_cosine_similarity: float = _opt(0.6, lo=-1.0, hi=1.0)
+    min_margin: float = _opt(0.1, lo=0.0, hi=2.0)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: str = _opt("picamera2", choices=("picamera2", "opencv", "replay"))
+    device: str = _opt("0")
+    width: int = _opt(1280, lo=64, hi=8192)
+    height: int = _opt(960, lo=64, hi=8192)
+    detect_width: int = _opt(640, lo=64, hi=8192)
+    detect_height: int = _opt(480, lo=64, hi=8192)
+    fps: float = _opt(10.0, lo=0.1, hi=120.0)
+    reopen_initial_s: float = _opt(0.5, lo=0.01, hi=60.0)
+    reopen_max_s: float = _opt(30.0, lo=0.1, hi=3600.0)
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    path: str = _opt("/var/lib/facegate/gallery.json")
+    max_templates_per_person: int = _opt(20, lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    frames: int = _opt(5, lo=1, hi=100)
+    min_matching_frames: int = _opt(3, lo=1, hi=100)
+    min_face_px: int = _opt(80, lo=0, hi=10000)
+    min_sharpness: float = _opt(20.0, lo=0.0, hi=1e6)
+    min_brightness: float = _opt(40.0, lo=0.0, hi=255.0)
+    max_yaw_deg: float = _opt(30.0, lo=0.0, hi=90.0)
+    max_pitch_deg: float = _opt(30.0, lo=0.0, hi=90.0)
+    max_roll_deg: float = _opt(30.0, lo=0.0, hi=180.0)
+    track_timeout_s: float = _opt(2.0, lo=0.1, hi=60.0)
+    retry_after_s: float = _opt(3.0, lo=0.0, hi=600.0)
+    lockout_attempts: int = _opt(5, lo=1, hi=1000)
+    lockout_window_s: float = _opt(60.0, lo=1.0, hi=86400.0)
+    lockout_s: float = _opt(30.0, lo=0.0, hi=86400.0)
+    lockout_max_s: float = _opt(900.0, lo=0.0, hi=86400.0)
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    relay_pin: int = _opt(17, lo=0, hi=53)
+    active_high: bool = _opt(True)
+    unlock_s: float = _opt(3.0, lo=0.1, hi=60.0)
+    door_contact_pin: int | None = _opt(None, lo=0, hi=53)
+    door_contact_pull_up: bool = _opt(True)
+    held_open_s: float = _opt(30.0, lo=1.0, hi=3600.0)
+    exit_button_pin: int | None = _opt(None, lo=0, hi=53)
+    led_pin: int | None = _opt(None, lo=0, hi=53)
+    buzzer_pin: int | None = _opt(None, lo=0, hi=53)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    decisions: str = _opt("/var/log/facegate/decisions.jsonl")
+    max_mb: float = _opt(10.0, lo=0.01, hi=100000.0)
+    backups: int = _opt(10, lo=0, hi=10000)
+    snapshots_dir: str | None = _opt(None)
+    snapshot_days: float = _opt(30.0, lo=0.0, hi=3650.0)
+    snapshot_max_mb: float = _opt(500.0, lo=0.0, hi=1e6)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    watchdog_stall_s: float = _opt(10.0, lo=0.5, hi=3600.0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +124,12 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     match: MatchConfig = field(default_factory=MatchConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    lock: LockConfig = field(default_factory=LockConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 
     def model_dir(self) -> Path:

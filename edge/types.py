@@ -24,12 +24,18 @@ KEYPOINT_NAMES = (
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One RGB image, uint8 HxWx3, and where it came from."""
+    """One RGB image, uint8 HxWx3, and where it came from.
+
+    ``rgb`` is what the detector sees.  A camera with two streams (picamera2's
+    lores and main) also fills ``hires``, the same view at a higher resolution,
+    from which faces are cropped.
+    """
 
     rgb: np.ndarray
     source: str = ""
     index: int = 0
     timestamp: float = 0.0
+    hires: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -79,3 +85,78 @@ class Embedding:
     def cosine(self, other: Embedding) -> float:
         """Cosine similarity; both vectors are unit length."""
         return float(np.dot(self.vector, other.vector))
+
+
+@dataclass(frozen=True)
+class Match:
+    """One embedding against the gallery: the best and second-best enrolled person.
+
+    Scores are cosine similarities with each person's closest template; a name
+    is None when the gallery has fewer people than that.
+    """
+
+    best: str | None
+    best_score: float
+    second: str | None = None
+    second_score: float = -1.0
+
+    @property
+    def margin(self) -> float:
+        """How far the best person leads the runner-up (2.0 when there is none)."""
+        return self.best_score - self.second_score if self.second is not None else 2.0
+
+
+class Reason:
+    """Reason codes carried by every Decision (strings in the decision log)."""
+
+    ACCEPTED = "accepted"  # k of n frames matched one person above threshold with margin
+    UNKNOWN_FACE = "unknown_face"  # nobody enrolled matched well enough
+    AMBIGUOUS = "ambiguous"  # two people too close, or frames disagree on who it is
+    LOW_QUALITY = "low_quality"  # blurry, too small or turned away in too many frames
+    TOO_DARK = "too_dark"
+    LOCKED_OUT = "locked_out"  # too many denials recently: cooling down
+    PRESENTATION_ATTACK = "presentation_attack"  # liveness check failed (issue: liveness)
+    NO_GALLERY = "no_gallery"  # nobody is enrolled
+    ERROR = "error"  # the pipeline failed; fail secure
+
+    ALL = (
+        ACCEPTED,
+        UNKNOWN_FACE,
+        AMBIGUOUS,
+        LOW_QUALITY,
+        TOO_DARK,
+        LOCKED_OUT,
+        PRESENTATION_ATTACK,
+        NO_GALLERY,
+        ERROR,
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy decided for one tracked face (one attempt at the door).
+
+    ``unlock`` is True only for Reason.ACCEPTED.  ``quality`` holds the median
+    quality figures over the frames used; ``liveness`` is None until the
+    liveness check exists.
+    """
+
+    event_id: str
+    time: float  # Unix seconds, when the decision was made
+    unlock: bool
+    reason: str  # one of Reason.ALL
+    person: str | None  # the accepted person, or the best candidate when denied
+    best: str | None
+    best_score: float
+    second: str | None
+    second_score: float
+    threshold: float
+    min_margin: float
+    frames_used: int
+    frames_matched: int
+    track_id: int = 0
+    quality: dict[str, float] = field(default_factory=dict)
+    liveness: dict[str, float] | None = None
+    model_sha256: str = ""
+    camera: str = ""
+    sources: tuple[str, ...] = ()  # frame sources (file paths on replay) for labelled review
