@@ -61,7 +61,8 @@ def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -
     out_h, out_w = size
     cx, cy, side, angle = crop_geometry(face, recipe)
     rgb = frame.rgb
-    zoom = out_w / side
+    # The region is side tall and side / aspect wide; it is stretched to the output.
+    zoom = out_h / side
     if zoom < 1.0:
         # Shrink a generous axis-aligned region with INTER_AREA first (no aliasing),
         # then level it at about unit scale.
@@ -76,13 +77,16 @@ def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -
         src, ccx, ccy, s = region, (cx - x0) * sx, (cy - y0) * sy, side * sx
     else:
         src, ccx, ccy, s = rgb, cx, cy, side
-    scale = out_w / s
-    m = cv2.getRotationMatrix2D((ccx, ccy), math.degrees(angle), scale)
-    m[0, 2] += out_w / 2.0 - ccx
-    m[1, 2] += out_h / 2.0 - ccy
+    sy = out_h / s
+    sx = sy * recipe.aspect * out_w / out_h
+    m = cv2.getRotationMatrix2D((ccx, ccy), math.degrees(angle), 1.0)
+    m[0] *= sx  # rotate about the centre, then scale x and y separately
+    m[1] *= sy
+    m[0, 2] += out_w / 2.0 - sx * ccx
+    m[1, 2] += out_h / 2.0 - sy * ccy
     crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    half = side / 2.0
-    return AlignedFace(rgb=crop, face=face, crop_box=(cx - half, cy - half, cx + half, cy + half))
+    half_h, half_w = side / 2.0, side / 2.0 / recipe.aspect
+    return AlignedFace(rgb=crop, face=face, crop_box=(cx - half_w, cy - half_h, cx + half_w, cy + half_h))
 
 
 def _padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

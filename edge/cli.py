@@ -127,6 +127,89 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _mock_pins(args: argparse.Namespace):
+    """gpiozero's MockFactory when asked (demo, machines without GPIO), else the default (lgpio on a Pi)."""
+    if getattr(args, "mock_gpio", False):
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.service import build_service
+
+    config = _config(args)
+    if args.replay:
+        from dataclasses import replace
+
+        config = replace(config, camera=replace(config.camera, backend="replay", device=args.replay))
+    service = build_service(config, pin_factory=_mock_pins(args))
+    service.install_signal_handlers()
+    return int(service.run(max_frames=args.max_frames))
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge.enroll import Attempt, add_to_gallery, from_camera, from_images
+    from edge.gallery import validate_name
+    from edge.pipeline import build_pipeline
+
+    config = _config(args)
+    name = validate_name(args.name)
+    pipeline = build_pipeline(config)
+
+    def report(a: Attempt) -> None:
+        print(f"  {'ok  ' if a.accepted else 'skip'} {a.source}: {a.reason}", file=sys.stderr)
+
+    if args.images:
+        good = from_images(pipeline, [Path(p) for p in args.images], config.policy, report)
+    else:
+        from edge.camera import build_camera
+
+        print(f"Look at the camera, {name}: {args.frames} good frames needed.", file=sys.stderr)
+        good = from_camera(pipeline, build_camera(config.camera), config.policy, count=args.frames,
+                           timeout_s=args.timeout, report=report)
+    gallery = add_to_gallery(config, name, good, pipeline.embedder.sha256, pipeline.embedder.card.embedding_size)
+    print(f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})")
+    return ExitCode.OK
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from edge.gallery import Gallery
+
+    config = _config(args)
+    path = Path(config.gallery.path)
+    gallery = Gallery.load(path)
+    if args.action == "list":
+        for name in gallery.names():
+            print(f"{name}\t{gallery.count(name)} template(s)")
+        if not gallery.names():
+            print("(nobody enrolled)")
+        return ExitCode.OK
+    if args.action == "remove":
+        gallery.remove(args.names[0])
+        gallery.save(path)
+        print(f"removed {args.names[0]}")
+    elif args.action == "rename":
+        if len(args.names) != 2:
+            raise FacegateError("users rename needs OLD and NEW")
+        gallery.rename(args.names[0], args.names[1])
+        gallery.save(path)
+        print(f"renamed {args.names[0]} to {args.names[1]}")
+    return ExitCode.OK
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    """Force the relay off: systemd's ExecStopPost runs this after any exit, SIGKILL included."""
+    from edge.lock import Relay
+
+    config = _config(args)
+    relay = Relay(config.lock.relay_pin, active_high=config.lock.active_high, pin_factory=_mock_pins(args))
+    relay.close()
+    print(f"relay on pin {config.lock.relay_pin} is off (locked)")
+    return ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facegate", description="Face-verification door lock for the Raspberry Pi.")
     p.add_argument("-c", "--config", help="YAML config (default: the shipped edge/default.yaml)")
@@ -151,6 +234,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--npy", help="write an N x D float32 array here instead of JSON lines")
     s.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image, largest first")
     s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("run", help="run the door-lock daemon (systemd runs this)")
+    s.add_argument("--mock-gpio", action="store_true", help="drive gpiozero's MockFactory instead of real pins")
+    s.add_argument("--replay", help="replay this folder or video instead of the configured camera")
+    s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("enroll", help="enroll a person from the camera (guided) or from image files")
+    s.add_argument("name")
+    s.add_argument("images", nargs="*", help="image files (default: capture from the camera)")
+    s.add_argument("--frames", type=int, default=5, help="good camera frames to capture")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for good frames")
+    s.set_defaults(func=cmd_enroll)
+
+    s = sub.add_parser("users", help="list, remove or rename enrolled people")
+    s.add_argument("action", choices=("list", "remove", "rename"))
+    s.add_argument("names", nargs="*")
+    s.set_defaults(func=cmd_users)
+
+    s = sub.add_parser("relay-off", help="force the relay off (systemd ExecStopPost)")
+    s.add_argument("--mock-gpio", action="store_true")
+    s.set_defaults(func=cmd_relay_off)
 
     s = sub.add_parser("compare", help="cosine similarity of the largest faces in two images, and the verdict")
     s.add_argument("a")

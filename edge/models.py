@@ -192,7 +192,8 @@ class CropRecipe:
 
     method: "box" (the detector's box) or "landmarks" (a box derived from the
     eyes and mouth); margin: fraction of the face size added on every side;
-    rotate: level the eyes first; shift: move the crop down by this fraction.
+    rotate: level the eyes first; shift: move the crop down by this fraction;
+    aspect: height / width of the region cut (its width shrinks as aspect grows).
     """
 
     method: str = "landmarks"
@@ -200,6 +201,7 @@ class CropRecipe:
     rotate: bool = True
     shift: float = 0.0
     scale: float = 1.0
+    aspect: float = 1.0  # crop height / width; >1 is taller, stretched to the model's input like MTCNN's boxes
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> CropRecipe:
@@ -209,6 +211,7 @@ class CropRecipe:
             rotate=bool(d.get("rotate", True)),
             shift=float(d.get("shift", 0.0)),
             scale=float(d.get("scale", 1.0)),
+            aspect=float(d.get("aspect", 1.0)),
         )
 
 

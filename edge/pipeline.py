@@ -58,8 +58,9 @@ class FacePipeline:
 
     def process(self, frame: Frame, face: Face) -> FaceResult:
         t0 = time.perf_counter()
-        aligned = align(frame, face, self.recipe, self.embedder.input_size)
-        quality = measure(aligned)
+        aligned = align(*_crop_source(frame, face), self.recipe, self.embedder.input_size)
+        # Quality is judged on the detection-stream face (its px are what the gates mean).
+        quality = measure(AlignedFace(aligned.rgb, face, aligned.crop_box))
         t1 = time.perf_counter()
         embedding = self.embedder(aligned)
         t2 = time.perf_counter()
@@ -71,6 +72,17 @@ class FacePipeline:
     def __call__(self, frame: Frame, *, max_faces: int | None = None) -> list[FaceResult]:
         faces = self.detect(frame)
         return [self.process(frame, f) for f in faces[:max_faces]]
+
+
+def _crop_source(frame: Frame, face: Face) -> tuple[Frame, Face]:
+    """Crop from the high-resolution stream when the camera has one (picamera2's main)."""
+    if frame.hires is None:
+        return frame, face
+    sy = frame.hires.shape[0] / frame.height
+    sx = frame.hires.shape[1] / frame.width
+    x0, y0, x1, y1 = face.box
+    scaled = Face(box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), score=face.score, keypoints=face.keypoints * (sx, sy))
+    return Frame(rgb=frame.hires, source=frame.source, index=frame.index, timestamp=frame.timestamp), scaled
 
 
 def build_detector(config: Config) -> FaceDetector:

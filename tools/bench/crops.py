@@ -8,7 +8,6 @@ applied to DevTest), so the recipe in the model card is a measured choice.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,13 @@ from tools.lfw import read_pairs
 from tools.verification import accuracy_at, best_threshold
 
 
+def parse_recipe(text: str) -> CropRecipe:
+    parts = text.split(":")
+    method, margin, rotate, aspect = parts[0], float(parts[1]), parts[2] == "1", float(parts[3])
+    shift = float(parts[4]) if len(parts) > 4 else 0.0
+    return CropRecipe(method, margin, rotate, shift, aspect=aspect)
+
+
 def centre_face(faces, frame):
     cx, cy = frame.width / 2, frame.height / 2
     return min(faces, key=lambda f: (f.box[0] + f.box[2] - 2 * cx) ** 2 + (f.box[1] + f.box[3] - 2 * cy) ** 2)
@@ -36,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="facenet-keras.float32.tflite")
     ap.add_argument("--detector", default="blazeface-short")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--recipes", default="all")
+    ap.add_argument("--recipe", action="append", default=[],
+                    help="METHOD:MARGIN:ROTATE(0/1):ASPECT[:SHIFT], e.g. box:0.1:0:1.15 (repeatable)")
     args = ap.parse_args(argv)
     lfw = Path(args.lfw)
     train = read_pairs(lfw / "pairsDevTrain.txt")
@@ -53,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         if fs:
             frames[p], faces[p] = fr, centre_face(fs, fr)
     print(f"{len(paths)} images, {len(paths) - len(faces)} without a face, detect {time.time() - t:.0f}s", flush=True)
-    recipes = [
-        CropRecipe("box", m, r, s) for m, r, s in itertools.product((0.1, 0.2), (False, True), (0.0,))
-    ] + [
-        CropRecipe("landmarks", m, r, s) for m, r, s in itertools.product((0.0, 0.1, 0.2), (True,), (0.0, 0.05))
+    recipes = [parse_recipe(r) for r in args.recipe] or [
+        CropRecipe("box", 0.1, False),
+        CropRecipe("box", 0.1, True),
+        CropRecipe("box", 0.1, False, aspect=1.15),
+        CropRecipe("landmarks", 0.0, True),
+        CropRecipe("landmarks", 0.1, True, aspect=1.15),
     ]
-    if args.recipes != "all":
-        recipes = [recipes[int(i)] for i in args.recipes.split(",")]
     for rec in recipes:
         t = time.time()
         e1, e2 = {}, {}

@@ -12,26 +12,30 @@ and crop, so int8 sees exactly what the device will feed it.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import hashlib
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from edge.errors import FacegateError, ModelError
+from edge.errors import FacegateError, ModelError, ParityError
 from edge.models import CARD_SCHEMA, atomic_write_bytes, card_path_for, sha256_file, write_card
 
 log = logging.getLogger(__name__)
 
+ROOT = Path(__file__).resolve().parents[2]
 MODES = ("float32", "float16", "dynamic-int8", "int8", "int8-io")
 FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph")
 
@@ -136,10 +140,12 @@ def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Calla
             import keras
 
             model = keras.saving.load_model(str(src.path), compile=False)
-            fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
-            concrete = fn.get_concrete_function()
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-            return converter, lambda x: np.asarray(model(x, training=False))
+            # Keras 3 models convert reliably only through a SavedModel export.
+            exported = Path(tempfile.mkdtemp(prefix="facegate-keras-"))
+            atexit.register(shutil.rmtree, exported, True)
+            model.export(str(exported / "saved"), format="tf_saved_model", verbose=False)
+            src = Source(exported / "saved", "saved-model", src.name, src.sha256, src.spec, src.tensors)
+            fmt = "saved-model"
         if fmt == "saved-model":
             loaded = tf.saved_model.load(str(src.path))
             sigs = list(loaded.signatures)
@@ -190,23 +196,30 @@ def configure(converter: Any, mode: str, representative: Callable[[], Iterator[l
         raise ConvertError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
 
+def _devrun(*args: str) -> dict[str, Any]:
+    """Run a tools.convert.devrun step in a clean child process; its last stdout line is JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.convert.devrun", *args],
+        stdout=subprocess.PIPE,
+        stderr=None if log.isEnabledFor(logging.INFO) else subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    lines = proc.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        err = (proc.stderr or "").strip().splitlines() or ["no output"]
+        raise ConvertError(f"device step {args[0]} crashed: {err[-1]}") from None
+
+
 def device_check(path: Path) -> dict[str, dict[str, Any]]:
     """Load and run the model in every device runtime (each in a clean process); refuse it if any fails."""
     from edge.runtime import RUNTIMES
 
     result: dict[str, dict[str, Any]] = {}
     for name in RUNTIMES:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tools.convert.devcheck", str(path), name],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        )
-        lines = proc.stdout.strip().splitlines()
-        try:
-            info = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            raise ConvertError(f"device check in {name} crashed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}") from None
+        info = _devrun("check", str(path), name)
         if not info["ok"]:
             if "not usable here" in info["error"] and name == "tflite-runtime" and sys.version_info >= (3, 12):
                 result[name] = {"ok": False, "skipped": "tflite-runtime does not exist for Python >= 3.12"}
@@ -268,32 +281,138 @@ def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, 
     }
 
 
+@dataclass
+class Evaluation:
+    """Held-out faces for the parity gate: images, and optionally LFW-format pairs over them."""
+
+    images: list[Path]
+    pairs: list[Any] | None = None  # tools.lfw.Pair
+
+
+@dataclass
+class Report:
+    out: Path
+    converted: bool
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec_file(tmp: Path, spec: dict[str, Any]) -> Path:
+    p = tmp / "spec.json"
+    p.write_text(json.dumps(spec))
+    return p
+
+
+def prepare_crops(images: list[Path], spec_file: Path, out: Path, *, detector: str, model_dir: Path | None) -> dict[str, Any]:
+    """Detect and crop faces as the device does (edge/, in a child process)."""
+    listing = out.with_suffix(".txt")
+    listing.write_text("\n".join(str(p) for p in images))
+    args = ["crops", str(spec_file), str(out), "--list", str(listing), "--detector", detector]
+    if model_dir:
+        args += ["--model-dir", str(model_dir)]
+    info = _devrun(*args)
+    data = np.load(out)
+    info["crops"] = data["crops"]
+    info["paths"] = [Path(p) for p in data["paths"]]
+    return info
+
+
+def calibration_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ConvertError(f"{folder}: calibration folder not found")
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+    if not images:
+        raise ConvertError(f"{folder}: no images (.jpg, .png, .bmp) in the calibration folder")
+    return images
+
+
 def convert(
     src: Source,
     out: Path,
     *,
     mode: str = "float32",
-    representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+    calibration: Path | None = None,
+    min_calibration_faces: int = 100,
+    max_calibration_faces: int = 500,
+    evaluation: Evaluation | None = None,
+    min_holdout_faces: int = 50,
+    bounds: Any = None,
+    detector: str = "blazeface-short",
+    model_dir: Path | None = None,
     force: bool = False,
-    extra: dict[str, Any] | None = None,
-) -> tuple[Path, bool]:
-    """Convert ``src`` to ``out`` (+ card).  Returns (out, converted_now)."""
-    extra = dict(extra or {})
+) -> Report:
+    """Convert ``src`` to ``out`` (+ card + report); refuse it if it fails the device or parity checks.
+
+    Nothing is written under ``out`` unless every check passed; all files are
+    written atomically, the card last.
+    """
+    from tools.convert.devrun import _card_from_spec, embed_crops
+    from tools.convert.parity import Bounds, PairSet, compare
+
+    bounds = bounds or Bounds()
+    if mode not in MODES:
+        raise ConvertError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    extra = {
+        "calibration": str(calibration) if calibration else None,
+        "evaluation_images": len(evaluation.images) if evaluation else 0,
+        "bounds": bounds.__dict__,
+        "detector": detector,
+    }
     key = build_key(src, mode, extra)
     if not force and up_to_date(out, key):
         log.info("%s is up to date", out)
-        return out, False
-    h, w = (int(v) for v in src.spec["input_size"])
-    converter, run_source = load_converter(src, (h, w))
-    configure(converter, mode, representative)
+        return Report(out, False, json.loads(card_path_for(out).read_text()))
+    if mode in ("int8", "int8-io") and calibration is None:
+        raise ConvertError(f"mode {mode} needs calibration face photos (--calibration DIR)")
     try:
-        flat = converter.convert()
-    except Exception as exc:  # TF raises ConverterError and friends
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConvertError(f"{src.path}: TFLite conversion ({mode}) failed: {first}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmp:
-        staged = Path(tmp) / out.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out.parent, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        raise ConvertError(f"{out}: cannot write there: {exc.strerror or exc}") from None
+    h, w = (int(v) for v in src.spec["input_size"])
+    card_spec = _card_from_spec(src.spec)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as tmpdir:
+        tmp = Path(tmpdir)
+        spec_file = _spec_file(tmp, src.spec)
+        calib_info = None
+        representative = None
+        if calibration is not None and mode in ("int8", "int8-io"):
+            images = calibration_images(calibration)
+            if len(images) > 2 * max_calibration_faces:  # an even sample across the folder
+                images = images[:: len(images) // (2 * max_calibration_faces)]
+            calib_info = prepare_crops(images, spec_file, tmp / "calib.npz", detector=detector, model_dir=model_dir)
+            n = len(calib_info["crops"])
+            log.info("calibration: %d faces from %d images (%d without a face, %d unreadable)",
+                     n, len(images), calib_info["no_face"], calib_info["unreadable"])
+            if n < min_calibration_faces:
+                raise ConvertError(
+                    f"{calibration}: only {n} usable faces for calibration ({calib_info['no_face']} images without a "
+                    f"face, {calib_info['unreadable']} unreadable); need at least {min_calibration_faces}"
+                )
+            crops = calib_info["crops"][:max_calibration_faces]
+
+            def representative():
+                from edge.embed import normalize
+
+                for c in crops:
+                    yield [normalize(c, card_spec)]
+
+        eval_info = None
+        if evaluation is not None:
+            eval_info = prepare_crops(evaluation.images, spec_file, tmp / "eval.npz", detector=detector, model_dir=model_dir)
+            if len(eval_info["crops"]) < min_holdout_faces:
+                raise ConvertError(
+                    f"only {len(eval_info['crops'])} held-out faces found; the parity gate needs at least {min_holdout_faces}"
+                )
+
+        converter, run_source = load_converter(src, (h, w))
+        configure(converter, mode, representative)
+        try:
+            flat = converter.convert()
+        except Exception as exc:  # TF raises ConverterError and friends
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConvertError(f"{src.path}: TFLite conversion ({mode}) failed: {first}") from None
+        staged = tmp / out.name
         staged.write_bytes(flat)
         checks = device_check(staged)
         out_shape = next(c["output"] for c in checks.values() if c["ok"])
@@ -302,11 +421,61 @@ def convert(
                 f"{src.path}: output shape {out_shape} is not one embedding of embedding_size "
                 f"{src.spec['embedding_size']}"
             )
+        report: dict[str, Any] = {"mode": mode, "size_bytes": len(flat), "source_size_bytes": _size(src.path)}
+        if calib_info is not None:
+            report["calibration"] = {k: calib_info[k] for k in ("faces", "no_face", "unreadable")}
+        parity_out: dict[str, Any] = {}
+        if eval_info is not None:
+            crops = eval_info["crops"]
+            np.savez(tmp / "evalcrops.npz", crops=crops)
+            times = []
+
+            def timed_source(x):
+                t = time.perf_counter()
+                y = run_source(x)
+                times.append((time.perf_counter() - t) * 1e3)
+                return y
+
+            src_emb = embed_crops(timed_source, crops, card_spec)
+            report["latency_ms"] = {"source_tensorflow": float(np.median(times))}
+            pairs = None
+            if evaluation.pairs:
+                index = {p: i for i, p in enumerate(eval_info["paths"])}
+                pairs = PairSet(
+                    a=np.array([index.get(p.a, -1) for p in evaluation.pairs]),
+                    b=np.array([index.get(p.b, -1) for p in evaluation.pairs]),
+                    same=np.array([p.same for p in evaluation.pairs]),
+                    fold=np.array([p.fold for p in evaluation.pairs]),
+                )
+            failures = []
+            for runtime, info in checks.items():
+                if not info.get("ok"):
+                    continue
+                res = _devrun("embed", str(staged), runtime, str(spec_file), str(tmp / "evalcrops.npz"), str(tmp / "emb.npy"))
+                conv_emb = np.load(tmp / "emb.npy")
+                report["latency_ms"][f"converted_{runtime}"] = res["median_ms"]
+                parity = compare(src_emb, conv_emb, runtime, pairs)
+                parity_out[runtime] = parity.as_dict()
+                failures += [f"{runtime}: {f}" for f in parity.failures(bounds)]
+            report["parity"] = parity_out
+            report["evaluation"] = {"images": len(evaluation.images), "faces": len(crops), "no_face": eval_info["no_face"],
+                                    "pairs": len(evaluation.pairs or [])}
+            if failures:
+                raise ParityError(f"{out.name} ({mode}) fails the parity gate, nothing written: " + "; ".join(failures))
         card = make_card(src, mode, hashlib.sha256(flat).hexdigest(), len(flat), {**extra, "runtimes": checks})
         card["file"] = out.name
         card["build_key"] = key
+        card["parity"] = parity_out or None
+        card["report"] = f"{out.name}.report.json"
         # The card goes last: a .tflite without a matching card is refused by the device.
         atomic_write_bytes(out, flat)
+        atomic_write_bytes(out.with_name(out.name + ".report.json"), (json.dumps(report, indent=2) + "\n").encode())
         write_card(out, card)
     log.info("wrote %s (%d bytes) and its card", out, len(flat))
-    return out, True
+    return Report(out, True, card | {"report_data": report})
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

@@ -16,7 +16,31 @@ from pathlib import Path
 from edge.cli import setup_logging
 from edge.errors import ExitCode, FacegateError
 from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
-from tools.convert import FORMATS, MODES, ConvertError, Source, convert, detect_format
+from tools.convert import FORMATS, MODES, ConvertError, Evaluation, Report, Source, calibration_images, convert, detect_format
+from tools.convert.parity import Bounds
+from tools.lfw import read_pairs
+
+
+def print_report(report: Report) -> None:
+    card = report.card
+    if not report.converted:
+        print(f"{report.out}: up to date ({card.get('mode')}, card beside it)")
+        return
+    data = card.get("report_data", {})
+    size, src = data.get("size_bytes", 0), data.get("source_size_bytes", 0)
+    print(f"{report.out}: converted ({card['mode']}), {size / 1e6:.1f} MB ({100 * size / max(src, 1):.0f}% of the source)")
+    if "calibration" in data:
+        c = data["calibration"]
+        print(f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, {c['unreadable']} unreadable)")
+    for runtime, p in (card.get("parity") or {}).items():
+        line = f"  parity in {runtime}: cosine to source mean {p['mean_cosine']:.4f}, p1 {p['p1_cosine']:.4f}, min {p['min_cosine']:.4f}"
+        if p.get("source"):
+            line += (f"; accuracy {100 * p['source']['accuracy']:.2f}% -> {100 * p['converted']['accuracy']:.2f}%"
+                     f", TAR@FAR1e-3 {100 * p['source']['tar_at_far_1e3']:.2f}% -> {100 * p['converted']['tar_at_far_1e3']:.2f}%")
+        print(line)
+    for k, v in (data.get("latency_ms") or {}).items():
+        print(f"  latency {k}: {v:.1f} ms per run")
+    print(f"  card: {report.out}.card.json; report: {report.out}.report.json")
 
 
 def parse_normalization(text: str) -> dict:
@@ -74,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop-margin", type=float, default=0.0)
     ap.add_argument("--no-rotate", action="store_true")
     ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image")
+    ap.add_argument("--calibration", type=Path, help="folder of ordinary face photos for int8 calibration")
+    ap.add_argument("--min-calibration-faces", type=int, default=100)
+    ap.add_argument("--detector", default="blazeface-short", help="detector for calibration/held-out faces")
+    ap.add_argument("--pairs", type=Path, help="LFW-format pairs file for the parity gate (images beside it in images_deepfunneled/)")
+    ap.add_argument("--image-root", type=Path, help="image folder for --pairs (default: PAIRS_DIR/images_deepfunneled)")
+    ap.add_argument("--holdout", type=Path, help="folder of held-out face photos for the parity gate (cosine only)")
+    ap.add_argument("--min-holdout-faces", type=int, default=50)
+    ap.add_argument("--no-parity", action="store_true", help="skip the parity gate (unsafe; float32 only)")
+    b = Bounds()
+    ap.add_argument("--min-mean-cosine", type=float, default=b.min_mean_cosine)
+    ap.add_argument("--min-p1-cosine", type=float, default=b.min_p1_cosine)
+    ap.add_argument("--max-accuracy-drop", type=float, default=b.max_accuracy_drop, help="fraction, 0.002 = 0.2 points")
+    ap.add_argument("--max-tar-drop", type=float, default=b.max_tar_drop)
     ap.add_argument("--force", action="store_true", help="convert even if an up-to-date output exists")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -82,8 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         src = resolve_source(args)
         cache = Path(args.cache) if args.cache else default_cache_dir()
         out = Path(args.out) if args.out else cache / f"{src.name}.{args.mode}.tflite"
-        path, fresh = convert(src, out, mode=args.mode, force=args.force)
-        print(f"{path}: {'converted' if fresh else 'up to date'} ({args.mode}, card beside it)")
+        evaluation = None
+        if args.pairs:
+            pairs = read_pairs(args.pairs, args.image_root)
+            images = sorted({p for pr in pairs for p in (pr.a, pr.b)})
+            evaluation = Evaluation(images, pairs)
+        elif args.holdout:
+            evaluation = Evaluation(calibration_images(args.holdout))
+        elif args.mode != "float32" and not args.no_parity:
+            raise ConvertError(f"mode {args.mode}: the parity gate needs held-out faces: give --pairs or --holdout (or --no-parity, unsafe)")
+        bounds = Bounds(args.min_mean_cosine, args.min_p1_cosine, args.max_accuracy_drop, args.max_tar_drop)
+        report = convert(
+            src, out, mode=args.mode, calibration=args.calibration, min_calibration_faces=args.min_calibration_faces,
+            evaluation=evaluation, min_holdout_faces=args.min_holdout_faces, bounds=bounds, detector=args.detector, force=args.force,
+        )
+        print_report(report)
         return ExitCode.OK
     except FacegateError as exc:
         for line in str(exc).splitlines():

@@ -1,0 +1,452 @@
+"""The decision log (the contract with tools/report) and face snapshots.
+
+In: types.Decision values (and optionally an RGB face crop per decision).
+Out: ``decisions.jsonl``, one JSON object per line, appended and fsynced before
+the door acts; rotated files ``decisions.jsonl.N.gz`` (N=1 newest); and JPEG
+snapshots under ``<snapshots_dir>/<YYYY-MM-DD>/<event_id>.jpg``.
+
+Record fields, schema 1 (floats rounded to 4 decimals; a non-finite float is null):
+
+- ``schema``: int, 1.  Readers refuse records with a newer schema.
+- ``event_id``: str, unique id of the attempt; also names its snapshot.
+- ``time``: str, ISO 8601 UTC with milliseconds, e.g. ``2024-05-01T12:34:56.789Z``.
+- ``unix_time``: float, the same instant in Unix seconds.
+- ``decision``: ``"unlock"`` or ``"deny"``.  Only reason ``accepted`` unlocks.
+- ``reason``: one of types.Reason.ALL (accepted, unknown_face, ambiguous,
+  low_quality, too_dark, locked_out, presentation_attack, no_gallery, error).
+- ``person``: str or null, the accepted person, or the best candidate when denied.
+- ``best`` / ``best_score``: str or null / float, the best-matching person and
+  their cosine similarity (-1.0 when nobody is enrolled).
+- ``second`` / ``second_score``: str or null / float, the runner-up (-1.0 if none).
+- ``threshold``: float, the minimum cosine similarity in force.
+- ``min_margin``: float, the minimum lead of best over second in force.
+- ``frames_used``: int, frames of the track that were judged.
+- ``frames_matched``: int, of those, frames that matched ``person``.
+- ``track_id``: int, the face track the decision is about.
+- ``quality``: object of str -> float, median quality figures over the frames
+  used (face_px, sharpness, brightness, contrast, yaw, pitch, roll).
+- ``liveness``: object or null, liveness figures (null until liveness exists).
+- ``model_sha256``: str, sha256 of the embedder that produced the scores.
+- ``camera``: str, the camera (or replay source) the frames came from.
+- ``sources``: list of str, frame sources (file paths on replay) for labelled review.
+- ``snapshot``: str or null, path of the JPEG face snapshot, null if none was saved.
+
+Rotation: before a line would take the live file past ``max_bytes`` it is renamed
+to ``.1`` and gzipped to ``.1.gz``; older ones shift to ``.N+1.gz`` and at most
+``backups`` are kept.  ``backups=0`` keeps no rotated data: the full live file is
+deleted and a new one started.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import logging
+import math
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import DecisionLogError
+from edge.models import atomic_write_bytes
+from edge.types import Decision
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DECIMALS = 4
+
+
+# --------------------------------------------------------------------------- records
+
+
+def iso_utc_ms(t: float) -> str:
+    """Unix seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``: sortable, unambiguous, human-readable."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _clean(value: Any) -> Any:
+    """Round floats; non-finite floats become null so every line is strict JSON."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return round(v, DECIMALS) if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return str(value)
+
+
+def decision_record(d: Decision, *, snapshot: str | None = None) -> dict[str, Any]:
+    """The flat, JSON-able log record of ``d`` (fields in the module docstring)."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "event_id": d.event_id,
+        "time": iso_utc_ms(d.time),
+        "unix_time": _clean(d.time),
+        "decision": "unlock" if d.unlock else "deny",
+        "reason": d.reason,
+        "person": d.person,
+        "best": d.best,
+        "best_score": _clean(d.best_score),
+        "second": d.second,
+        "second_score": _clean(d.second_score),
+        "threshold": _clean(d.threshold),
+        "min_margin": _clean(d.min_margin),
+        "frames_used": int(d.frames_used),
+        "frames_matched": int(d.frames_matched),
+        "track_id": int(d.track_id),
+        "quality": _clean(dict(d.quality)),
+        "liveness": None if d.liveness is None else _clean(dict(d.liveness)),
+        "model_sha256": d.model_sha256,
+        "camera": d.camera,
+        "sources": [str(s) for s in d.sources],
+        "snapshot": None if snapshot is None else str(snapshot),
+    }
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rotated(path: Path) -> dict[int, Path]:
+    """Compressed rotated siblings of ``path`` by number (``name.N.gz``, 1 = newest)."""
+    pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)\.gz")
+    found: dict[int, Path] = {}
+    if path.parent.is_dir():
+        for p in path.parent.iterdir():
+            m = pattern.fullmatch(p.name)
+            if m:
+                found[int(m.group(1))] = p
+    return found
+
+
+class DecisionLog:
+    """Append-only JSON-lines log, one fsynced write per decision, with size rotation.
+
+    A decision is logged when ``append`` returns: a crash or power cut after that
+    loses nothing, and one before it leaves at most a torn last line, which the
+    next open cuts off (that decision never took effect).
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int, backups: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = int(max_bytes)
+        self.backups = int(backups)
+        self._fd: int | None = None
+        self._regular = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one line and fsync it; DecisionLogError if it is not on disk."""
+        event_id = record.get("event_id", "?")
+        try:
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        except (TypeError, ValueError) as exc:
+            raise DecisionLogError(f"{self.path}: cannot serialise decision {event_id}: {exc}") from None
+        with self._lock:
+            try:
+                self._write(line)
+            except OSError as exc:
+                self._close()  # the next append reopens: the disk may have been fixed
+                reason = exc.strerror or str(exc)
+                raise DecisionLogError(f"{self.path}: cannot write decision {event_id}: {reason}") from None
+
+    def _write(self, line: bytes) -> None:
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size if self._regular else 0
+        if self._regular and size > 0 and size + len(line) > self.max_bytes:
+            self._rotate()
+            size = 0
+        n = os.write(self._fd, line)  # one write on an O_APPEND fd: lines never interleave
+        if n != len(line):
+            # A short write (disk nearly full) left part of a line: take it back.
+            if self._regular:
+                os.ftruncate(self._fd, size)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(self._fd)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            if self._regular:
+                self._repair_tail(fd)
+                self._finish_pending()
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _repair_tail(self, fd: int) -> None:
+        """End the file on a newline, so our next line is not glued onto a torn one.
+
+        A complete JSON object missing only its newline is kept; anything else
+        after the last newline is a write a crash interrupted, and is cut off.
+        """
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as f:
+            pos, tail = size, b""
+            while pos > 0:
+                step = min(65536, pos)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+                if b"\n" in tail:
+                    break
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n") + 1  # 0 when the whole file is one torn line
+        fragment = tail[cut:]
+        try:
+            complete = isinstance(json.loads(fragment), dict)
+        except ValueError:
+            complete = False
+        if complete:
+            os.write(fd, b"\n")
+            os.fsync(fd)
+        else:
+            keep = size - len(fragment)
+            log.warning("%s: cut off a torn last line (%d bytes) left by a crash", self.path, len(fragment))
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+
+    def _rotate(self) -> None:
+        """live -> .1 -> .1.gz, shifting older .N.gz up; every line stays in exactly one file."""
+        self._close()
+        self._finish_pending()
+        rotated = _rotated(self.path)
+        for n in sorted(rotated, reverse=True):  # highest first: never overwrite a file not yet moved
+            if n >= self.backups:
+                rotated[n].unlink()  # would become backups+1: the oldest data goes
+            else:
+                os.replace(rotated[n], rotated[n].with_name(f"{self.path.name}.{n + 1}.gz"))
+        if self.backups > 0:
+            os.replace(self.path, self._plain(1))
+            _fsync_dir(self.path.parent)
+            self._finish_pending()
+        else:
+            self.path.unlink()
+            _fsync_dir(self.path.parent)
+        log.info("%s: rotated at %d bytes (keeping %d rotated files)", self.path, self.max_bytes, self.backups)
+        self._open()
+
+    def _plain(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def _finish_pending(self) -> None:
+        """Compress a rotated ``.1`` a crash left plain (or drop it if its .gz is already complete)."""
+        plain = self._plain(1)
+        if not plain.exists():
+            return
+        gz = plain.with_name(plain.name + ".gz")
+        if not gz.exists():
+            atomic_write_bytes(gz, gzip.compress(plain.read_bytes(), compresslevel=6, mtime=0), mode=0o640)
+        plain.unlink()
+        _fsync_dir(self.path.parent)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def log_files(path: str | Path) -> list[Path]:
+    """Every file of the log at ``path``: rotated ones oldest first, then the live one."""
+    path = Path(path)
+    rotated = _rotated(path)
+    files = [rotated[n] for n in sorted(rotated, reverse=True)]
+    # A plain .1 is a rotation a crash interrupted before compressing.  Beside a
+    # .1.gz it is a leftover of a complete one: read the .gz alone, no line twice.
+    plain = path.with_name(f"{path.name}.1")
+    if plain.exists() and 1 not in rotated:
+        files.append(plain)
+    if path.exists():
+        files.append(path)
+    return files
+
+
+def read_records(paths: Iterable[str | Path], *, strict: bool = True) -> Iterator[dict[str, Any]]:
+    """Yield the records of ``paths`` in order; ``.gz`` files are decompressed.
+
+    A torn last line (no newline, not JSON) is what a crash mid-write leaves: it
+    is skipped with a warning.  Any other bad line is corruption: DecisionLogError,
+    or with ``strict=False`` a warning and the line skipped.
+    """
+    for path in paths:
+        path = Path(path)
+        opener = gzip.open if path.name.endswith(".gz") else open
+        lineno = 0
+        try:
+            with opener(path, "rb") as f:
+                for lineno, raw in enumerate(f, 1):
+                    record = _parse(path, lineno, raw, strict)
+                    if record is not None:
+                        yield record
+        except (OSError, EOFError) as exc:
+            if isinstance(exc, DecisionLogError):
+                raise
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            msg = f"{path}: cannot read after line {lineno}: {reason}"
+            if strict:
+                raise DecisionLogError(msg) from None
+            log.warning("%s; rest of the file skipped", msg)
+
+
+def _parse(path: Path, lineno: int, raw: bytes, strict: bool) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        if not raw.endswith(b"\n"):
+            log.warning("%s:%d: torn last line skipped (a write interrupted by a crash)", path, lineno)
+            return None
+        return _bad(f"{path}:{lineno}: not a JSON object", strict)
+    schema = record.get("schema")
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        return _bad(f"{path}:{lineno}: schema: expected a positive integer, got {schema!r}", strict)
+    if schema > SCHEMA_VERSION:
+        raise DecisionLogError(
+            f"{path}:{lineno}: schema: record has schema {schema}, this facegate reads up to "
+            f"{SCHEMA_VERSION}; upgrade facegate"
+        )
+    return record
+
+
+def _bad(msg: str, strict: bool) -> None:
+    if strict:
+        raise DecisionLogError(msg)
+    log.warning("%s; skipped", msg)
+    return None
+
+
+# --------------------------------------------------------------------------- snapshots
+
+_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class SnapshotStore:
+    """JPEG face snapshots per decision, pruned by age and total size.
+
+    They are biometric images: files are 0600 in 0700 directories, and days are
+    UTC, like the log's ``time``.  ``max_days=0`` or ``max_mb=0`` keeps none.
+    """
+
+    def __init__(self, directory: str | Path, *, max_days: float, max_mb: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = Path(directory)
+        self.max_days = float(max_days)
+        self.max_bytes = float(max_mb) * 1024 * 1024
+        self.clock = clock
+
+    def save(self, event_id: str, rgb: np.ndarray) -> Path:
+        """Write the snapshot; DecisionLogError on failure so the caller logs snapshot=null."""
+        if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+            raise DecisionLogError(f"{self.directory}: event_id {event_id!r} is not a safe file name")
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+        path = self.directory / day / f"{event_id}.jpg"
+        try:
+            if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+                raise ValueError(f"expected uint8 HxWx3 RGB, got {getattr(rgb, 'dtype', type(rgb))} "
+                                 f"{getattr(rgb, 'shape', '')}")
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not ok:
+                raise ValueError("JPEG encoding failed")
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            atomic_write_bytes(path, buf.tobytes(), mode=0o600)
+        except (OSError, ValueError, cv2.error) as exc:
+            lines = str(exc).strip().splitlines()  # cv2.error spans several lines
+            reason = getattr(exc, "strerror", None) or (lines[-1] if lines else type(exc).__name__)
+            raise DecisionLogError(f"{path}: cannot save snapshot for decision {event_id}: {reason}") from None
+        return path
+
+    def _snapshots(self) -> list[tuple[float, int, Path]]:
+        found = []
+        if not self.directory.is_dir():
+            return found
+        for day in self.directory.iterdir():
+            if not (_DAY.fullmatch(day.name) and day.is_dir()):
+                continue  # only touch what save() wrote
+            for p in day.glob("*.jpg"):
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                found.append((st.st_mtime, st.st_size, p))
+        return sorted(found)
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete snapshots older than max_days, then oldest first until under max_mb; return how many."""
+        now = self.clock() if now is None else now
+        snaps = self._snapshots()
+        cutoff = now - self.max_days * 86400.0
+        total = sum(size for _, size, _ in snaps)
+        deleted = 0
+        for mtime, size, p in snaps:  # oldest first
+            if mtime >= cutoff and total <= self.max_bytes:
+                break
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("%s: cannot delete snapshot: %s", p, exc.strerror)
+                continue
+            total -= size
+            deleted += 1
+        for day in self.directory.iterdir() if self.directory.is_dir() else ():
+            if _DAY.fullmatch(day.name) and day.is_dir():
+                try:
+                    day.rmdir()  # only succeeds when empty
+                except OSError:
+                    pass
+        if deleted:
+            log.info("%s: pruned %d snapshots", self.directory, deleted)
+        return deleted

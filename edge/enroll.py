@@ -1,0 +1,137 @@
+"""Enrollment: good face images or camera frames -> templates in the gallery.
+
+In: image files, or frames from the camera (guided: each rejected frame says
+why), and the config's quality gates.  Out: the person's embeddings added to
+the gallery, saved atomically with owner-only permissions.
+
+Enrollment is stricter than recognition: a template from a blurry or turned
+face would weaken every later decision for that person.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import Config, PolicyConfig
+from edge.errors import FacegateError, NoFaceError
+from edge.gallery import Gallery
+from edge.images import read_image
+from edge.pipeline import FacePipeline, FaceResult
+from edge.quality import Quality
+from edge.types import Embedding, Frame
+
+log = logging.getLogger(__name__)
+
+# Enrollment asks for a better face than the door does.
+ENROLL_STRICTNESS = 1.25
+
+
+@dataclass(frozen=True)
+class Attempt:
+    source: str
+    accepted: bool
+    reason: str  # "ok", or why the image/frame was not used
+
+
+def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> list[str]:
+    """Each failed gate as advice a person at the camera can follow."""
+    out = []
+    if not q.brightness >= p.min_brightness:
+        out.append(f"too dark (brightness {q.brightness:.0f} < {p.min_brightness:.0f}): add light")
+    if not q.face_px >= p.min_face_px * strict:
+        out.append(f"face too small ({q.face_px:.0f} px < {p.min_face_px * strict:.0f}): come closer")
+    if not q.sharpness >= p.min_sharpness * strict:
+        out.append(f"blurry (sharpness {q.sharpness:.0f} < {p.min_sharpness * strict:.0f}): hold still")
+    if not abs(q.yaw) <= p.max_yaw_deg / strict:
+        out.append(f"turned sideways (yaw {q.yaw:+.0f}°): look at the camera")
+    if not abs(q.pitch) <= p.max_pitch_deg / strict:
+        out.append(f"head tilted up/down (pitch {q.pitch:+.0f}°): look straight ahead")
+    if not abs(q.roll) <= p.max_roll_deg / strict:
+        out.append(f"head tilted sideways (roll {q.roll:+.0f}°): hold your head level")
+    return out
+
+
+def judge(pipeline: FacePipeline, frame: Frame, policy: PolicyConfig) -> tuple[FaceResult | None, str]:
+    faces = pipeline.detect(frame)
+    if not faces:
+        return None, "no face found"
+    if len(faces) > 1:
+        return None, f"{len(faces)} faces: only the person enrolling may be in view"
+    result = pipeline.process(frame, faces[0])
+    bad = problems(result.quality, policy)
+    return (None, "; ".join(bad)) if bad else (result, "ok")
+
+
+def from_images(pipeline: FacePipeline, paths: Iterable[Path], policy: PolicyConfig,
+                report: Callable[[Attempt], None] = lambda a: None) -> list[tuple[Embedding, str]]:
+    """Good faces from image files; every rejected file is reported with its reason."""
+    good = []
+    for path in paths:
+        try:
+            frame = read_image(path)
+        except FacegateError as exc:
+            report(Attempt(str(path), False, str(exc)))
+            continue
+        result, why = judge(pipeline, frame, policy)
+        report(Attempt(str(path), result is not None, why))
+        if result is not None:
+            good.append((result.embedding, str(path)))
+    return good
+
+
+def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: int, timeout_s: float = 60.0,
+                min_interval_s: float = 0.3, clock: Callable[[], float] = time.monotonic,
+                report: Callable[[Attempt], None] = lambda a: None) -> list[tuple[Embedding, str]]:
+    """Guided capture: keep the good frames (spaced in time), say why others are refused."""
+    good: list[tuple[Embedding, str]] = []
+    start = last = clock() - min_interval_s
+    last_reason = None
+    camera.open()
+    try:
+        while len(good) < count:
+            if clock() - start > timeout_s:
+                raise NoFaceError(f"enrollment timed out after {timeout_s:.0f} s with {len(good)} of {count} good frames")
+            frame = camera.read()
+            result, why = judge(pipeline, frame, policy)
+            if result is None:
+                if why != last_reason:  # say each problem once, not every frame
+                    report(Attempt(frame.source or f"frame {frame.index}", False, why))
+                    last_reason = why
+                continue
+            if clock() - last < min_interval_s:
+                continue
+            last, last_reason = clock(), None
+            good.append((result.embedding, getattr(camera, "name", "camera")))
+            report(Attempt(frame.source or f"frame {frame.index}", True, f"ok ({len(good)}/{count})"))
+    finally:
+        camera.close()
+    return good
+
+
+def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], sha256: str, size: int) -> Gallery:
+    """Add templates under ``name`` and save; warn if they look like someone already enrolled."""
+    if not good:
+        raise NoFaceError(f"{name}: no usable face; nothing enrolled")
+    path = Path(config.gallery.path)
+    if path.exists():
+        gallery = Gallery.load(path, model_sha256=sha256)
+    else:
+        gallery = Gallery.empty(sha256, size)
+    matrix, labels = gallery.matrix() if gallery.names() else (np.zeros((0, size), np.float32), [])
+    if len(labels):
+        sims = np.stack([e.vector for e, _ in good]) @ matrix.T
+        for other in set(labels) - {name}:
+            cols = [i for i, l in enumerate(labels) if l == other]
+            best = float(sims[:, cols].max())
+            if best >= config.match.min_cosine_similarity:
+                log.warning("%s looks like %s (cosine %.3f >= %.3f): check this is not the same person twice",
+                            name, other, best, config.match.min_cosine_similarity)
+    gallery.add(name, [e for e, _ in good], [s for _, s in good], max_templates=config.gallery.max_templates_per_person)
+    gallery.save(path)
+    return gallery

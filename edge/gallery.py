@@ -1,0 +1,317 @@
+"""The gallery of enrolled faces: a JSON file of templates per person.
+
+In: Embeddings from enrollment (or a gallery file).  Out: a :class:`Gallery`
+that saves itself atomically and hands the matcher one N x D matrix of unit
+templates plus the person each row belongs to.
+
+File format, schema 1 (JSON, so an operator can inspect or diff it)::
+
+    {"schema": 1, "model_sha256": "<sha256 of the embedder>", "embedding_size": 128,
+     "people": {"alice": {"templates": [[0.0123457, ...], ...],
+                          "added": ["2024-05-01T12:00:00Z", ...],
+                          "sources": ["camera", "photos/alice.jpg", ...]}}}
+
+``templates``, ``added`` and ``sources`` run in parallel, oldest first.  Floats
+are rounded to 7 significant digits (float32 holds no more).  Templates are
+biometric data: the file is written 0600 in a 0700 directory.  Loading checks
+every field and refuses the file with one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import GalleryError
+from edge.models import atomic_write_bytes
+from edge.types import Embedding
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+UNIT_TOLERANCE = 1e-3
+MAX_NAME_LEN = 64
+ENROLL_HINT = "facegate enroll NAME"
+
+# Letters (any script), digits, underscore, space, dot and hyphen.
+_NAME = re.compile(r"[\w .\-]+")
+_TOP_KEYS = {"schema", "model_sha256", "embedding_size", "people"}
+_PERSON_KEYS = {"templates", "added", "sources"}
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it may be enrolled; names appear in logs, CLIs and field paths."""
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_NAME_LEN
+        or not _NAME.fullmatch(name)
+        or name != name.strip()
+    ):
+        raise GalleryError(
+            f"invalid name {name!r}: use 1-{MAX_NAME_LEN} letters, digits, spaces, '.', '_' or '-', "
+            "with no leading or trailing space"
+        )
+    return name
+
+
+def model_mismatch_message(enrolled: str, embedder: str) -> str:
+    """The one wording for 'templates from another model', shared with edge.match."""
+    return (
+        f"model_sha256: enrolled with model {enrolled[:12]}…, the embedder is {embedder[:12]}…; "
+        f"enroll everyone again ({ENROLL_HINT})"
+    )
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _round7(row: np.ndarray) -> list[float]:
+    return [float(f"{v:.7g}") for v in row.tolist()]
+
+
+@dataclass
+class _Person:
+    templates: np.ndarray  # k x D float32, unit rows, oldest first
+    added: list[str]
+    sources: list[str]
+
+
+class Gallery:
+    """Enrolled people and their templates, all from one embedder model."""
+
+    def __init__(self, model_sha256: str, embedding_size: int) -> None:
+        if not isinstance(model_sha256, str) or not model_sha256:
+            raise GalleryError("model_sha256: must be a non-empty string")
+        if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
+            raise GalleryError(f"embedding_size: must be a positive integer, got {embedding_size!r}")
+        self._model_sha256 = model_sha256
+        self._size = embedding_size
+        self._people: dict[str, _Person] = {}
+        self._matrix: tuple[np.ndarray, list[str]] | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def empty(cls, model_sha256: str, embedding_size: int) -> Gallery:
+        return cls(model_sha256, embedding_size)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_sha256: str | None = None) -> Gallery:
+        """Read and check ``path``; with ``model_sha256``, refuse templates from another model."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
+        except OSError as exc:
+            raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
+        if stat.S_IMODE(mode) & 0o077:
+            log.warning("%s: gallery is accessible to group/others (mode %04o); run chmod 600 on it",
+                        path, stat.S_IMODE(mode))
+        try:
+            raw = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise GalleryError(f"{path}: not valid JSON (line {exc.lineno})") from None
+        except UnicodeDecodeError:
+            raise GalleryError(f"{path}: not valid JSON (not UTF-8 text)") from None
+        gallery = cls._from_json(raw, path)
+        if model_sha256 is not None and model_sha256 != gallery.model_sha256:
+            raise GalleryError(f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}")
+        return gallery
+
+    @classmethod
+    def _from_json(cls, raw: Any, path: Path) -> Gallery:
+        def fail(field: str, msg: str) -> GalleryError:
+            return GalleryError(f"{path}: {field}: {msg}")
+
+        if not isinstance(raw, dict):
+            raise GalleryError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        schema = raw.get("schema")
+        if schema != SCHEMA or isinstance(schema, bool):
+            raise fail("schema", f"expected {SCHEMA}, got {schema!r}")
+        unknown = sorted(set(raw) - _TOP_KEYS)
+        if unknown:
+            raise fail(unknown[0], "unknown field")
+        sha = raw.get("model_sha256")
+        if not isinstance(sha, str) or not sha:
+            raise fail("model_sha256", f"expected a non-empty string, got {sha!r}")
+        size = raw.get("embedding_size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise fail("embedding_size", f"expected a positive integer, got {size!r}")
+        people = raw.get("people")
+        if not isinstance(people, dict):
+            raise fail("people", f"expected an object of name -> person, got {type(people).__name__}")
+        gallery = cls(sha, size)
+        for name, person in people.items():
+            try:
+                validate_name(name)
+            except GalleryError as exc:
+                raise fail("people", str(exc)) from None
+            where = f"people.{name}"
+            if not isinstance(person, dict):
+                raise fail(where, f"expected an object, got {type(person).__name__}")
+            unknown = sorted(set(person) - _PERSON_KEYS)
+            if unknown:
+                raise fail(f"{where}.{unknown[0]}", "unknown field")
+            templates = person.get("templates")
+            if not isinstance(templates, list) or not templates:
+                raise fail(f"{where}.templates", "expected a non-empty list of templates")
+            rows = [_check_template(t, size, lambda msg, i=i: fail(f"{where}.templates[{i}]", msg))
+                    for i, t in enumerate(templates)]
+            lists = {}
+            for key in ("added", "sources"):
+                value = person.get(key)
+                if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                    raise fail(f"{where}.{key}", "expected a list of strings")
+                if len(value) != len(rows):
+                    raise fail(f"{where}.{key}", f"expected {len(rows)} entries (one per template), got {len(value)}")
+                lists[key] = list(value)
+            gallery._people[name] = _Person(np.stack(rows), lists["added"], lists["sources"])
+        return gallery
+
+    # ------------------------------------------------------------------ saving
+
+    def to_json(self) -> str:
+        """The file's text: indented, but each template on one line."""
+        doc = {
+            "schema": SCHEMA,
+            "model_sha256": self._model_sha256,
+            "embedding_size": self._size,
+            "people": {
+                name: {
+                    "templates": [_round7(row) for row in p.templates],
+                    "added": p.added,
+                    "sources": p.sources,
+                }
+                for name, p in self._people.items()
+            },
+        }
+        text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+        # Collapse arrays of numbers onto one line.  JSON strings never hold a raw
+        # newline, so this cannot touch a name or a source.
+        return re.sub(r"\[\n\s+([-+0-9.eE,\s]+?)\n\s*\]",
+                      lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Replace ``path`` atomically (0600): a crash leaves the old gallery or the new one."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write_bytes(path, self.to_json().encode("utf-8"), mode=0o600)
+        except OSError as exc:
+            raise GalleryError(f"{path}: cannot save gallery: {exc.strerror or exc}") from None
+        log.info("saved gallery %s (%d people, %d templates)", path, len(self._people), self.matrix()[0].shape[0])
+
+    # ------------------------------------------------------------------ editing
+
+    @property
+    def model_sha256(self) -> str:
+        return self._model_sha256
+
+    @property
+    def embedding_size(self) -> int:
+        return self._size
+
+    def names(self) -> list[str]:
+        """Enrolled names, in enrollment order."""
+        return list(self._people)
+
+    def count(self, name: str) -> int:
+        """Templates held for ``name`` (0 if not enrolled)."""
+        p = self._people.get(name)
+        return 0 if p is None else int(p.templates.shape[0])
+
+    def add(self, name: str, embeddings: list[Embedding], sources: list[str], *, max_templates: int) -> None:
+        """Add templates for ``name`` (new or existing), keeping only the newest ``max_templates``.
+
+        Newest wins because faces change (beard, glasses, ageing): re-enrolling
+        should replace what is stale.
+        """
+        validate_name(name)
+        if max_templates < 1:
+            raise GalleryError(f"max_templates: must be at least 1, got {max_templates}")
+        if not embeddings:
+            raise GalleryError(f"{name}: no embeddings to add")
+        if len(sources) != len(embeddings):
+            raise GalleryError(f"{name}: {len(embeddings)} embeddings but {len(sources)} sources")
+        rows = []
+        for i, (e, src) in enumerate(zip(embeddings, sources)):
+            if e.model_sha256 != self._model_sha256:
+                mismatch = model_mismatch_message(self._model_sha256, e.model_sha256)
+                raise GalleryError(f"{name}: embedding {i}: {mismatch}")
+            if not isinstance(src, str):
+                raise GalleryError(f"{name}: sources[{i}]: expected a string, got {type(src).__name__}")
+            v = np.asarray(e.vector, dtype=np.float64).ravel()
+            rows.append(_check_template(v.tolist(), self._size,
+                                        lambda msg, i=i: GalleryError(f"{name}: embedding {i}: {msg}")))
+        now = _now_iso()
+        old = self._people.get(name)
+        templates = np.concatenate([old.templates, np.stack(rows)]) if old else np.stack(rows)
+        added = (old.added if old else []) + [now] * len(rows)
+        srcs = (old.sources if old else []) + list(sources)
+        self._people[name] = _Person(templates[-max_templates:], added[-max_templates:], srcs[-max_templates:])
+        self._matrix = None
+
+    def remove(self, name: str) -> None:
+        self._require(name)
+        del self._people[name]
+        self._matrix = None
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename in place, keeping enrollment order."""
+        self._require(old)
+        validate_name(new)
+        if new in self._people:
+            raise GalleryError(f"{new!r} is already enrolled; remove it first or pick another name")
+        self._people = {(new if k == old else k): v for k, v in self._people.items()}
+        self._matrix = None
+
+    def _require(self, name: str) -> None:
+        if name not in self._people:
+            enrolled = ", ".join(self._people) or "nobody"
+            raise GalleryError(f"{name!r} is not enrolled (enrolled: {enrolled})")
+
+    # ------------------------------------------------------------------ matching
+
+    def matrix(self) -> tuple[np.ndarray, list[str]]:
+        """All templates as one read-only N x D float32 matrix, and the name of each row.
+
+        Cached until the gallery changes, so matching a frame costs one matrix product.
+        """
+        if self._matrix is None:
+            if self._people:
+                m = np.concatenate([p.templates for p in self._people.values()]).astype(np.float32)
+            else:
+                m = np.zeros((0, self._size), np.float32)
+            m.setflags(write=False)
+            rows = [name for name, p in self._people.items() for _ in range(p.templates.shape[0])]
+            self._matrix = (m, rows)
+        m, rows = self._matrix
+        return m, list(rows)
+
+
+def _check_template(t: Any, size: int, fail: Any) -> np.ndarray:
+    """One template as a unit float32 row, or ``fail(message)`` raised."""
+    if not isinstance(t, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in t):
+        raise fail("expected a list of numbers")
+    if len(t) != size:
+        raise fail(f"expected {size} numbers, got {len(t)}")
+    if not all(math.isfinite(x) for x in t):
+        raise fail("holds a non-finite value (NaN or infinity)")
+    v = np.asarray(t, dtype=np.float64)
+    norm = float(np.linalg.norm(v))
+    if abs(norm - 1.0) > UNIT_TOLERANCE:
+        raise fail(f"not unit length (norm {norm:.4f})")
+    # Renormalise so rounding never biases a cosine.
+    return (v / norm).astype(np.float32)

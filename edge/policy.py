@@ -1,0 +1,345 @@
+"""The decision policy: a tracked face's frames -> one Decision per attempt.
+
+In: one :class:`Observation` per tracked face per frame (its Quality and, when
+it passed the quality gates, its gallery Match), with the time passed in.
+Out: at most one :class:`~edge.types.Decision` per attempt -- ACCEPTED (the
+only ``unlock=True``) once ``min_matching_frames`` of the attempt's ``frames``
+frames vote for one enrolled person and none votes for anybody else; otherwise
+a denial whose reason says why; LOCKED_OUT while a lockout runs.
+
+A false accept is far worse than a false reject, so every doubt denies: a frame
+votes only if it passes every gate, scores >= the threshold *and* leads the
+runner-up by the margin; NaN anywhere fails its comparison.
+
+The daemon's loop, roughly::
+
+    for res, tid in zip(results, tracker.update([r.face for r in results], now)):
+        bad = policy.gate(res.quality)              # skip embedding bad frames
+        match = None if bad else matcher(res.embedding)
+        decision = policy.observe(Observation(tid, now, match, res.quality, src), now)
+    for tid in tracker.expired(now):
+        decision = policy.end_track(tid, now)       # every attempt gets logged
+
+Pure logic: no clock, no threads, no I/O but logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import statistics
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edge.config import MatchConfig, PolicyConfig
+from edge.quality import Quality
+from edge.types import Decision, Match, Reason
+
+log = logging.getLogger(__name__)
+
+# Denials that look like someone trying to get in; quality failures and an empty
+# gallery do not (a passer-by or a setup problem must not lock the household out).
+COUNTED_DENIALS = frozenset({Reason.UNKNOWN_FACE, Reason.AMBIGUOUS, Reason.PRESENTATION_ATTACK})
+
+_QUALITY_FIELDS = tuple(f.name for f in dataclasses.fields(Quality))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One tracked face in one frame.
+
+    ``match`` is None when the frame failed the quality gates and was not
+    matched.  It may also be carried for such frames: the policy re-applies
+    the gates itself, so a match on a failing frame never votes.  A passing
+    frame with ``match=None`` simply does not vote.
+    """
+
+    track_id: int
+    time: float
+    match: Match | None
+    quality: Quality
+    source: str = ""
+
+
+def _random_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class _Track:
+    window: list[Observation] = field(default_factory=list)
+    decided_at: float | None = None
+    accepted: bool = False
+
+
+@dataclass
+class _Summary:
+    """What a window of observations says, computed in one place for every decision."""
+
+    size: int
+    failures: list[str]  # gate reasons of the frames that failed
+    votes: Counter[str]  # person -> frames that voted for them
+    vote_scores: dict[str, float]  # person -> their best voting score (tie-break only)
+    top: Match | None  # the best-scoring match among frames that passed the gates
+    no_gallery: bool  # frames were matched, and none had anybody to match against
+    contenders: set[str] = field(default_factory=set)  # people any gated frame put above threshold
+
+    @property
+    def candidate(self) -> str | None:
+        """Who this attempt was most likely to be: most votes, else the top match."""
+        if self.votes:
+            return max(self.votes, key=lambda p: (self.votes[p], self.vote_scores[p]))
+        return self.top.best if self.top is not None else None
+
+
+class Policy:
+    """k-of-n voting per track, retry pause per track, and a global lockout.
+
+    ``id_factory`` makes event ids (default: 16 random hex digits); inject a
+    counter in tests.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyConfig,
+        match: MatchConfig,
+        *,
+        model_sha256: str = "",
+        camera: str = "",
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        # The YAML loader checks these ranges, but a hand-built config is not
+        # checked: refuse here rather than run a policy that needs zero votes.
+        if policy.frames < 1 or policy.min_matching_frames < 1:
+            raise ValueError(
+                f"policy.frames and policy.min_matching_frames must be >= 1, "
+                f"got {policy.frames} and {policy.min_matching_frames}"
+            )
+        if policy.min_matching_frames > policy.frames:
+            log.warning(
+                "policy.min_matching_frames (%d) > policy.frames (%d): nobody can ever be accepted",
+                policy.min_matching_frames,
+                policy.frames,
+            )
+        self.policy = policy
+        self.match = match
+        self.model_sha256 = model_sha256
+        self.camera = camera
+        self._new_id = id_factory or _random_id
+        self._tracks: dict[int, _Track] = {}
+        self._denials: deque[float] = deque()  # times of counted denials in the window
+        self._last_denial = -math.inf  # time of the last counted denial
+        self._locked_until = -math.inf
+        self._level = 0  # consecutive lockouts so far: the next lasts lockout_s * 2**level
+
+    # -- gates and votes -----------------------------------------------------------
+
+    def gate(self, quality: Quality) -> str | None:
+        """None if the frame passes every quality gate, else Reason.TOO_DARK or LOW_QUALITY.
+
+        Brightness is checked first: a dark crop is also a blurry one, and "too
+        dark" is the cause a user (or installer) can act on.  Written as
+        ``not (x >= limit)`` so that NaN fails.
+        """
+        p = self.policy
+        if not quality.brightness >= p.min_brightness:
+            return Reason.TOO_DARK
+        if not (
+            quality.face_px >= p.min_face_px
+            and quality.sharpness >= p.min_sharpness
+            and abs(quality.yaw) <= p.max_yaw_deg
+            and abs(quality.pitch) <= p.max_pitch_deg
+            and abs(quality.roll) <= p.max_roll_deg
+        ):
+            return Reason.LOW_QUALITY
+        return None
+
+    def _vote(self, obs: Observation, failed: str | None) -> str | None:
+        """The person this frame votes for, if any (see the module docstring)."""
+        m = obs.match
+        if failed is not None or m is None or m.best is None:
+            return None
+        if not m.best_score >= self.match.min_cosine_similarity:
+            return None
+        if not m.margin >= self.match.min_margin:  # no epsilon: float error may only deny
+            return None
+        return m.best
+
+    def _summarize(self, window: list[Observation]) -> _Summary:
+        failures: list[str] = []
+        votes: Counter[str] = Counter()
+        vote_scores: dict[str, float] = {}
+        matched: list[Match] = []
+        contenders: set[str] = set()
+        for obs in window:
+            failed = self.gate(obs.quality)
+            if failed is not None:
+                failures.append(failed)
+                continue
+            if obs.match is not None:
+                matched.append(obs.match)
+                if obs.match.best is not None and obs.match.best_score >= self.match.min_cosine_similarity:
+                    contenders.add(obs.match.best)
+            person = self._vote(obs, failed)
+            if person is not None:
+                votes[person] += 1
+                vote_scores[person] = max(vote_scores.get(person, -math.inf), obs.match.best_score)
+        scored = [m for m in matched if math.isfinite(m.best_score)]
+        top = max(scored, key=lambda m: m.best_score) if scored else None  # first of equals
+        no_gallery = bool(matched) and all(m.best is None for m in matched)
+        return _Summary(len(window), failures, votes, vote_scores, top, no_gallery, contenders)
+
+    def _deny_reason(self, s: _Summary) -> str:
+        """Why a window that did not accept was denied; checked most specific first."""
+        if s.no_gallery:
+            return Reason.NO_GALLERY
+        if 2 * len(s.failures) > s.size:
+            dark = s.failures.count(Reason.TOO_DARK)
+            return Reason.TOO_DARK if dark > len(s.failures) - dark else Reason.LOW_QUALITY
+        if len(s.votes) > 1 or len(s.contenders) > 1:
+            return Reason.AMBIGUOUS
+        top, m = s.top, self.match
+        if top is not None and top.best_score >= m.min_cosine_similarity and not top.margin >= m.min_margin:
+            return Reason.AMBIGUOUS
+        return Reason.UNKNOWN_FACE
+
+    # -- the public calls --------------------------------------------------------------
+
+    def observe(self, obs: Observation, now: float) -> Decision | None:
+        """Add a frame to its track's window; a Decision as soon as there is one, else None.
+
+        A decided track ignores further frames: for good once accepted (a person
+        standing in the doorway must not unlock it again and again, nor hand the
+        track to whoever follows), and for retry_after_s once denied.
+        """
+        track = self._tracks.setdefault(obs.track_id, _Track())
+        if track.decided_at is not None:
+            if track.accepted or now - track.decided_at < self.policy.retry_after_s:
+                return None
+            track.window = []
+            track.decided_at = None
+        track.window.append(obs)
+        s = self._summarize(track.window)
+        if len(s.votes) == 1:
+            (person, n), = s.votes.items()
+            # A frame that put somebody else above the threshold (even without the
+            # margin) is doubt about who this is: no accept from this window.
+            if n >= self.policy.min_matching_frames and s.contenders <= {person}:
+                return self._decide(obs.track_id, track, s, now, Reason.ACCEPTED, person)
+        if len(track.window) >= self.policy.frames:
+            return self._decide(obs.track_id, track, s, now, self._deny_reason(s), s.candidate)
+        return None
+
+    def settled(self, track_id: int, now: float) -> bool:
+        """True while observe() would ignore this track: the daemon skips embedding it."""
+        track = self._tracks.get(track_id)
+        if track is None or track.decided_at is None:
+            return False
+        return track.accepted or now - track.decided_at < self.policy.retry_after_s
+
+    def end_track(self, track_id: int, now: float) -> Decision | None:
+        """The track left: deny an undecided attempt (so every attempt is logged), and forget it."""
+        track = self._tracks.pop(track_id, None)
+        if track is None or track.decided_at is not None or not track.window:
+            return None
+        s = self._summarize(track.window)
+        return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)
+
+    def locked_out_until(self, now: float) -> float | None:
+        """When the current lockout ends, or None if there is none at ``now``."""
+        return self._locked_until if now < self._locked_until else None
+
+    # -- decisions and lockout -------------------------------------------------------------
+
+    def _decide(
+        self, track_id: int, track: _Track, s: _Summary, now: float, reason: str, person: str | None
+    ) -> Decision:
+        locked = now < self._locked_until
+        if locked:
+            # Not counted: the quiet period that resets the doubling starts at the
+            # lockout's end anyway, and a lockout must not extend itself forever.
+            log.info("track %d: %s (would have been %s, candidate %s)", track_id, Reason.LOCKED_OUT, reason, person)
+            reason = Reason.LOCKED_OUT
+        elif reason == Reason.ACCEPTED:
+            self._level = 0
+        elif reason in COUNTED_DENIALS:
+            self._count_denial(now)
+        unlock = reason == Reason.ACCEPTED
+        track.decided_at = now
+        track.accepted = unlock
+        top = s.top
+        decision = Decision(
+            event_id=self._new_id(),
+            time=now,
+            unlock=unlock,
+            reason=reason,
+            person=person,
+            best=top.best if top is not None else None,
+            best_score=float(top.best_score) if top is not None else -1.0,
+            second=top.second if top is not None else None,
+            second_score=float(top.second_score) if top is not None else -1.0,
+            threshold=self.match.min_cosine_similarity,
+            min_margin=self.match.min_margin,
+            frames_used=len(track.window),
+            frames_matched=s.votes.get(person, 0) if person is not None else 0,
+            track_id=track_id,
+            quality=_median_quality(track.window),
+            liveness=None,
+            model_sha256=self.model_sha256,
+            camera=self.camera,
+            sources=tuple(o.source for o in track.window),
+        )
+        if not locked:
+            log.info(
+                "track %d: %s person=%s score=%.3f votes=%d/%d",
+                track_id,
+                reason,
+                person,
+                decision.best_score,
+                decision.frames_matched,
+                decision.frames_used,
+            )
+        return decision
+
+    def _count_denial(self, now: float) -> None:
+        """Record a counted denial; start a lockout when there are lockout_attempts in the window.
+
+        The quiet period that resets the doubling is measured from the later of
+        the last denial and the end of the last lockout -- else any lockout
+        longer than the window would reset itself and never double.  A lockout
+        clears the count: after it, the next lockout_attempts denials start the
+        next (doubled) one.
+        """
+        p = self.policy
+        if now - max(self._last_denial, self._locked_until) >= p.lockout_window_s:
+            self._level = 0
+        self._last_denial = now
+        self._denials.append(now)
+        while self._denials and now - self._denials[0] >= p.lockout_window_s:
+            self._denials.popleft()
+        if len(self._denials) >= p.lockout_attempts and p.lockout_s > 0 and p.lockout_max_s > 0:
+            duration = min(p.lockout_s * 2.0 ** min(self._level, 64), p.lockout_max_s)
+            self._locked_until = now + duration
+            self._level += 1
+            self._denials.clear()
+            log.warning(
+                "lockout #%d: %d denials within %.0f s; nobody is let in for %.0f s",
+                self._level,
+                p.lockout_attempts,
+                p.lockout_window_s,
+                duration,
+            )
+
+
+def _median_quality(window: list[Observation]) -> dict[str, float]:
+    """Median of each Quality field over the window, rounded like Quality.as_dict; NaNs left out."""
+    out: dict[str, float] = {}
+    for name in _QUALITY_FIELDS:
+        values = [float(getattr(o.quality, name)) for o in window]
+        values = [v for v in values if math.isfinite(v)]
+        if values:
+            out[name] = round(float(statistics.median(values)), 3)
+    return out

@@ -1,0 +1,261 @@
+"""The door-lock daemon: camera -> pipeline -> policy -> door + decision log.
+
+In: a Config and the parts it builds (camera, face pipeline, gallery, door,
+decision log, systemd notifier), all injectable for tests.  Out: unlock pulses
+for accepted people only, one JSON line per decision, READY/WATCHDOG/STOPPING
+to systemd.
+
+Fail secure: the relay is off at start, after every error, on every exit path
+and on SIGTERM/SIGINT.  A decision that cannot be logged does not unlock.
+Frames that fail to decode are skipped; a camera that drops is reopened with
+back-off (edge.camera.ReconnectingCamera); a pipeline error on a frame relocks
+and goes on, and too many in a row end the process (systemd restarts it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
+from edge.config import Config
+from edge.decisions import DecisionLog, SnapshotStore, decision_record
+from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
+from edge.gallery import Gallery
+from edge.match import match
+from edge.notify import FrameWatchdog, Notifier, watchdog_period
+from edge.pipeline import FacePipeline, build_pipeline
+from edge.policy import Observation, Policy
+from edge.track import Tracker
+from edge.types import Decision, Frame
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_ERRORS = 20
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    corrupt_frames: int = 0
+    faces: int = 0
+    decisions: int = 0
+    unlocks: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Service:
+    """One running door: owns the loop; every part is passed in."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        camera: Camera,
+        pipeline: FacePipeline,
+        gallery: Gallery,
+        door: Any,  # edge.lock.Door
+        decisions: DecisionLog,
+        snapshots: SnapshotStore | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.camera = camera
+        self.pipeline = pipeline
+        self.gallery = gallery
+        self.door = door
+        self.decisions = decisions
+        self.snapshots = snapshots
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.wall = wall
+        self.on_decision = on_decision
+        self.tracker = Tracker(timeout_s=config.policy.track_timeout_s)
+        self.policy = Policy(
+            config.policy, config.match, model_sha256=pipeline.embedder.sha256, camera=getattr(camera, "name", "")
+        )
+        self.watchdog = FrameWatchdog(
+            self.notifier, period=watchdog_period(), stall_after=config.service.watchdog_stall_s, clock=clock
+        )
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._ready = False
+
+    # ---------------------------------------------------------------- control
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to end; relock at once (safe from a signal handler)."""
+        self._stop.set()
+        try:
+            self.door.lock()
+        finally:
+            stopper = getattr(self.camera, "stop", None)
+            if callable(stopper):
+                stopper()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self.stop)
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, *, max_frames: int | None = None) -> ExitCode:
+        """Process frames until stopped, the replay ends, or a fatal error; always relocks."""
+        code = ExitCode.OK
+        self.door.lock()
+        self.notifier.status("starting: waiting for the first frame")
+        errors_in_row = 0
+        try:
+            self.camera.open()
+            while not self._stop.is_set():
+                if max_frames is not None and self.stats.frames >= max_frames:
+                    break
+                self.door.poll()  # relock an overdue pulse, notice the door even when frames stall
+                try:
+                    frame = self.camera.read()
+                except EndOfStream:
+                    log.info("end of replay after %d frames", self.stats.frames)
+                    break
+                except CameraStopped:
+                    break
+                except CorruptFrame as exc:
+                    self.stats.corrupt_frames += 1
+                    log.warning("skipping a corrupt frame: %s", exc)
+                    continue
+                try:
+                    self.step(frame)
+                    errors_in_row = 0
+                except DecisionLogError:
+                    raise
+                except Exception as exc:  # one bad frame must not open or kill the door
+                    self.door.lock()
+                    self.stats.errors += 1
+                    errors_in_row += 1
+                    log.error("frame %s: pipeline error, door stays locked: %s: %s",
+                              frame.source or frame.index, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    if errors_in_row >= MAX_CONSECUTIVE_ERRORS:
+                        log.critical("%d pipeline errors in a row; exiting so systemd restarts facegate", errors_in_row)
+                        code = ExitCode.FAILURE
+                        break
+                    continue
+                self.stats.frames += 1
+                self.watchdog.frame_done()
+                self.watchdog.tick()
+                if not self._ready:
+                    self._ready = True
+                    self.notifier.ready(status="watching the door")
+                    log.info("ready: first frame processed")
+            self.flush()
+        except DecisionLogError as exc:
+            log.critical("%s; door stays locked", exc)
+            code = ExitCode.LOG
+        except CameraError as exc:
+            log.critical("camera failed: %s; door stays locked", exc)
+            code = ExitCode.CAMERA
+        except FacegateError as exc:
+            log.critical("%s; door stays locked", exc)
+            code = exc.exit_code
+        finally:
+            self.notifier.stopping()
+            try:
+                self.door.close()  # relocks first, then releases the pins
+            finally:
+                try:
+                    self.camera.close()
+                finally:
+                    self.decisions.close()
+            log.info(
+                "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
+                self.stats.frames, self.stats.decisions, self.stats.unlocks, self.stats.corrupt_frames, self.stats.errors,
+            )
+        return code
+
+    def step(self, frame: Frame) -> list[Decision]:
+        """One frame through detect -> track -> gate -> embed -> match -> policy."""
+        now = self.clock()
+        out = []
+        faces = self.pipeline.detect(frame)
+        self.stats.faces += len(faces)
+        for face, tid in zip(faces, self.tracker.update(faces, now)):
+            if self.policy.settled(tid, now):
+                continue  # decided and not due to retry: skip the embedder
+            result = self.pipeline.process(frame, face)
+            failed = self.policy.gate(result.quality)
+            m = None if failed else match(result.embedding, self.gallery)
+            d = self.policy.observe(Observation(tid, now, m, result.quality, frame.source), now)
+            if d is not None:
+                self.act(d, result.aligned.rgb)
+                out.append(d)
+        for tid in self.tracker.expired(now):
+            d = self.policy.end_track(tid, now)
+            if d is not None:
+                self.act(d, None)
+                out.append(d)
+        return out
+
+    def flush(self) -> None:
+        """End every open attempt (end of replay, shutdown) so each one is logged."""
+        now = self.clock() + self.config.policy.track_timeout_s + 1.0
+        for tid in self.tracker.expired(now):
+            d = self.policy.end_track(tid, now)
+            if d is not None:
+                self.act(d, None)
+
+    def act(self, d: Decision, crop: Any) -> None:
+        """Log the decision durably, then (only then) move the relay."""
+        snapshot = None
+        if self.snapshots is not None and crop is not None:
+            try:
+                snapshot = str(self.snapshots.save(d.event_id, crop))
+            except FacegateError as exc:
+                log.warning("decision %s: no snapshot: %s", d.event_id, exc)
+        record = decision_record(d, snapshot=snapshot)
+        record["unix_time"] = self.wall()
+        try:
+            self.decisions.append(record)
+        except DecisionLogError:
+            self.door.lock()
+            log.error("decision %s could not be logged: not acting on it, door stays locked", d.event_id)
+            raise
+        self.stats.decisions += 1
+        if d.unlock:
+            self.stats.unlocks += 1
+            self.door.unlock(d.person or "")
+        else:
+            self.door.deny()
+        log.info("decision %s: %s %s (%s) best=%s %.3f frames %d/%d",
+                 d.event_id, "UNLOCK" if d.unlock else "deny", d.person or "-", d.reason, d.best, d.best_score,
+                 d.frames_matched, d.frames_used)
+        if self.on_decision is not None:
+            self.on_decision(d, record)
+
+
+def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | None = None,
+                  on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
+                  notifier: Notifier | None = None, clock: Callable[[], float] = time.monotonic) -> Service:
+    """Build every part from the config; any bad part is a FacegateError before the door is touched."""
+    from edge.lock import Door
+
+    pipeline = build_pipeline(config)
+    gallery = Gallery.load(config.gallery.path, model_sha256=pipeline.embedder.sha256)
+    cam = camera or build_camera(config.camera)
+    decisions = DecisionLog(
+        Path(config.log.decisions), max_bytes=int(config.log.max_mb * 1024 * 1024), backups=config.log.backups
+    )
+    snapshots = None
+    if config.log.snapshots_dir:
+        snapshots = SnapshotStore(config.log.snapshots_dir, max_days=config.log.snapshot_days, max_mb=config.log.snapshot_max_mb)
+    # The door keeps real time even on a virtual-time replay: its pulse is real.
+    door = Door.from_config(config.lock, pin_factory=pin_factory)
+    return Service(config, camera=cam, pipeline=pipeline, gallery=gallery, door=door, decisions=decisions,
+                   snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock)

@@ -1,0 +1,353 @@
+"""edge.decisions: the decision-log records, appending, rotation, reading, snapshots."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.decisions import (
+    SCHEMA_VERSION,
+    DecisionLog,
+    SnapshotStore,
+    decision_record,
+    log_files,
+    read_records,
+)
+from edge.errors import DecisionLogError
+from edge.types import Decision, Reason
+
+FIELDS = {
+    "schema", "event_id", "time", "unix_time", "decision", "reason", "person", "best", "best_score",
+    "second", "second_score", "threshold", "min_margin", "frames_used", "frames_matched", "track_id",
+    "quality", "liveness", "model_sha256", "camera", "sources", "snapshot",
+}
+
+
+@pytest.fixture
+def decision() -> Decision:
+    return Decision(
+        event_id="20240501T123456-0001",
+        time=1714566896.789123,
+        unlock=True,
+        reason=Reason.ACCEPTED,
+        person="alice",
+        best="alice",
+        best_score=0.812345678,
+        second="bob",
+        second_score=0.31234,
+        threshold=0.6,
+        min_margin=0.1,
+        frames_used=5,
+        frames_matched=4,
+        track_id=17,
+        quality={"face_px": 142.0, "sharpness": 88.123456, "brightness": 120.5},
+        liveness={"score": 0.987654},
+        model_sha256="f" * 64,
+        camera="picamera2:0",
+        sources=("frames/0001.jpg", "frames/0002.jpg"),
+    )
+
+
+def _record(i: int) -> dict:
+    """Records of equal length, so how many fit in a file is exact."""
+    return {"schema": SCHEMA_VERSION, "event_id": f"ev{i:05d}", "decision": "deny", "reason": "unknown_face"}
+
+
+LINE = len(json.dumps(_record(0), separators=(",", ":"))) + 1
+
+
+def _read_all(path: Path) -> list[dict]:
+    return list(read_records(log_files(path)))
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
+    rec = decision_record(decision, snapshot="/var/lib/facegate/snapshots/2024-05-01/x.jpg")
+    assert set(rec) == FIELDS
+    assert rec["schema"] == 1 and rec["decision"] == "unlock" and rec["reason"] == "accepted"
+    assert rec["time"] == "2024-05-01T12:34:56.789Z"
+    assert rec["unix_time"] == 1714566896.7891
+    assert (rec["best_score"], rec["second_score"]) == (0.8123, 0.3123)
+    assert rec["quality"] == {"face_px": 142.0, "sharpness": 88.1235, "brightness": 120.5}
+    assert rec["liveness"] == {"score": 0.9877}
+    assert rec["sources"] == ["frames/0001.jpg", "frames/0002.jpg"]
+    assert (rec["frames_used"], rec["frames_matched"], rec["track_id"]) == (5, 4, 17)
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, max_bytes=1 << 20, backups=3) as dlog:
+        dlog.append(rec)
+    assert _read_all(path) == [rec]
+
+
+def test_denial_without_gallery_or_liveness_is_strict_json(decision):
+    d = replace(decision, unlock=False, reason=Reason.NO_GALLERY, person=None, best=None, best_score=-1.0,
+                second=None, second_score=float("-inf"), liveness=None, quality={"x": float("nan")})
+    rec = decision_record(d)
+    assert rec["decision"] == "deny" and rec["snapshot"] is None and rec["liveness"] is None
+    assert rec["second_score"] is None and rec["quality"] == {"x": None}
+    json.dumps(rec, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- appending
+
+
+def test_each_append_is_one_write_then_one_fsync(tmp_path, monkeypatch):
+    path = tmp_path / "log" / "decisions.jsonl"  # parent created on demand
+    calls: list[tuple[str, bytes | None]] = []
+    real_write, real_fsync = os.write, os.fsync
+    monkeypatch.setattr(os, "write", lambda fd, data: calls.append(("write", bytes(data))) or real_write(fd, data))
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", None)) or real_fsync(fd))
+    dlog = DecisionLog(path, max_bytes=1 << 20, backups=3)
+    for i in range(3):
+        dlog.append(_record(i))
+    dlog.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line) for line in lines] == [_record(i) for i in range(3)]
+    assert calls == [c for line in lines for c in (("write", line), ("fsync", None))]
+    assert stat.S_IMODE(path.stat().st_mode) & ~0o640 == 0
+
+
+def test_appending_continues_an_existing_log(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    for i in range(2):
+        with DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog:
+            dlog.append(_record(i))
+    assert _read_all(path) == [_record(0), _record(1)]
+
+
+def test_disk_full_is_a_decision_log_error(tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full not available")
+    dlog = DecisionLog("/dev/full", max_bytes=100, backups=3)
+    with pytest.raises(DecisionLogError) as info:
+        dlog.append(_record(7))
+    assert str(info.value) == "/dev/full: cannot write decision ev00007: No space left on device"
+    with pytest.raises(DecisionLogError, match="No space left"):  # and again on retry
+        dlog.append(_record(8))
+
+
+def test_unserialisable_record_is_refused(tmp_path):
+    with pytest.raises(DecisionLogError, match=r"cannot serialise decision e1"):
+        DecisionLog(tmp_path / "d.jsonl", max_bytes=1000, backups=1).append({"event_id": "e1", "x": float("nan")})
+
+
+def test_torn_tail_from_a_crash_is_cut_before_appending(tmp_path, caplog):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + '{"schema": 1, "event_id": "ev0')
+    with caplog.at_level(logging.WARNING, logger="edge.decisions"):
+        with DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog:
+            dlog.append(_record(1))
+    assert "torn last line" in caplog.text
+    assert _read_all(path) == [_record(0), _record(1)]
+
+
+def test_complete_record_missing_its_newline_is_kept(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)))
+    with DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog:
+        dlog.append(_record(1))
+    assert _read_all(path) == [_record(0), _record(1)]
+
+
+# --------------------------------------------------------------------------- rotation
+
+
+def test_rotation_loses_and_duplicates_nothing(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    n = 50
+    with DecisionLog(path, max_bytes=3 * LINE, backups=100) as dlog:
+        for i in range(n):
+            dlog.append(_record(i))
+    files = log_files(path)
+    assert files[-1] == path and len(files) == 1 + (n - 1) // 3
+    assert all(f.name.endswith(".gz") for f in files[:-1])
+    assert _read_all(path) == [_record(i) for i in range(n)]
+    assert all(len(gzip.decompress(f.read_bytes())) == 3 * LINE for f in files[:-1])
+
+
+@pytest.mark.parametrize("n, per_file, backups", [(50, 3, 3), (20, 4, 1), (7, 2, 5)])
+def test_rotation_keeps_only_the_newest_backups(tmp_path, n, per_file, backups):
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, max_bytes=per_file * LINE, backups=backups) as dlog:
+        for i in range(n):
+            dlog.append(_record(i))
+    rotations = (n - 1) // per_file
+    kept_files = min(rotations, backups)
+    rotated = sorted(p.name for p in tmp_path.iterdir() if p != path)
+    assert rotated == sorted(f"decisions.jsonl.{k}.gz" for k in range(1, kept_files + 1))
+    dropped = (rotations - kept_files) * per_file  # whole oldest files, nothing else
+    assert _read_all(path) == [_record(i) for i in range(dropped, n)]
+    with gzip.open(tmp_path / "decisions.jsonl.1.gz") as f:  # .1 is the newest rotated file
+        assert json.loads(f.readlines()[-1]) == _record(n - 1 - (n - 1) % per_file - 1)
+
+
+def test_backups_zero_deletes_rotated_data(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, max_bytes=2 * LINE, backups=0) as dlog:
+        for i in range(5):
+            dlog.append(_record(i))
+    assert [p.name for p in tmp_path.iterdir()] == ["decisions.jsonl"]
+    assert _read_all(path) == [_record(4)]
+
+
+def test_oversized_line_gets_a_file_of_its_own(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    big = {**_record(1), "pad": "x" * 200}
+    with DecisionLog(path, max_bytes=LINE, backups=5) as dlog:
+        for rec in (_record(0), big, _record(2)):
+            dlog.append(rec)
+    assert _read_all(path) == [_record(0), big, _record(2)]
+    assert len(log_files(path)) == 3
+
+
+def test_rotation_interrupted_by_a_crash_is_finished_without_duplicates(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, max_bytes=2 * LINE, backups=5) as dlog:
+        for i in range(4):
+            dlog.append(_record(i))  # .1.gz holds 0-1, live 2-3
+    # crash after live -> .1 but before compressing: .1.gz already moved to .2.gz
+    os.replace(tmp_path / "decisions.jsonl.1.gz", tmp_path / "decisions.jsonl.2.gz")
+    os.replace(path, tmp_path / "decisions.jsonl.1")
+    assert _read_all(path) == [_record(i) for i in range(4)]
+    with DecisionLog(path, max_bytes=2 * LINE, backups=5) as dlog:
+        dlog.append(_record(4))
+    assert not (tmp_path / "decisions.jsonl.1").exists()
+    assert _read_all(path) == [_record(i) for i in range(5)]
+    # crash after compressing but before removing the plain copy: read it once
+    (tmp_path / "decisions.jsonl.1").write_bytes(gzip.decompress((tmp_path / "decisions.jsonl.1.gz").read_bytes()))
+    assert _read_all(path) == [_record(i) for i in range(5)]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_gz_and_plain_files_are_read_in_the_order_given(tmp_path):
+    gz = tmp_path / "decisions.jsonl.1.gz"
+    gz.write_bytes(gzip.compress(b"".join(json.dumps(_record(i)).encode() + b"\n" for i in range(3))))
+    live = tmp_path / "decisions.jsonl"
+    live.write_text(json.dumps(_record(3)) + "\n")
+    assert log_files(live) == [gz, live]
+    assert list(read_records([gz, live])) == [_record(i) for i in range(4)]
+
+
+def test_log_files_lists_oldest_first(tmp_path):
+    live = tmp_path / "decisions.jsonl"
+    for name in ("decisions.jsonl.2.gz", "decisions.jsonl.10.gz", "decisions.jsonl.1.gz", "other.jsonl.1.gz"):
+        (tmp_path / name).write_bytes(b"")
+    names = [p.name for p in log_files(live)]
+    assert names == ["decisions.jsonl.10.gz", "decisions.jsonl.2.gz", "decisions.jsonl.1.gz"]
+
+
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + json.dumps(_record(1)) + "\n" + '{"schema": 1, "ev')
+    with caplog.at_level(logging.WARNING, logger="edge.decisions"):
+        assert list(read_records([path])) == [_record(0), _record(1)]
+    assert f"{path}:3: torn last line skipped" in caplog.text
+
+
+def test_corrupt_middle_line_names_file_and_line(tmp_path, caplog):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + "garbage\n" + json.dumps(_record(2)) + "\n")
+    with pytest.raises(DecisionLogError) as info:
+        list(read_records([path]))
+    assert str(info.value) == f"{path}:2: not a JSON object"
+    with caplog.at_level(logging.WARNING, logger="edge.decisions"):
+        assert list(read_records([path], strict=False)) == [_record(0), _record(2)]
+    assert f"{path}:2: not a JSON object" in caplog.text
+
+
+def test_unparsable_complete_last_line_is_corruption_not_a_tear(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + "[1, 2]\n")
+    with pytest.raises(DecisionLogError, match=re.escape(f"{path}:2: not a JSON object")):
+        list(read_records([path]))
+
+
+def test_newer_schema_is_refused_even_when_not_strict(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    path.write_text(json.dumps(_record(0)) + "\n" + json.dumps({**_record(1), "schema": SCHEMA_VERSION + 1}) + "\n")
+    with pytest.raises(DecisionLogError, match=re.escape(f"{path}:2: schema: record has schema 2")):
+        list(read_records([path], strict=False))
+
+
+def test_truncated_gzip_is_a_decision_log_error(tmp_path):
+    gz = tmp_path / "decisions.jsonl.1.gz"
+    data = gzip.compress(b"".join(json.dumps(_record(i)).encode() + b"\n" for i in range(50)))
+    gz.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecisionLogError, match=re.escape(f"{gz}: cannot read")):
+        list(read_records([gz]))
+
+
+# --------------------------------------------------------------------------- snapshots
+
+DAY = 86400.0
+NOW = 1714566896.0  # 2024-05-01 12:34:56 UTC
+
+
+def _noise(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+
+
+def test_snapshot_is_a_private_jpeg_in_a_day_directory(tmp_path):
+    store = SnapshotStore(tmp_path / "snaps", max_days=30, max_mb=10, clock=lambda: NOW)
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red in RGB
+    path = store.save("ev00001", rgb)
+    assert path == tmp_path / "snaps" / "2024-05-01" / "ev00001.jpg"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    bgr = cv2.imread(str(path))
+    assert bgr[16, 16, 2] > 240 and bgr[16, 16, 0] < 15  # red stayed red
+
+
+@pytest.mark.parametrize("event_id, rgb", [("../escape", np.zeros((8, 8, 3), np.uint8)),
+                                           ("ev1", np.zeros((8, 8), np.uint8))])
+def test_bad_snapshot_input_is_a_decision_log_error(tmp_path, event_id, rgb):
+    store = SnapshotStore(tmp_path, max_days=30, max_mb=10, clock=lambda: NOW)
+    with pytest.raises(DecisionLogError):
+        store.save(event_id, rgb)
+
+
+def test_snapshot_write_failure_is_a_decision_log_error(tmp_path):
+    (tmp_path / "snaps").write_text("not a directory")
+    store = SnapshotStore(tmp_path / "snaps", max_days=30, max_mb=10, clock=lambda: NOW)
+    with pytest.raises(DecisionLogError, match=r"snaps/2024-05-01/ev1.jpg: cannot save snapshot for decision ev1"):
+        store.save("ev1", _noise(0))
+
+
+def test_prune_by_age_removes_old_snapshots_and_empty_days(tmp_path):
+    clock = [NOW - 10 * DAY]
+    store = SnapshotStore(tmp_path, max_days=7, max_mb=100, clock=lambda: clock[0])
+    old = store.save("old", _noise(1))
+    clock[0] = NOW
+    new = store.save("new", _noise(2))
+    os.utime(old, (NOW - 10 * DAY, NOW - 10 * DAY))
+    os.utime(new, (NOW - 6 * DAY, NOW - 6 * DAY))
+    (tmp_path / "notes.jpg").write_bytes(b"not ours")  # outside any day directory: left alone
+    assert store.prune(now=NOW) == 1
+    assert not old.exists() and not old.parent.exists() and new.exists()
+    assert (tmp_path / "notes.jpg").exists()
+    assert store.prune() == 0  # the clock is NOW: nothing else is old
+
+
+def test_prune_by_size_removes_oldest_first(tmp_path):
+    store = SnapshotStore(tmp_path, max_days=30, max_mb=100, clock=lambda: NOW)
+    paths = [store.save(f"ev{i}", _noise(i)) for i in range(5)]
+    for i, p in enumerate(paths):
+        os.utime(p, (NOW - 100 + i, NOW - 100 + i))
+    keep = sum(p.stat().st_size for p in paths[-2:])  # room for exactly the two newest
+    store = SnapshotStore(tmp_path, max_days=30, max_mb=keep / (1024 * 1024), clock=lambda: NOW)
+    assert store.prune(now=NOW) == 3
+    assert [p.exists() for p in paths] == [False, False, False, True, True]

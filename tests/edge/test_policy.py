@@ -1,0 +1,496 @@
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge.config import MatchConfig, PolicyConfig
+from edge.policy import Observation, Policy
+from edge.quality import Quality
+from edge.types import Decision, Match, Reason
+
+# Defaults: frames=5, min_matching_frames=3, min_face_px=80, min_sharpness=20,
+# min_brightness=40, max pose 30 degrees, retry_after_s=3, lockout 5 in 60 s for 30 s.
+PC = PolicyConfig()
+MC = MatchConfig()  # min_cosine_similarity=0.6, min_margin=0.1
+
+GOOD = Quality(face_px=120.0, sharpness=100.0, brightness=120.0, contrast=40.0, yaw=0.0, pitch=0.0, roll=0.0)
+DARK = replace(GOOD, brightness=10.0)
+BLURRY = replace(GOOD, sharpness=5.0)
+SMALL = replace(GOOD, face_px=50.0)
+
+ALICE = Match("alice", 0.8, "bob", 0.3)  # a vote for alice
+BOB = Match("bob", 0.8, "alice", 0.3)  # a vote for bob
+WEAK = Match("alice", 0.4, "bob", 0.2)  # below the threshold: no vote
+EMPTY = Match(None, -1.0)  # nobody enrolled
+
+
+def make(match: MatchConfig = MC, **policy) -> Policy:
+    counter = itertools.count(1)
+    return Policy(
+        replace(PC, **policy), match, model_sha256="cafe", camera="door", id_factory=lambda: f"ev{next(counter)}"
+    )
+
+
+def feed(p: Policy, frames, *, track: int = 1, t0: float = 0.0, dt: float = 0.1) -> list[Decision | None]:
+    """Observe (match, quality) pairs (or bare matches, GOOD quality) at t0, t0+dt, ..."""
+    out = []
+    for i, f in enumerate(frames):
+        match, quality = f if isinstance(f, tuple) else (f, GOOD)
+        t = t0 + i * dt
+        out.append(p.observe(Observation(track, t, match, quality, f"t{track}f{i}@{t:g}"), t))
+    return out
+
+
+def only(results: list[Decision | None]) -> Decision:
+    """The one decision, which must come from the last frame fed."""
+    assert all(r is None for r in results[:-1]), results
+    assert results[-1] is not None
+    return results[-1]
+
+
+# -- gates -------------------------------------------------------------------------
+
+
+def test_gate_boundaries_pass_and_just_beyond_fails():
+    p = make()
+    edge = Quality(face_px=80, sharpness=20, brightness=40, contrast=0, yaw=-30, pitch=30, roll=-30)
+    assert p.gate(edge) is None
+    assert p.gate(GOOD) is None
+    for name, value in [("face_px", 79.9), ("sharpness", 19.9), ("yaw", 30.1), ("pitch", -30.1), ("roll", 30.1)]:
+        assert p.gate(replace(edge, **{name: value})) == Reason.LOW_QUALITY, name
+    assert p.gate(replace(edge, brightness=39.9)) == Reason.TOO_DARK
+
+
+def test_gate_reports_darkness_before_blur_and_nan_fails():
+    p = make()
+    assert p.gate(replace(DARK, sharpness=1.0, face_px=10.0)) == Reason.TOO_DARK
+    assert p.gate(replace(GOOD, sharpness=math.nan)) == Reason.LOW_QUALITY
+    assert p.gate(replace(GOOD, yaw=math.nan)) == Reason.LOW_QUALITY
+    assert p.gate(replace(GOOD, brightness=math.nan)) == Reason.TOO_DARK
+
+
+# -- accept and deny -----------------------------------------------------------------------
+
+
+def test_accept_at_exactly_k_of_n():
+    d = only(feed(make(), [ALICE, WEAK, ALICE, WEAK, ALICE]))
+    assert d.unlock and d.reason == Reason.ACCEPTED and d.person == "alice"
+    assert (d.frames_used, d.frames_matched) == (5, 3)
+
+
+def test_accept_as_soon_as_k_votes_arrive():
+    d = only(feed(make(), [ALICE, ALICE, ALICE]))
+    assert d.unlock and (d.frames_used, d.frames_matched) == (3, 3)
+
+
+def test_k_minus_one_votes_is_unknown_face_after_n_frames():
+    d = only(feed(make(), [ALICE, ALICE, WEAK, WEAK, WEAK]))
+    assert not d.unlock and d.reason == Reason.UNKNOWN_FACE
+    assert d.person == "alice" and (d.frames_used, d.frames_matched) == (5, 2)
+
+
+def test_one_frame_voting_for_someone_else_blocks_the_accept():
+    d = only(feed(make(), [ALICE, BOB, ALICE, ALICE, ALICE]))  # 3 alice votes by frame 4: not enough
+    assert not d.unlock and d.reason == Reason.AMBIGUOUS
+    assert d.person == "alice" and d.frames_matched == 4
+
+
+def test_score_exactly_at_the_threshold_counts_and_just_below_does_not():
+    at = Match("alice", 0.6, "bob", 0.3)
+    below = Match("alice", float(np.nextafter(0.6, -1.0)), "bob", 0.3)
+    assert only(feed(make(frames=3, min_matching_frames=3), [at, at, at])).reason == Reason.ACCEPTED
+    d = only(feed(make(frames=3, min_matching_frames=3), [below, below, below]))
+    assert d.reason == Reason.UNKNOWN_FACE and d.frames_matched == 0
+
+
+def test_margin_failure_is_ambiguous_and_exact_margin_or_no_runner_up_passes():
+    close = Match("alice", 0.8, "bob", 0.75)
+    d = only(feed(make(), [close] * 5))
+    assert d.reason == Reason.AMBIGUOUS and not d.unlock
+    assert (d.best, d.best_score, d.second, d.second_score) == ("alice", 0.8, "bob", 0.75)
+    exact = Match("alice", 0.75, "bob", 0.5)  # margin 0.25, exact in binary
+    assert only(feed(make(MatchConfig(0.6, 0.25)), [exact] * 3)).unlock
+    alone = Match("alice", 0.61)  # nobody else enrolled: margin 2.0
+    assert only(feed(make(MatchConfig(0.6, 1.0)), [alone] * 3)).unlock
+
+
+def test_below_threshold_margin_failure_is_unknown_not_ambiguous():
+    d = only(feed(make(), [Match("alice", 0.5, "bob", 0.48)] * 5))
+    assert d.reason == Reason.UNKNOWN_FACE
+
+
+@pytest.mark.parametrize(
+    "qualities, reason",
+    [
+        ([DARK, DARK, DARK, GOOD, GOOD], Reason.TOO_DARK),
+        ([BLURRY, SMALL, BLURRY, GOOD, GOOD], Reason.LOW_QUALITY),
+        ([DARK, BLURRY, SMALL, GOOD, GOOD], Reason.LOW_QUALITY),  # dark is not the most common
+        ([DARK, DARK, GOOD, GOOD, GOOD], Reason.UNKNOWN_FACE),  # 2 of 5 is not more than half
+    ],
+)
+def test_quality_failures_deny_with_the_most_common_cause(qualities, reason):
+    # Gated frames carry a strong alice match, which must not vote; the two good ones are WEAK.
+    frames = [(ALICE if q is not GOOD else WEAK, q) for q in qualities]
+    d = only(feed(make(), frames))
+    assert d.reason == reason and not d.unlock and d.frames_used == 5
+
+
+def test_gated_frames_never_vote_even_with_a_perfect_match():
+    d = only(feed(make(), [(Match("alice", 0.99), BLURRY)] * 4 + [(ALICE, GOOD)]))
+    assert d.reason == Reason.LOW_QUALITY and d.frames_matched == 1
+    assert d.best_score == 0.8  # the only gated frame's match: failing frames are not "best"
+
+
+def test_no_gallery():
+    p = make(lockout_attempts=1)
+    d = only(feed(p, [EMPTY] * 5))
+    assert d.reason == Reason.NO_GALLERY and d.person is None and d.best is None and not d.unlock
+    assert p.locked_out_until(1.0) is None  # a setup problem is not an attack
+
+
+def test_frames_1_k_1_works():
+    assert only(feed(make(frames=1, min_matching_frames=1), [ALICE])).unlock
+    assert only(feed(make(frames=1, min_matching_frames=1), [WEAK])).reason == Reason.UNKNOWN_FACE
+
+
+def test_k_above_frames_never_accepts(caplog):
+    with caplog.at_level(logging.WARNING, logger="edge.policy"):
+        p = make(frames=2, min_matching_frames=3)
+    assert "nobody can ever be accepted" in caplog.text
+    d = only(feed(p, [ALICE, ALICE]))
+    assert d.reason == Reason.UNKNOWN_FACE and d.frames_matched == 2
+
+
+def test_nan_scores_never_vote():
+    d = only(feed(make(), [Match("alice", math.nan)] * 2 + [Match("alice", 0.9, "bob", math.nan)] * 3))
+    assert not d.unlock and d.frames_matched == 0
+
+
+@pytest.mark.parametrize("frames, k", [(0, 1), (5, 0)])
+def test_configs_that_need_no_votes_are_refused(frames, k):
+    with pytest.raises(ValueError):
+        Policy(replace(PC, frames=frames, min_matching_frames=k), MC)
+
+
+# -- the Decision's fields ---------------------------------------------------------------
+
+
+def test_decision_fields_medians_and_sources():
+    p = make(frames=3, min_matching_frames=3)
+    qs = [
+        replace(GOOD, face_px=100, brightness=50.5, yaw=-10.0, sharpness=30.0),
+        replace(GOOD, face_px=300, brightness=200.0, yaw=5.0, sharpness=1000.0),
+        replace(GOOD, face_px=120, brightness=100.0, yaw=0.0, sharpness=21.1234),
+    ]
+    ms = [Match("alice", 0.7, "bob", 0.2), Match("alice", 0.9, "carol", 0.4), Match("alice", 0.8, "bob", 0.1)]
+    obs = [Observation(7, 10.0 + i, ms[i], qs[i], f"img{i}.jpg") for i in range(3)]
+    assert p.observe(obs[0], 10.0) is None and p.observe(obs[1], 11.0) is None
+    d = p.observe(obs[2], 12.5)
+    assert d == Decision(
+        event_id="ev1",
+        time=12.5,
+        unlock=True,
+        reason=Reason.ACCEPTED,
+        person="alice",
+        best="alice",
+        best_score=0.9,
+        second="carol",
+        second_score=0.4,
+        threshold=0.6,
+        min_margin=0.1,
+        frames_used=3,
+        frames_matched=3,
+        track_id=7,
+        quality={
+            "face_px": 120.0,
+            "sharpness": 30.0,
+            "brightness": 100.0,
+            "contrast": 40.0,
+            "yaw": 0.0,
+            "pitch": 0.0,
+            "roll": 0.0,
+        },
+        liveness=None,
+        model_sha256="cafe",
+        camera="door",
+        sources=("img0.jpg", "img1.jpg", "img2.jpg"),
+    )
+
+
+def test_medians_are_rounded_and_even_windows_average_the_middle_pair():
+    frames = [(WEAK, replace(GOOD, sharpness=s)) for s in (20.00011, 30.0)]
+    d = only(feed(make(frames=2, min_matching_frames=3), frames))
+    assert d.quality["sharpness"] == 25.0
+    d = only(feed(make(frames=1, min_matching_frames=1), [(ALICE, replace(GOOD, roll=1.23456))]))
+    assert d.quality["roll"] == 1.235
+
+
+def test_no_match_at_all_gives_minus_one_scores():
+    d = only(feed(make(), [(None, DARK)] * 5))
+    assert (d.person, d.best, d.best_score, d.second, d.second_score) == (None, None, -1.0, None, -1.0)
+
+
+# -- decided tracks and end_track ----------------------------------------------------------
+
+
+def test_denied_track_is_ignored_until_retry_after_s_then_starts_fresh():
+    p = make()  # retry_after_s=3
+    d = only(feed(p, [WEAK] * 5))  # decided at t=0.4
+    assert d.reason == Reason.UNKNOWN_FACE
+    assert feed(p, [ALICE] * 5, t0=0.5, dt=0.5) == [None] * 5  # up to t=2.5: ignored
+    assert p.observe(Observation(1, 3.39, ALICE, GOOD, "early"), 3.39) is None
+    d = only(feed(p, [ALICE] * 3, t0=3.5))
+    assert d.unlock and d.sources == ("t1f0@3.5", "t1f1@3.6", "t1f2@3.7")
+
+
+def test_accepted_track_never_retriggers():
+    p = make()
+    assert only(feed(p, [ALICE] * 3)).unlock
+    assert feed(p, [ALICE] * 10, t0=1.0, dt=10.0) == [None] * 10
+    assert p.end_track(1, 200.0) is None
+
+
+def test_other_tracks_decide_independently():
+    p = make()
+    feed(p, [ALICE, ALICE], track=1)
+    assert only(feed(p, [BOB] * 3, track=2)).person == "bob"
+    assert only(feed(p, [ALICE], track=1, t0=1.0)).person == "alice"
+
+
+def test_end_track_denies_an_undecided_attempt_with_its_window_reason():
+    p = make()
+    feed(p, [ALICE, (ALICE, BLURRY)])
+    d = p.end_track(1, 5.0)
+    assert d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock  # 1 of 2 failed: not more than half
+    assert (d.time, d.frames_used, d.frames_matched, d.person) == (5.0, 2, 1, "alice")
+    assert p.end_track(1, 5.0) is None  # forgotten
+
+    feed(p, [(ALICE, DARK), (ALICE, DARK), (ALICE, BLURRY)], track=2)
+    assert p.end_track(2, 6.0).reason == Reason.TOO_DARK
+    feed(p, [(None, BLURRY)], track=3)
+    assert p.end_track(3, 6.0).reason == Reason.LOW_QUALITY
+    feed(p, [ALICE, BOB], track=4)
+    assert p.end_track(4, 6.0).reason == Reason.AMBIGUOUS
+
+
+def test_end_track_of_decided_or_unknown_tracks_is_none_and_the_id_starts_fresh():
+    p = make()
+    only(feed(p, [WEAK] * 5))
+    assert p.end_track(1, 1.0) is None
+    assert p.end_track(99, 1.0) is None
+    # Same id again (a tracker restart): not "decided" any more.
+    assert only(feed(p, [ALICE] * 3, t0=1.1)).unlock
+
+
+# -- lockout ---------------------------------------------------------------------------
+
+
+def deny(p: Policy, t: float, match: Match = WEAK, quality: Quality = GOOD) -> Decision:
+    """One single-frame attempt on a fresh track (policy built with frames=1)."""
+    d = p.observe(Observation(int(t * 1000), t, match, quality, ""), t)
+    assert d is not None
+    return d
+
+
+def test_lockout_after_n_denials_overrides_a_would_be_accept(caplog):
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=3, lockout_window_s=60.0, lockout_s=10.0)
+    with caplog.at_level(logging.WARNING, logger="edge.policy"):
+        assert [deny(p, t).reason for t in (0.0, 1.0)] == [Reason.UNKNOWN_FACE] * 2
+        assert p.locked_out_until(1.0) is None
+        assert deny(p, 2.0).reason == Reason.UNKNOWN_FACE  # the third denial itself, then the lockout
+    assert p.locked_out_until(2.0) == 12.0 and "lockout" in caplog.text
+    d = deny(p, 5.0, ALICE)
+    assert not d.unlock and d.reason == Reason.LOCKED_OUT
+    assert (d.person, d.best, d.best_score, d.frames_matched) == ("alice", "alice", 0.8, 1)
+    assert deny(p, 6.0, EMPTY).reason == Reason.LOCKED_OUT  # every decision
+    assert p.locked_out_until(11.99) == 12.0 and p.locked_out_until(12.0) is None
+    assert deny(p, 12.0, ALICE).unlock
+
+
+def test_quality_and_no_gallery_denials_do_not_count_toward_lockout():
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=2)
+    for i in range(5):
+        deny(p, float(i), ALICE, DARK)
+        deny(p, i + 0.5, EMPTY)
+    assert p.locked_out_until(5.0) is None
+    assert deny(p, 6.0, ALICE).unlock
+
+
+def test_ambiguous_denials_count_and_old_denials_slide_out():
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0)
+    close = Match("alice", 0.8, "bob", 0.79)
+    assert deny(p, 0.0, close).reason == Reason.AMBIGUOUS
+    assert deny(p, 60.0, close).reason == Reason.AMBIGUOUS  # the first is exactly a window old: gone
+    assert p.locked_out_until(60.0) is None
+    deny(p, 119.0)
+    assert p.locked_out_until(119.0) == 129.0
+
+
+def test_lockout_doubles_is_capped_and_resets_after_a_quiet_window():
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0, lockout_max_s=25.0
+    )
+    deny(p, 0.0), deny(p, 1.0)
+    assert p.locked_out_until(1.0) == 11.0
+    deny(p, 12.0), deny(p, 13.0)
+    assert p.locked_out_until(13.0) == 33.0  # 20 s
+    deny(p, 34.0), deny(p, 35.0)
+    assert p.locked_out_until(35.0) == 60.0  # 40 s, capped at 25
+    # Quiet from the end of the lockout (60) for a full window (60 s): back to 10 s.
+    deny(p, 120.0), deny(p, 121.0)
+    assert p.locked_out_until(121.0) == 131.0
+
+
+def test_a_lockout_longer_than_the_window_still_doubles():
+    # The quiet period starts when the lockout ends (101), not at the last denial (1).
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=100.0)
+    deny(p, 0.0), deny(p, 1.0)
+    assert p.locked_out_until(1.0) == 101.0
+    deny(p, 120.0), deny(p, 121.0)
+    assert p.locked_out_until(121.0) == 321.0
+
+
+def test_zero_lockout_s_disables_the_lockout(caplog):
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=1, lockout_s=0.0)
+    with caplog.at_level(logging.WARNING, logger="edge.policy"):
+        deny(p, 0.0)
+    assert p.locked_out_until(0.0) is None and "lockout" not in caplog.text  # no false alarm
+    assert deny(p, 0.5, ALICE).unlock
+
+
+def test_an_accept_resets_the_doubling():
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0)
+    deny(p, 0.0), deny(p, 1.0)
+    assert p.locked_out_until(1.0) == 11.0
+    assert deny(p, 12.0, ALICE).unlock
+    deny(p, 13.0), deny(p, 14.0)
+    assert p.locked_out_until(14.0) == 24.0  # 10 s again, not 20
+
+
+# -- randomized property -------------------------------------------------------------------
+
+
+def _passes(q: Quality, pc: PolicyConfig) -> bool:
+    return bool(
+        q.face_px >= pc.min_face_px
+        and q.sharpness >= pc.min_sharpness
+        and q.brightness >= pc.min_brightness
+        and abs(q.yaw) <= pc.max_yaw_deg
+        and abs(q.pitch) <= pc.max_pitch_deg
+        and abs(q.roll) <= pc.max_roll_deg
+    )
+
+
+def _votes_for(o: Observation, pc: PolicyConfig, mc: MatchConfig) -> str | None:
+    m = o.match
+    if not _passes(o.quality, pc) or m is None or m.best is None:
+        return None
+    margin = m.best_score - m.second_score if m.second is not None else 2.0
+    return m.best if m.best_score >= mc.min_cosine_similarity and margin >= mc.min_margin else None
+
+
+def test_random_streams_never_accept_without_k_clean_votes():
+    rng = np.random.default_rng(20240611)
+    people = ["alice", "bob", "carol"]
+    edge_values = {
+        "face_px": [79.0, 80.0, 200.0],
+        "sharpness": [19.99, 20.0, 300.0],
+        "brightness": [39.99, 40.0, 150.0],
+        "yaw": [-30.01, -30.0, 0.0, 30.0, 30.01, math.nan],
+        "pitch": [-30.0, 0.0, 30.01],
+        "roll": [-30.01, 0.0, 30.0],
+    }
+    accepts = denials = 0
+    for _ in range(3000):
+        # One numpy draw per stream, consumed in Python: per-call numpy is slow.
+        draws = iter(rng.random(1000).tolist())
+
+        def rand() -> float:
+            return next(draws)
+
+        def pick(seq):
+            return seq[int(rand() * len(seq))]
+
+        frames = pick(range(1, 7))
+        pc = replace(
+            PC,
+            frames=frames,
+            min_matching_frames=pick(range(1, frames + 2)),
+            retry_after_s=pick([0.0, 0.5]),
+            lockout_attempts=pick(range(1, 6)),
+            lockout_s=pick([0.0, 1.0]),
+        )
+        mc = MatchConfig(pick([0.5, 0.6]), pick([0.0, 0.1, 0.25]))
+        p = Policy(pc, mc)
+        seen: dict[str, Observation] = {}
+        used: set[str] = set()
+
+        def check(d: Decision | None, last: Observation | None) -> None:
+            nonlocal accepts, denials
+            if d is None:
+                return
+            assert d.unlock == (d.reason == Reason.ACCEPTED)
+            assert len(d.sources) == d.frames_used <= pc.frames
+            window = [seen[s] for s in d.sources]
+            assert all(o.track_id == d.track_id for o in window)
+            assert used.isdisjoint(d.sources)  # no frame is counted in two attempts
+            used.update(d.sources)
+            if not d.unlock:
+                denials += 1
+                return
+            accepts += 1
+            assert last is not None and d.sources[-1] == last.source  # end_track never accepts
+            votes = [_votes_for(o, pc, mc) for o in window]
+            assert votes.count(d.person) >= pc.min_matching_frames
+            assert all(v in (None, d.person) for v in votes)
+            assert p.locked_out_until(d.time) is None
+
+        t = 0.0
+        for i in range(pick(range(1, 30))):
+            t += pick([0.0, 0.1, 0.3])
+            tid = pick([1, 2, 3])
+            if rand() < 0.05:
+                check(p.end_track(tid, t), None)
+                continue
+            if rand() < 0.7:
+                q = replace(GOOD, **{k: v[1] for k, v in edge_values.items() if rand() < 0.3})
+            else:
+                q = replace(GOOD, **{k: pick(v) for k, v in edge_values.items()})
+            match = None
+            if rand() < 0.9:
+                thr = mc.min_cosine_similarity
+                best = pick(people) if rand() < 0.97 else None
+                score = pick([thr - 0.05, float(np.nextafter(thr, -1.0)), thr, thr + 0.1, thr + 0.3, math.nan])
+                if rand() < 0.3:
+                    match = Match(best, score)
+                else:
+                    other = pick(people)
+                    gap = pick([0.0, mc.min_margin / 2, mc.min_margin, mc.min_margin + 0.05, 0.5])
+                    match = Match(best, score, other if other != best else "dave", score - gap)
+            o = Observation(tid, t, match, q, f"s{i}")
+            seen[o.source] = o
+            check(p.observe(o, t), o)
+    assert accepts > 300 and denials > 300, (accepts, denials)
+
+
+def test_a_near_miss_for_someone_else_blocks_the_accept():
+    # bob above the threshold but without the margin: no vote, yet doubt about who this is
+    near_bob = Match("bob", 0.7, "alice", 0.65)
+    d = only(feed(make(), [ALICE, near_bob, ALICE, ALICE, ALICE]))
+    assert not d.unlock and d.reason == Reason.AMBIGUOUS
+
+
+def test_settled_tracks_are_skipped_until_retry():
+    p = make()
+    feed(p, [ALICE, ALICE, ALICE])
+    assert p.settled(1, 0.5)  # accepted: settled for good
+    assert p.settled(1, 100.0)
+    q = make()
+    feed(q, [WEAK] * 5)
+    assert q.settled(1, 0.5) and not q.settled(1, 0.4 + PC.retry_after_s + 0.01)
+    assert not q.settled(2, 0.0)

@@ -1,0 +1,119 @@
+"""tools/convert on real (tiny) models in every format, run as a user runs it.
+
+TensorFlow must not share a process with the TFLite runtimes the rest of the
+suite loads, so both the model building and the converter run as commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.errors import ExitCode
+from edge.models import card_path_for, load_card
+
+ROOT = Path(__file__).resolve().parents[2]
+FORMATS = {"keras-h5": "tiny.h5", "keras": "tiny.keras", "saved-model": "tiny_saved", "frozen-graph": "tiny.pb"}
+TINY = ["--input-size", "32", "32", "--embedding-size", "16"]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    proc = subprocess.run([sys.executable, str(ROOT / "tests/tools/tiny_models.py"), str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def convert(*args: str, model_dir: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if model_dir is not None:
+        env["FACEGATE_MODEL_DIR"] = str(model_dir)
+    return subprocess.run([sys.executable, "-m", "tools.convert", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("tools/convert: error:")]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_converts_and_matches_its_source(tiny, tmp_path, model_dir, samples, fmt):
+    out = tmp_path / f"{fmt}.tflite"
+    p = convert(str(tiny / FORMATS[fmt]), *TINY, "--out", str(out), "--holdout", str(samples / "lfw"), "--min-holdout-faces", "5", model_dir=model_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    card = load_card(out)  # sha256 verified against the card
+    assert card.input_size == (32, 32) and card.embedding_size == 16
+    raw = json.loads(card_path_for(out).read_text())
+    assert raw["source"]["format"] == fmt and raw["mode"] == "float32"
+    assert set(raw["converter"]["runtimes"]) == {"ai-edge-litert", "tflite-runtime"}
+    for runtime, parity in raw["parity"].items():
+        assert parity["faces"] == 8
+        assert parity["min_cosine"] > 0.999, (runtime, parity)  # float32 is the source, to rounding
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    assert report["size_bytes"] == out.stat().st_size and "source_tensorflow" in report["latency_ms"]
+
+
+@pytest.mark.parametrize("mode", ["float16", "dynamic-int8", "int8", "int8-io"])
+def test_quantised_modes_load_in_both_runtimes(tiny, tmp_path, model_dir, samples, mode):
+    out = tmp_path / f"{mode}.tflite"
+    p = convert(str(tiny / "tiny.h5"), *TINY, "--mode", mode, "--out", str(out), "--calibration", str(samples / "lfw"),
+                "--min-calibration-faces", "5", "--holdout", str(samples / "lfw"), "--min-holdout-faces", "5",
+                "--min-mean-cosine", "0.5", "--min-p1-cosine", "0.0", model_dir=model_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    raw = json.loads(card_path_for(out).read_text())
+    assert raw["mode"] == mode
+    assert all(info["ok"] for info in raw["converter"]["runtimes"].values())  # incl. FULLY_CONNECTED for 2.14
+    load_card(out)
+
+
+def test_int8_needs_enough_calibration_faces(tiny, tmp_path, model_dir, samples):
+    out = tmp_path / "x.tflite"
+    p = convert(str(tiny / "tiny.h5"), *TINY, "--mode", "int8", "--out", str(out), "--calibration", str(samples / "lfw"),
+                "--holdout", str(samples / "lfw"), "--min-holdout-faces", "5", model_dir=model_dir)
+    assert p.returncode == ExitCode.MODEL
+    assert "only 8 usable faces for calibration" in error_line(p) and "need at least 100" in error_line(p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_gate_failure_writes_nothing(tiny, tmp_path, model_dir, samples):
+    out = tmp_path / "x.tflite"
+    p = convert(str(tiny / "tiny.h5"), *TINY, "--out", str(out), "--holdout", str(samples / "lfw"), "--min-holdout-faces", "5",
+                "--min-mean-cosine", "1.01", model_dir=model_dir)
+    assert p.returncode == ExitCode.PARITY
+    assert "fails the parity gate, nothing written" in error_line(p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantised_mode_without_held_out_faces_is_refused(tiny, tmp_path):
+    p = convert(str(tiny / "tiny.h5"), *TINY, "--mode", "float16", "--out", str(tmp_path / "x.tflite"))
+    assert p.returncode == ExitCode.MODEL and "parity gate needs held-out faces" in error_line(p)
+
+
+@pytest.mark.parametrize(
+    "make_args,message",
+    [
+        (lambda t, o: ["/nonexistent/model.h5", *TINY], "no such file"),
+        (lambda t, o: [str(t / "names.npy"), *TINY], "unknown model format '.npy'"),
+        (lambda t, o: [str(t / "tiny.pb"), *TINY, "--input-name", "image_batch"], "--input-name: no tensor 'image_batch'"),
+        (lambda t, o: [str(t / "not_embedding.h5"), *TINY], "is not one embedding"),
+        (lambda t, o: [str(t / "tiny.h5"), "--input-size", "32", "32"], "give --input-size H W and --embedding-size N"),
+        (lambda t, o: [str(t / "tiny.h5"), *TINY, "--out", str(o / "file" / "x.tflite")], "cannot write there"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tiny, tmp_path, make_args, message):
+    (tmp_path / "file").write_text("a file, not a directory")
+    args = make_args(tiny, tmp_path)
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out" / "x.tflite")]
+    p = convert(*args)
+    assert p.returncode != 0
+    assert message in error_line(p)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

@@ -1,0 +1,171 @@
+"""Device-side steps of tools/convert, run in a clean child process.
+
+A process that has imported TensorFlow cannot also load tflite-runtime's
+interpreter (both bundle TFLite), and the device never has TensorFlow; so the
+converter runs everything the device would run — detection, cropping, the
+converted model in each runtime — in a child process through edge/ itself.
+
+  python -m tools.convert.devrun check MODEL RUNTIME
+      load and run MODEL once; print JSON {ok, input, output, ...}
+  python -m tools.convert.devrun crops SPEC.json OUT.npz [--detector NAME] IMAGE...
+      detect + align each image as the device would (recipe from SPEC); OUT.npz
+      holds uint8 crops, their paths, and the paths with no face
+  python -m tools.convert.devrun embed MODEL RUNTIME SPEC.json CROPS.npz OUT.npy
+      embeddings of the crops by MODEL in RUNTIME (normalisation and mirror
+      averaging from SPEC), plus the median ms per crop on stdout as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _card_from_spec(spec: dict, path: str = ""):
+    from edge.models import CropRecipe, ModelCard
+
+    return ModelCard(
+        path=Path(path),
+        sha256="",
+        input_size=tuple(int(v) for v in spec["input_size"]),
+        color=spec.get("color", "RGB"),
+        normalization=spec.get("normalization", {"kind": "prewhiten"}),
+        embedding_size=int(spec["embedding_size"]),
+        crop=CropRecipe.from_dict(spec.get("crop", {})),
+        flip_average=bool(spec.get("flip_average", True)),
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from edge.errors import FacegateError
+    from edge.runtime import Model
+
+    try:
+        m = Model(args.model, runtime=args.runtime, threads=1)
+        y = m.run(np.zeros(m.inputs[0].shape, np.float32))[0]
+    except FacegateError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
+    print(json.dumps({"ok": True, "input": list(m.inputs[0].shape), "output": list(y.shape),
+                      "input_dtype": str(m.inputs[0].dtype), "finite": bool(np.isfinite(y).all())}))
+    return 0
+
+
+def cmd_crops(args: argparse.Namespace) -> int:
+    from edge.align import align
+    from edge.config import load_config
+    from edge.errors import FacegateError
+    from edge.images import read_image
+    from edge.pipeline import build_detector
+
+    from dataclasses import replace
+
+    spec = json.loads(Path(args.spec).read_text())
+    card = _card_from_spec(spec)
+    config = load_config()
+    config = replace(config, models=replace(config.models, detector=args.detector, dir=args.model_dir))
+    detector = build_detector(config)
+    paths = list(args.images)
+    if args.list:
+        paths += [line.strip() for line in Path(args.list).read_text().splitlines() if line.strip()]
+    crops, kept, no_face, unreadable = [], [], [], []
+    try:
+        from tqdm import tqdm
+
+        it = tqdm(paths, desc="faces", unit="img", file=sys.stderr, disable=args.quiet)
+    except ImportError:
+        it = paths
+    for p in it:
+        try:
+            frame = read_image(p)
+        except FacegateError:
+            unreadable.append(p)
+            continue
+        faces = detector(frame)
+        if not faces:
+            no_face.append(p)
+            continue
+        face = max(faces, key=lambda f: f.width * f.height)
+        crops.append(align(frame, face, card.crop, card.input_size).rgb)
+        kept.append(p)
+    h, w = card.input_size
+    np.savez(
+        args.out,
+        crops=np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8),
+        paths=np.array(kept, dtype=str),
+        no_face=np.array(no_face, dtype=str),
+        unreadable=np.array(unreadable, dtype=str),
+    )
+    print(json.dumps({"faces": len(kept), "no_face": len(no_face), "unreadable": len(unreadable)}))
+    return 0
+
+
+def embed_crops(run, crops: np.ndarray, card) -> np.ndarray:
+    """Embeddings as the device makes them: normalise, run, mirror-average, L2."""
+    from edge.embed import normalize
+
+    out = np.zeros((len(crops), card.embedding_size), np.float32)
+    for i, c in enumerate(crops):
+        v = np.asarray(run(normalize(c, card)), np.float32).reshape(-1)
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        if card.flip_average:
+            f = np.asarray(run(normalize(c[:, ::-1], card)), np.float32).reshape(-1)
+            v = v + f / max(float(np.linalg.norm(f)), 1e-12)
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+        out[i] = v
+    return out
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from edge.runtime import Model
+
+    spec = json.loads(Path(args.spec).read_text())
+    card = _card_from_spec(spec)
+    crops = np.load(args.crops)["crops"]
+    model = Model(args.model, runtime=args.runtime, threads=args.threads)
+    times = []
+
+    def run(x):
+        t = time.perf_counter()
+        y = model.run(x)[0]
+        times.append((time.perf_counter() - t) * 1e3)
+        return y
+
+    emb = embed_crops(run, crops, card)
+    np.save(args.out, emb)
+    print(json.dumps({"crops": len(crops), "median_ms": float(np.median(times)) if times else None}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tools.convert.devrun")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("check")
+    s.add_argument("model")
+    s.add_argument("runtime")
+    s.set_defaults(func=cmd_check)
+    s = sub.add_parser("crops")
+    s.add_argument("spec")
+    s.add_argument("out")
+    s.add_argument("images", nargs="*")
+    s.add_argument("--list", help="file with one image path per line")
+    s.add_argument("--detector", default="blazeface-short")
+    s.add_argument("--model-dir")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_crops)
+    s = sub.add_parser("embed")
+    for a in ("model", "runtime", "spec", "crops", "out"):
+        s.add_argument(a)
+    s.add_argument("--threads", type=int, default=2)
+    s.set_defaults(func=cmd_embed)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
