@@ -199,13 +199,17 @@ def cmd_users(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def cmd_relay_off(args: argparse.Namespace) -> int:
-    """Force the relay off: systemd's ExecStopPost runs this after any exit, SIGKILL included."""
+def relay_off(lock, *, pin_factory=None) -> None:
+    """Drive the relay pin to its de-energised level and release it."""
     from edge.lock import Relay
 
+    Relay(lock.relay_pin, active_high=lock.active_high, pin_factory=pin_factory).close()
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    """Force the relay off: systemd's ExecStopPost runs this after any exit, SIGKILL included."""
     config = _config(args)
-    relay = Relay(config.lock.relay_pin, active_high=config.lock.active_high, pin_factory=_mock_pins(args))
-    relay.close()
+    relay_off(config.lock, pin_factory=_mock_pins(args))
     print(f"relay on pin {config.lock.relay_pin} is off (locked)")
     return ExitCode.OK
 

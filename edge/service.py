@@ -149,12 +149,12 @@ class Service:
                         break
                     continue
                 self.stats.frames += 1
-                self.watchdog.frame_done()
-                self.watchdog.tick()
                 if not self._ready:
                     self._ready = True
                     self.notifier.ready(status="watching the door")
                     log.info("ready: first frame processed")
+                self.watchdog.frame_done()
+                self.watchdog.tick()
             self.flush()
         except DecisionLogError as exc:
             log.critical("%s; door stays locked", exc)

@@ -1,0 +1,390 @@
+"""The daemon end to end on replays: it opens for the enrolled, and every fault leaves it locked.
+
+Relay state is read from gpiozero's MockFactory pins; systemd messages from a
+real UNIX datagram socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.camera import ReplayCamera
+from edge.decisions import log_files, read_records
+from edge.enroll import add_to_gallery, from_images
+from edge.errors import CameraError, ExitCode, GalleryError
+from edge.notify import Notifier
+from edge.pipeline import build_pipeline
+from edge.service import build_service
+from edge.types import Frame, Reason
+
+PIN = 17
+
+
+@pytest.fixture
+def door_config(config, tmp_path):
+    """The test config with the gallery and logs in tmp_path and a fixed threshold."""
+    return replace(
+        config,
+        gallery=replace(config.gallery, path=str(tmp_path / "gallery.json")),
+        log=replace(config.log, decisions=str(tmp_path / "decisions.jsonl"), snapshots_dir=str(tmp_path / "snaps")),
+        match=replace(config.match, min_cosine_similarity=0.5, min_margin=0.05),
+        policy=replace(config.policy, frames=3, min_matching_frames=2, min_face_px=60, lockout_attempts=100),
+    )
+
+
+@pytest.fixture
+def enrolled(door_config, lfw_samples):
+    """Colin Powell and Serena Williams enrolled from one photo each."""
+    p = build_pipeline(door_config)
+    for name, stem in (("colin", "Colin_Powell_0038"), ("serena", "Serena_Williams_0001")):
+        good = from_images(p, [lfw_samples[stem]], door_config.policy)
+        add_to_gallery(door_config, name, good, p.embedder.sha256, p.embedder.card.embedding_size)
+    return door_config
+
+
+def relay_history(pins: MockFactory) -> list[bool]:
+    return [bool(s.state) for s in pins.pin(PIN).states]
+
+
+def service_for(config, frames, pins, **kw):
+    cam = kw.pop("camera", None) or ReplayCamera(frames)
+    return build_service(config, pin_factory=pins, camera=cam, **kw)
+
+
+def records(config) -> list[dict]:
+    return list(read_records(log_files(config.log.decisions)))
+
+
+def test_enrolled_person_unlocks_and_stranger_does_not(enrolled, lfw_samples, tmp_path):
+    pins = MockFactory()
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((250, 250, 3), 90, np.uint8))
+    colin, stranger = lfw_samples["Colin_Powell_0040"], lfw_samples["Hugo_Chavez_0002"]
+    # virtual time: 10 fps, and enough empty frames between people for the track to end
+    clock = _Clock()
+    frames = [colin] * 3 + [blank] * 30 + [stranger] * 3 + [blank] * 30
+    svc = service_for(enrolled, frames, pins, camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep), clock=clock)
+    assert svc.run() == ExitCode.OK
+    recs = records(enrolled)
+    assert [(r["decision"], r["reason"], r["person"]) for r in recs] == [
+        ("unlock", Reason.ACCEPTED, "colin"),
+        ("deny", Reason.UNKNOWN_FACE, recs[1]["person"]),
+    ]
+    assert recs[0]["sources"] == [str(colin)] * 2 and recs[0]["frames_matched"] == 2
+    assert recs[1]["frames_used"] == 3 and recs[1]["best_score"] < 0.5
+    assert recs[0]["snapshot"] and Path(recs[0]["snapshot"]).is_file()
+    history = relay_history(pins)
+    assert history[0] is False and history.count(True) == 1 and history[-1] is False
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def test_relay_is_off_at_start_and_after_the_run(enrolled, lfw_samples):
+    pins = MockFactory()
+    svc = service_for(enrolled, [lfw_samples["Colin_Powell_0040"]] * 3, pins)
+    assert relay_history(pins) == [False]
+    svc.run()
+    assert relay_history(pins)[-1] is False
+
+
+def test_corrupt_frames_are_skipped_and_logged(enrolled, lfw_samples, tmp_path, caplog):
+    bad = tmp_path / "torn.jpg"
+    bad.write_bytes(lfw_samples["Colin_Powell_0040"].read_bytes()[:300])
+    pins = MockFactory()
+    svc = service_for(enrolled, [bad, lfw_samples["Colin_Powell_0040"], bad, lfw_samples["Colin_Powell_0040"]], pins)
+    assert svc.run() == ExitCode.OK
+    assert svc.stats.corrupt_frames == 2 and svc.stats.unlocks == 1
+    assert "skipping a corrupt frame" in caplog.text and str(bad) in caplog.text
+
+
+def test_decision_log_disk_full_keeps_the_door_locked(enrolled, lfw_samples, caplog):
+    cfg = replace(enrolled, log=replace(enrolled.log, decisions="/dev/full", snapshots_dir=None))
+    pins = MockFactory()
+    svc = service_for(cfg, [lfw_samples["Colin_Powell_0040"]] * 3, pins)
+    assert svc.run() == ExitCode.LOG
+    assert True not in relay_history(pins)  # an unloggable unlock never happens
+    assert "No space left on device" in caplog.text and "door stays locked" in caplog.text
+
+
+def test_pipeline_error_relocks_and_goes_on(enrolled, lfw_samples, caplog):
+    pins = MockFactory()
+    svc = service_for(enrolled, [lfw_samples["Colin_Powell_0040"]] * 4, pins)
+    real = svc.pipeline.process
+    calls = {"n": 0}
+
+    def flaky(frame, face):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("interpreter exploded")
+        return real(frame, face)
+
+    svc.pipeline.process = flaky
+    assert svc.run() == ExitCode.OK
+    assert svc.stats.errors == 1 and "pipeline error, door stays locked" in caplog.text
+    assert svc.stats.unlocks == 1  # the next frames still work
+
+
+def test_persistent_pipeline_errors_end_the_process_locked(enrolled, lfw_samples):
+    pins = MockFactory()
+    svc = service_for(enrolled, [lfw_samples["Colin_Powell_0040"]] * 40, pins)
+    svc.pipeline.detect = lambda frame: (_ for _ in ()).throw(RuntimeError("broken"))
+    assert svc.run() == ExitCode.FAILURE
+    assert True not in relay_history(pins)
+
+
+class _FlakyCamera:
+    """A live camera that fails to open twice, delivers frames, drops, and comes back."""
+
+    name = "flaky"
+
+    def __init__(self, frame_path: Path, script: list[str]) -> None:
+        self.frame = Frame(cv2.cvtColor(cv2.imread(str(frame_path)), cv2.COLOR_BGR2RGB), source=str(frame_path))
+        self.script = script  # "open-fail", "frame", "drop", "end"
+        self.opened = 0
+
+    def open(self) -> None:
+        if self.script and self.script[0] == "open-fail":
+            self.script.pop(0)
+            raise CameraError("camera 0: cannot open (unplugged?)")
+        self.opened += 1
+
+    def read(self) -> Frame:
+        from edge.camera import EndOfStream
+
+        step = self.script.pop(0) if self.script else "end"
+        if step == "frame":
+            return self.frame
+        if step == "end":
+            raise EndOfStream("done")
+        raise CameraError("camera 0: no frame (unplugged?)")
+
+    def close(self) -> None:
+        pass
+
+
+def test_camera_missing_at_start_and_lost_mid_run_reconnects_locked(enrolled, lfw_samples, caplog):
+    from edge.camera import ReconnectingCamera
+
+    cam = _FlakyCamera(lfw_samples["Hugo_Chavez_0002"], ["open-fail", "open-fail", "frame", "drop", "frame", "frame"])
+    sleeps: list[float] = []
+    wrapped = ReconnectingCamera(lambda: cam, initial_backoff=0.5, max_backoff=4, sleep=sleeps.append)
+    pins = MockFactory()
+    svc = service_for(enrolled, [], pins, camera=wrapped)
+    assert svc.run() == ExitCode.OK
+    assert sleeps == [0.5, 1.0, 0.5]  # backed off, never spun
+    assert svc.stats.frames == 3 and True not in relay_history(pins)
+    assert "unplugged" in caplog.text
+
+
+def test_camera_that_never_comes_back_exits_with_the_camera_code(enrolled):
+    from edge.camera import ReconnectingCamera
+
+    class Dead:
+        name = "dead"
+
+        def open(self):
+            raise CameraError("camera 0: cannot open")
+
+        def read(self):
+            raise AssertionError
+
+        def close(self):
+            pass
+
+    clock = _Clock()
+    cam = ReconnectingCamera(Dead, initial_backoff=1, max_backoff=2, give_up_after=5, clock=clock, sleep=clock.sleep)
+    pins = MockFactory()
+    assert service_for(enrolled, [], pins, camera=cam).run() == ExitCode.CAMERA
+    assert True not in relay_history(pins)
+
+
+def test_stop_mid_pulse_relocks_at_once(enrolled, lfw_samples):
+    cfg = replace(enrolled, lock=replace(enrolled.lock, unlock_s=30.0))
+    pins = MockFactory()
+    frames = [lfw_samples["Colin_Powell_0040"]] * 2000
+    svc = service_for(cfg, frames, pins)
+    t = threading.Thread(target=svc.run)
+    t.start()
+    deadline = time.monotonic() + 60
+    while svc.stats.unlocks == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pins.pin(PIN).state  # energised: the 30 s pulse is running
+    svc.stop()  # what the SIGTERM handler calls
+    assert not pins.pin(PIN).state  # off at once, not at the end of the pulse
+    t.join(30)
+    assert not t.is_alive() and not pins.pin(PIN).state
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    yield path, sock
+    sock.close()
+
+
+def drain(sock) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            return out
+
+
+def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, lfw_samples, notify_socket, monkeypatch):
+    path, sock = notify_socket
+    monkeypatch.setenv("WATCHDOG_USEC", str(200_000))  # ping every 0.1 s of (virtual) time
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    clock = _Clock()
+    stall_after = enrolled.service.watchdog_stall_s
+    frames = [lfw_samples["Hugo_Chavez_0002"]] * 5
+
+    class StallingCamera(ReplayCamera):
+        def read(self):
+            try:
+                return super().read()
+            except Exception:
+                clock.t += stall_after + 1  # the pipeline stalls: no frame for longer than stall_after
+                svc.watchdog.tick()
+                svc.stop()
+                raise
+
+    cam = StallingCamera(frames, fps=10, clock=clock, sleep=clock.sleep)
+    svc = service_for(enrolled, frames, MockFactory(), camera=cam, clock=clock, notifier=Notifier(str(path)))
+    svc.run()
+    msgs = drain(sock)
+    assert msgs[0].startswith("STATUS=starting")
+    ready = [i for i, m in enumerate(msgs) if m.startswith("READY=1")]
+    assert len(ready) == 1
+    pings = [i for i, m in enumerate(msgs) if m == "WATCHDOG=1"]
+    assert 2 <= len(pings) <= 5 and all(i > ready[0] for i in pings)
+    assert msgs[-1] == "STOPPING=1"
+    assert msgs[pings[-1] + 1:] == ["STOPPING=1"]  # no ping after the stall
+
+
+def _run_daemon(config_path: Path, replay: Path, env_extra: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **env_extra}
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", "-c", str(config_path), "-v", "run", "--mock-gpio", "--replay", str(replay)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def _write_config(cfg, path: Path) -> Path:
+    import yaml
+
+    data = {
+        "runtime": {"backend": cfg.runtime.backend, "threads": 1},
+        "models": {"dir": cfg.models.dir},
+        "match": {"min_cosine_similarity": 0.5, "min_margin": 0.05},
+        "policy": {"frames": 3, "min_matching_frames": 2, "min_face_px": 60},
+        "gallery": {"path": cfg.gallery.path},
+        "camera": {"fps": 20.0},
+        "log": {"decisions": cfg.log.decisions},
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _replay_dir(tmp_path: Path, lfw_samples, n: int) -> Path:
+    d = tmp_path / "replay"
+    d.mkdir()
+    faces = [lfw_samples["Colin_Powell_0040"], lfw_samples["Hugo_Chavez_0002"]]
+    blank = np.full((250, 250, 3), 90, np.uint8)
+    for i in range(n):  # alternate people with gaps, so decisions keep coming
+        name = d / f"{i:06d}.jpg"
+        if (i // 3) % 20 < 2:
+            name.write_bytes(faces[(i // 60) % 2].read_bytes())
+        else:
+            cv2.imwrite(str(name), blank)
+    return d
+
+
+def test_sigterm_stops_cleanly_and_says_stopping(enrolled, lfw_samples, tmp_path, notify_socket):
+    path, sock = notify_socket
+    cfg = _write_config(enrolled, tmp_path / "door.yaml")
+    proc = _run_daemon(cfg, _replay_dir(tmp_path, lfw_samples, 4000), {"NOTIFY_SOCKET": str(path)})
+    got: list[str] = []
+    deadline = time.monotonic() + 120
+    while not any(m.startswith("READY=1") for m in got) and time.monotonic() < deadline:
+        got += drain(sock)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    got += drain(sock)
+    assert proc.returncode == ExitCode.OK, err[-2000:]
+    assert got[-1] == "STOPPING=1"
+    assert "Traceback" not in err and "stopped:" in err
+
+
+def test_sigkill_loses_no_logged_decision(enrolled, lfw_samples, tmp_path):
+    cfg = _write_config(enrolled, tmp_path / "door.yaml")
+    proc = _run_daemon(cfg, _replay_dir(tmp_path, lfw_samples, 4000), {})
+    log_path = Path(enrolled.log.decisions)
+    deadline = time.monotonic() + 120
+    while (not log_path.exists() or log_path.read_text().count("\n") < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=30)
+    text = log_path.read_text()
+    lines = text.splitlines()
+    assert len(lines) >= 3 and text.endswith("\n")  # whole lines only, even killed mid-run
+    for line in lines:
+        json.loads(line)
+
+
+def test_relay_off_command_forces_the_pin_low():
+    """systemd's ExecStopPost runs `facegate relay-off` after any exit, SIGKILL included."""
+    from edge.cli import relay_off
+
+    pins = MockFactory()
+    pin = pins.pin(PIN)
+    pin.function = "output"
+    pin.state = True  # as a killed process might have left it mid-pulse
+    relay_off(replace_lock_pin(PIN), pin_factory=pins)
+    assert pin.state is False or pin.state == 0
+
+
+def replace_lock_pin(pin):
+    from edge.config import load_config
+
+    cfg = load_config()
+    return replace(cfg.lock, relay_pin=pin)
+
+
+def test_missing_or_foreign_gallery_refuses_to_start(config, tmp_path, lfw_samples):
+    missing = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "none.json")))
+    with pytest.raises(GalleryError, match="no gallery"):
+        build_service(missing, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
+    from edge.gallery import Gallery
+
+    other = Gallery.empty("0" * 64, 128)
+    other.save(tmp_path / "g.json")
+    foreign = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "g.json")))
+    with pytest.raises(GalleryError, match="enroll everyone again"):
+        build_service(foreign, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
