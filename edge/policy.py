@@ -241,9 +241,16 @@ class Policy:
         return track.accepted or now - track.decided_at < self.policy.retry_after_s
 
     def end_track(self, track_id: int, now: float) -> Decision | None:
-        """The track left: deny an undecided attempt (so every attempt is logged), and forget it."""
+        """The track left: deny an undecided attempt (so every attempt is logged), and forget it.
+
+        A glimpse shorter than min_matching_frames frames is not an attempt (it
+        could never have been accepted): it is forgotten without a decision, so
+        passers-by neither fill the log nor count towards a lockout.
+        """
         track = self._tracks.pop(track_id, None)
-        if track is None or track.decided_at is not None or not track.window:
+        if track is None or track.decided_at is not None or len(track.window) < self.policy.min_matching_frames:
+            if track is not None and track.decided_at is None and track.window:
+                log.debug("track %d left after %d frame(s): a glimpse, not an attempt", track_id, len(track.window))
             return None
         s = self._summarize(track.window)
         return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)

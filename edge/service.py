@@ -14,6 +14,7 @@ and goes on, and too many in a row end the process (systemd restarts it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -184,7 +185,9 @@ class Service:
         """One frame through detect -> track -> gate -> embed -> match -> policy."""
         now = self.clock()
         out = []
-        faces = self.pipeline.detect(frame)
+        # Only the largest face is at the door: others are passers-by behind the
+        # person (and would only fill the log with low-quality attempts).
+        faces = self.pipeline.detect(frame)[:1]
         self.stats.faces += len(faces)
         for face, tid in zip(faces, self.tracker.update(faces, now)):
             if self.policy.settled(tid, now):
@@ -219,8 +222,9 @@ class Service:
                 snapshot = str(self.snapshots.save(d.event_id, crop))
             except FacegateError as exc:
                 log.warning("decision %s: no snapshot: %s", d.event_id, exc)
+        # The policy runs on the monotonic clock; the log wants wall-clock time.
+        d = dataclasses.replace(d, time=self.wall())
         record = decision_record(d, snapshot=snapshot)
-        record["unix_time"] = self.wall()
         try:
             self.decisions.append(record)
         except DecisionLogError:

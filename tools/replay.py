@@ -58,6 +58,9 @@ def replay_config(config: Config, workdir: Path, *, snapshots: bool = False) -> 
         log=replace(config.log, decisions=str(workdir / "decisions.jsonl"),
                     snapshots_dir=str(workdir / "snapshots") if snapshots else None),
         camera=replace(config.camera, backend="replay", device=str(workdir)),
+        # The relay pulse runs in real time while the replay runs faster: keep it short
+        # so that each unlock shows as its own pulse on the mock pin.
+        lock=replace(config.lock, unlock_s=min(config.lock.unlock_s, 0.2)),
     )
 
 

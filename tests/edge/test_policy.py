@@ -264,18 +264,26 @@ def test_other_tracks_decide_independently():
 
 def test_end_track_denies_an_undecided_attempt_with_its_window_reason():
     p = make()
-    feed(p, [ALICE, (ALICE, BLURRY)])
+    feed(p, [ALICE, (ALICE, BLURRY), WEAK])
     d = p.end_track(1, 5.0)
-    assert d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock  # 1 of 2 failed: not more than half
-    assert (d.time, d.frames_used, d.frames_matched, d.person) == (5.0, 2, 1, "alice")
+    assert d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock  # 1 of 3 failed: not more than half
+    assert (d.time, d.frames_used, d.frames_matched, d.person) == (5.0, 3, 1, "alice")
     assert p.end_track(1, 5.0) is None  # forgotten
 
     feed(p, [(ALICE, DARK), (ALICE, DARK), (ALICE, BLURRY)], track=2)
     assert p.end_track(2, 6.0).reason == Reason.TOO_DARK
-    feed(p, [(None, BLURRY)], track=3)
+    feed(p, [(None, BLURRY)] * 3, track=3)
     assert p.end_track(3, 6.0).reason == Reason.LOW_QUALITY
-    feed(p, [ALICE, BOB], track=4)
+    feed(p, [ALICE, BOB, WEAK], track=4)
     assert p.end_track(4, 6.0).reason == Reason.AMBIGUOUS
+
+
+def test_a_glimpse_shorter_than_k_frames_is_not_an_attempt():
+    p = make()
+    feed(p, [ALICE, ALICE])  # two votes, but k = 3 could never be reached
+    assert p.end_track(1, 5.0) is None
+    feed(p, [WEAK], track=2)
+    assert p.end_track(2, 5.0) is None
 
 
 def test_end_track_of_decided_or_unknown_tracks_is_none_and_the_id_starts_fresh():

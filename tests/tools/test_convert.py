@@ -58,7 +58,7 @@ def test_every_format_converts_and_matches_its_source(tiny, tmp_path, model_dir,
         assert parity["faces"] == 8
         assert parity["min_cosine"] > 0.999, (runtime, parity)  # float32 is the source, to rounding
     report = json.loads(out.with_name(out.name + ".report.json").read_text())
-    assert report["size_bytes"] == out.stat().st_size and "source_tensorflow" in report["latency_ms"]
+    assert report["size_bytes"] == out.stat().st_size and "source_tensorflow_per_face_batched" in report["latency_ms"]
 
 
 @pytest.mark.parametrize("mode", ["float16", "dynamic-int8", "int8", "int8-io"])

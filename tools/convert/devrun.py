@@ -105,19 +105,26 @@ def cmd_crops(args: argparse.Namespace) -> int:
     return 0
 
 
-def embed_crops(run, crops: np.ndarray, card) -> np.ndarray:
-    """Embeddings as the device makes them: normalise, run, mirror-average, L2."""
+def embed_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
+    """Embeddings as the device makes them: normalise, run, mirror-average, L2.
+
+    ``batch`` > 1 runs that many crops per call (the source model in
+    TensorFlow is much faster batched; the device runtimes take batch 1).
+    """
     from edge.embed import normalize
 
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
     out = np.zeros((len(crops), card.embedding_size), np.float32)
-    for i, c in enumerate(crops):
-        v = np.asarray(run(normalize(c, card)), np.float32).reshape(-1)
-        v = v / max(float(np.linalg.norm(v)), 1e-12)
+    for i in range(0, len(crops), batch):
+        chunk = crops[i : i + batch]
+        x = np.concatenate([normalize(c, card) for c in chunk])
+        v = unit(np.asarray(run(x), np.float32).reshape(len(chunk), -1))
         if card.flip_average:
-            f = np.asarray(run(normalize(c[:, ::-1], card)), np.float32).reshape(-1)
-            v = v + f / max(float(np.linalg.norm(f)), 1e-12)
-            v = v / max(float(np.linalg.norm(v)), 1e-12)
-        out[i] = v
+            f = np.concatenate([normalize(c[:, ::-1], card) for c in chunk])
+            v = unit(v + unit(np.asarray(run(f), np.float32).reshape(len(chunk), -1)))
+        out[i : i + len(chunk)] = v
     return out
 
 

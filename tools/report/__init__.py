@@ -1,0 +1,24 @@
+"""tools/report: decision logs + ground truth -> how well the door decides.
+
+In: the daemon's JSON-lines decision logs (live, rotated, gzipped; schema in
+edge.decisions) and the truth of each attempt, from a labels CSV
+(``event_id,truth``) or from the NUAA frame paths a replay logged.
+Out: the confusion matrix at the logged threshold with 95% intervals, a
+threshold sweep (ROC, DET, score histograms), a recommended threshold, and
+breakdowns per person, reason and ISO week, as terminal text, HTML, Markdown
+and JSON.  ``python -m tools.report review`` labels attempts interactively.
+
+Modules: stats (intervals), labels (truth), collect (streaming the logs into
+compact columns), metrics (everything computed from the columns), plots,
+render, review; __main__ is the command line.
+"""
+
+from __future__ import annotations
+
+from edge.errors import ExitCode, FacegateError
+
+
+class ReportError(FacegateError, ValueError):
+    """Bad report input (labels file, arguments): one line naming the file and line or field."""
+
+    exit_code = ExitCode.USAGE

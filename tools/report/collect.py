@@ -1,0 +1,381 @@
+"""Decision logs -> compact per-attempt columns, streamed.
+
+In: decision-log paths (a live log expands to its rotated siblings through
+edge.decisions.log_files; ``.gz`` files and torn last lines are handled by
+edge.decisions.read_records) and a Labeller giving each record's truth.
+Out: :class:`Columns`: one entry per attempt in a handful of typed arrays
+(about 20 bytes an attempt) plus small tables of names and ISO weeks, and the
+few examples worth showing a reviewer.  Records are never kept: a million
+decisions cost ~20 MB, not the gigabytes a list of dicts would.
+
+A record whose fields break the schema is an error naming file:line and the
+field (or, with ``strict=False``, a warning and the record skipped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.decisions import log_files, read_records
+from edge.errors import DecisionLogError
+from edge.types import Reason
+from tools.report import ReportError
+from tools.report.labels import ATTACK, IMPOSTOR, Labeller
+
+log = logging.getLogger(__name__)
+
+# Truth codes; a code >= 0 indexes Columns.names.
+UNLABELLED, IMPOSTOR_CODE, ATTACK_CODE = -1, -2, -3
+NO_NAME = -1
+REASONS = Reason.ALL
+REASON_CODE = {r: i for i, r in enumerate(REASONS)}
+# Denials the threshold cannot undo: the attempt never reached (or failed after)
+# the score comparison, so the sweep denies it at every threshold.
+HARD_DENIALS = frozenset({Reason.LOW_QUALITY, Reason.TOO_DARK, Reason.LOCKED_OUT,
+                          Reason.PRESENTATION_ATTACK, Reason.NO_GALLERY, Reason.ERROR})
+_HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
+_ACCEPTED = REASON_CODE[Reason.ACCEPTED]
+MAX_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Example:
+    """One decision worth a human look (a false accept, a lockout), with where to find it."""
+
+    event_id: str
+    time: str
+    decision: str
+    reason: str
+    person: str | None
+    best_score: float | None
+    truth: str | None
+    snapshot: str | None
+    file: str
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """Everything the report needs, one array entry per attempt.
+
+    ``score`` is the logged best_score (NaN when there was no match to score);
+    ``eligible`` says the attempt reached the score comparison and passed the
+    margin (so a threshold alone decides it); ``redecide_agree`` counts how
+    often that re-decision at the record's own logged threshold matches what
+    the daemon logged.
+    """
+
+    files: tuple[str, ...]
+    names: tuple[str, ...]
+    weeks: tuple[str, ...]
+    score: np.ndarray  # float64
+    eligible: np.ndarray  # bool
+    truth: np.ndarray  # int16: UNLABELLED, IMPOSTOR_CODE, ATTACK_CODE, or a name code
+    person: np.ndarray  # int16 name code of the logged person, NO_NAME if none
+    best: np.ndarray  # int16 name code of the best match, NO_NAME if none
+    unlock: np.ndarray  # bool
+    reason: np.ndarray  # int8 index into REASONS
+    week: np.ndarray  # int16 index into weeks
+    gallery: frozenset[str]  # every name the log shows as person, best or second
+    settings: dict[tuple[float, float], int]  # (threshold, min_margin) -> records
+    min_margin_override: float | None
+    unlabelled_why: dict[str, int]
+    redecide_agree: int
+    redecide_unlock_only_logged: int  # logged unlock, best-frame re-decision denies
+    redecide_unlock_only_replayed: int  # logged deny, best-frame re-decision accepts
+    false_accept_examples: tuple[Example, ...]
+    locked_out_examples: tuple[Example, ...]
+    skipped_bad: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.score.shape[0])
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Each path with its rotated siblings (oldest first), each file once; ReportError if one is missing."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            raise ReportError(f"{p}: is a directory; give the decision log file (e.g. {p / 'decisions.jsonl'})")
+        files = log_files(p)
+        if not files:
+            raise ReportError(f"{p}: no such decision log (nor rotated {p.name}.N.gz beside it)")
+        for f in files:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+class _BadField(Exception):
+    pass
+
+
+def _text(rec: dict[str, Any], key: str) -> str:
+    v = rec.get(key)
+    if type(v) is not str or not v:
+        raise _BadField(f"{key}: expected a non-empty string, got {v!r}")
+    return v
+
+
+def _opt_text(rec: dict[str, Any], key: str) -> str | None:
+    v = rec.get(key)
+    if v is not None and type(v) is not str:
+        raise _BadField(f"{key}: expected a string or null, got {v!r}")
+    return v
+
+
+def _number(rec: dict[str, Any], key: str, *, nullable: bool) -> float:
+    v = rec.get(key)
+    t = type(v)
+    if t is float or t is int:
+        return float(v)
+    if v is None and nullable and key in rec:
+        return math.nan
+    raise _BadField(f"{key}: expected a number{' or null' if nullable else ''}, got {v!r}")
+
+
+def _line_of(path: Path, index: int) -> int:
+    """The line number of the index-th record of ``path`` (read_records skips blank lines)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            seen = 0
+            for lineno, raw in enumerate(f, 1):
+                if raw.strip():
+                    seen += 1
+                    if seen == index:
+                        return lineno
+    except (OSError, EOFError):
+        pass
+    return index
+
+
+class Collector:
+    """Streams records into columns; call :meth:`add` per file, then :meth:`columns`."""
+
+    def __init__(self, labeller: Labeller, *, min_margin: float | None = None,
+                 enrolled: Iterable[str] | None = None, progress: bool | None = None) -> None:
+        self.labeller = labeller
+        self.min_margin = min_margin
+        self.enrolled = None if enrolled is None else frozenset(enrolled)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._names: list[str] = []
+        self._name_code: dict[str, int] = {}
+        self._weeks: list[str] = []
+        self._week_code: dict[str, int] = {}
+        self._day_week: dict[str, int] = {}
+        self._gallery: set[str] = set()
+        self._settings: Counter[tuple[float, float]] = Counter()
+        self._score = array("d")
+        self._eligible = array("b")
+        self._truth = array("h")
+        self._person = array("h")
+        self._best = array("h")
+        self._unlock = array("b")
+        self._reason = array("b")
+        self._week = array("h")
+        self._files: list[str] = []
+        self._agree = self._only_logged = self._only_replayed = 0
+        self._fa: list[Example] = []
+        self._locked: list[Example] = []
+        self._skipped = 0
+
+    # -- codes --------------------------------------------------------------------------
+
+    def _name(self, name: str | None) -> int:
+        if name is None:
+            return NO_NAME
+        code = self._name_code.get(name)
+        if code is None:
+            code = len(self._names)
+            if code > 32000:
+                raise ReportError(f"more than 32000 distinct person names in the logs and labels ({name!r}...)")
+            self._names.append(name)
+            self._name_code[name] = code
+        return code
+
+    def _truth_code(self, truth: str | None) -> int:
+        if truth is None:
+            return UNLABELLED
+        if truth == IMPOSTOR:
+            return IMPOSTOR_CODE
+        if truth == ATTACK:
+            return ATTACK_CODE
+        return self._name(truth)
+
+    def _week_of(self, t: str) -> int:
+        day = t[:10]
+        code = self._day_week.get(day)
+        if code is None:
+            try:
+                y, w, _ = date.fromisoformat(day).isocalendar()
+            except ValueError:
+                raise _BadField(f"time: expected ISO 8601 like 2024-05-01T12:34:56.789Z, got {t!r}") from None
+            key = f"{y}-W{w:02d}"
+            code = self._week_code.get(key)
+            if code is None:
+                code = len(self._weeks)
+                self._weeks.append(key)
+                self._week_code[key] = code
+            self._day_week[day] = code
+        return code
+
+    # -- reading ------------------------------------------------------------------------
+
+    def add(self, path: Path, *, strict: bool = True) -> int:
+        """Stream one log file in; return how many records it held."""
+        self._files.append(str(path))
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc=path.name, unit=" rec", unit_scale=True, leave=False, file=sys.stderr)
+        index = 0
+        try:
+            for rec in read_records([path], strict=strict):
+                index += 1
+                try:
+                    self._add(rec, path)
+                except _BadField as exc:
+                    msg = f"{path}:{_line_of(path, index)}: {exc}"
+                    if strict:
+                        raise DecisionLogError(msg) from None
+                    log.warning("%s; record skipped", msg)
+                    self._skipped += 1
+                if bar is not None and not index & 0x3FFF:
+                    bar.update(0x4000)
+        finally:
+            if bar is not None:
+                bar.close()
+        log.info("%s: %d records", path, index)
+        return index
+
+    def _add(self, rec: dict[str, Any], path: Path) -> None:
+        event_id = _text(rec, "event_id")
+        t = _text(rec, "time")
+        decision = rec.get("decision")
+        if decision != "unlock" and decision != "deny":
+            raise _BadField(f"decision: expected 'unlock' or 'deny', got {decision!r}")
+        reason = rec.get("reason")
+        rcode = REASON_CODE.get(reason) if type(reason) is str else None
+        if rcode is None:
+            raise _BadField(f"reason: expected one of {', '.join(REASONS)}, got {reason!r}")
+        unlock = decision == "unlock"
+        if unlock != (rcode == _ACCEPTED):
+            raise _BadField(f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)")
+        person = _opt_text(rec, "person")
+        best = _opt_text(rec, "best")
+        second = _opt_text(rec, "second")
+        score = _number(rec, "best_score", nullable=True)
+        second_score = _number(rec, "second_score", nullable=True)
+        threshold = _number(rec, "threshold", nullable=False)
+        min_margin = _number(rec, "min_margin", nullable=False)
+        sources = rec.get("sources")
+        if type(sources) is not list:
+            raise _BadField(f"sources: expected a list, got {sources!r}")
+        week = self._week_of(t)
+
+        if best is None:
+            score = math.nan  # -1.0 is the "nobody to match" placeholder, not a score
+        margin_needed = min_margin if self.min_margin is None else self.min_margin
+        # Match.margin: 2.0 without a runner-up; NaN (null) fails the comparison.
+        margin = 2.0 if second is None else round(score - second_score, 4)
+        eligible = rcode not in _HARD and score == score and margin >= margin_needed
+        replayed = eligible and score >= threshold
+        if replayed == unlock:
+            self._agree += 1
+        elif unlock:
+            self._only_logged += 1
+        else:
+            self._only_replayed += 1
+
+        truth = self.labeller(event_id, sources)
+        tcode = self._truth_code(truth)
+        pcode = self._name(person)
+        gallery = self._gallery
+        if person is not None:
+            gallery.add(person)
+        if best is not None:
+            gallery.add(best)
+        if second is not None:
+            gallery.add(second)
+        self._settings[(threshold, min_margin)] += 1
+
+        self._score.append(score)
+        self._eligible.append(eligible)
+        self._truth.append(tcode)
+        self._person.append(pcode)
+        self._best.append(self._name(best))
+        self._unlock.append(unlock)
+        self._reason.append(rcode)
+        self._week.append(week)
+
+        if unlock and truth is not None and len(self._fa) < MAX_EXAMPLES:
+            right = truth == person and (self.enrolled is None or truth in self.enrolled)
+            if not right:
+                self._fa.append(self._example(rec, path, truth))
+        elif reason == Reason.LOCKED_OUT and len(self._locked) < MAX_EXAMPLES:
+            self._locked.append(self._example(rec, path, truth))
+
+    @staticmethod
+    def _example(rec: dict[str, Any], path: Path, truth: str | None) -> Example:
+        score = rec.get("best_score")
+        snapshot = rec.get("snapshot")
+        return Example(rec["event_id"], rec["time"], rec["decision"], rec["reason"], rec.get("person"),
+                       float(score) if isinstance(score, (int, float)) else None, truth,
+                       snapshot if isinstance(snapshot, str) else None, str(path))
+
+    def columns(self) -> Columns:
+        """The collected arrays (zero-copy views of the arrays filled while streaming)."""
+
+        def view(a: array, dtype: Any) -> np.ndarray:
+            return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype)
+
+        return Columns(
+            files=tuple(self._files),
+            names=tuple(self._names),
+            weeks=tuple(self._weeks),
+            score=view(self._score, np.float64),
+            eligible=view(self._eligible, np.int8).astype(bool),
+            truth=view(self._truth, np.int16),
+            person=view(self._person, np.int16),
+            best=view(self._best, np.int16),
+            unlock=view(self._unlock, np.int8).astype(bool),
+            reason=view(self._reason, np.int8),
+            week=view(self._week, np.int16),
+            gallery=frozenset(self._gallery),
+            settings=dict(self._settings),
+            min_margin_override=self.min_margin,
+            unlabelled_why=dict(self.labeller.unlabelled_why),
+            redecide_agree=self._agree,
+            redecide_unlock_only_logged=self._only_logged,
+            redecide_unlock_only_replayed=self._only_replayed,
+            false_accept_examples=tuple(self._fa),
+            locked_out_examples=tuple(self._locked),
+            skipped_bad=self._skipped,
+        )
+
+
+def collect(paths: Sequence[str | Path], labeller: Labeller, *, min_margin: float | None = None,
+            enrolled: Iterable[str] | None = None, strict: bool = True, progress: bool | None = None) -> Columns:
+    """Read every log (with rotated siblings) into Columns."""
+    collector = Collector(labeller, min_margin=min_margin, enrolled=enrolled, progress=progress)
+    for f in expand_paths(paths):
+        collector.add(f, strict=strict)
+    return collector.columns()
