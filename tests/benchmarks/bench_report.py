@@ -69,7 +69,10 @@ def generate(n: int, directory: Path, seed: int = 0) -> Path:
     live = directory / "decisions.jsonl"
     bounds = np.linspace(0, n, PARTS + 1).astype(int)
     for part in range(PARTS):
-        lines = []
+        number = PARTS - 1 - part  # oldest part gets the highest number
+        path = live if number == 0 else directory / f"decisions.jsonl.{number}.gz"
+        out = open(path, "wb") if number == 0 else gzip.open(path, "wb", compresslevel=1)
+        lines: list[str] = []
         for i in range(bounds[part], bounds[part + 1]):
             k = int(kind[i])
             subj = ENROLLED[who[i]] if k != 1 else STRANGERS[who[i]]
@@ -87,12 +90,11 @@ def generate(n: int, directory: Path, seed: int = 0) -> Path:
             else:
                 reason = "unknown_face"
             lines.append(_line(i, float(t[i]), k, subj, s, s2, reason, best, other))
-        data = "".join(lines).encode()
-        number = PARTS - 1 - part  # oldest part gets the highest number
-        if number == 0:
-            live.write_bytes(data)
-        else:
-            (directory / f"decisions.jsonl.{number}.gz").write_bytes(gzip.compress(data, compresslevel=1, mtime=0))
+            if len(lines) == 10_000:
+                out.write("".join(lines).encode())
+                lines.clear()
+        out.write("".join(lines).encode())
+        out.close()
     return live
 
 
@@ -114,16 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     ap.add_argument("--keep", type=Path, help="keep the logs and reports in this folder")
     ap.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(*args.child)
+        return 0
+    if args.generate:
+        generate(int(args.generate[0]), Path(args.generate[1]))
         return 0
     work = args.keep or Path(tempfile.mkdtemp(prefix="facegate-bench-report-"))
     results = []
     for n in args.sizes:
         d = work / f"n{n}"
         t = time.perf_counter()
-        log = generate(n, d / "log")
+        # In child processes: Linux carries a parent's peak RSS into a forked
+        # child's ru_maxrss, so this process must stay small for the figures to be the report's own.
+        subprocess.run([sys.executable, __file__, "--generate", str(n), str(d / "log")], check=True)
+        log = d / "log" / "decisions.jsonl"
         size = sum(p.stat().st_size for p in (d / "log").iterdir())
         print(f"{n:>9,} decisions: generated in {time.perf_counter() - t:.1f} s ({size / 1e6:.0f} MB on disk, "
               f"{PARTS - 1} rotated parts gzipped)", flush=True)

@@ -45,12 +45,16 @@ def test_embed_npy(model_dir, lfw_samples, tmp_path):
     assert arr.shape == (len(lfw_samples), 128) and arr.dtype == np.float32
 
 
-def test_compare_gives_similarity_and_verdict(model_dir, lfw_samples):
-    same = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]), env_dir=model_dir)
+def test_compare_gives_similarity_and_verdict(model_dir, lfw_samples, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("match:\n  min_cosine_similarity: 0.45\n")
+    a, b, c = (str(lfw_samples[k]) for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Hugo_Chavez_0002"))
+    same = run("-c", str(cfg), "compare", a, b, env_dir=model_dir)
     assert same.returncode == 0 and same.stdout.rstrip().endswith(": same person"), same.stdout + same.stderr
-    diff = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Hugo_Chavez_0002"]), env_dir=model_dir)
+    assert ">= 0.4500 (match.min_cosine_similarity)" in same.stdout
+    diff = run("-c", str(cfg), "compare", a, c, env_dir=model_dir)
     assert diff.returncode == 0 and diff.stdout.rstrip().endswith(": different people")
-    assert "match.min_cosine_similarity" in diff.stdout
+    assert "< 0.4500 (match.min_cosine_similarity)" in diff.stdout
 
 
 def test_no_face_is_one_line_and_its_exit_code(model_dir, tmp_path, lfw_samples):

@@ -99,7 +99,7 @@ def write_outputs(report: Report, args: argparse.Namespace) -> list[Path]:
         _write(p, render.to_markdown(report, files).encode("utf-8"))
         written.append(p)
     for p in json_paths:
-        _write(p, (json.dumps(render.to_json(report), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+        _write(p, (json.dumps(render.to_json(report), separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"))
         written.append(p)
     return written
 

@@ -160,17 +160,35 @@ class NoLabels:
         return None
 
 
-def nuaa_truth(sources: Iterable[Any]) -> tuple[str | None, str | None]:
+def _nuaa_source(source: str) -> str | None:
+    """The truth one frame path names, or None if it is no NUAA frame."""
+    m = _NUAA_DIR.search(source)
+    if m is None:
+        return None
+    return nuaa.person(m.group(2)) if m.group(1) == "ClientRaw" else ATTACK
+
+
+def nuaa_truth(sources: Iterable[Any], cache: dict[str, str | None] | None = None) -> tuple[str | None, str | None]:
     """(truth, None) from NUAA frame paths, or (None, why unlabelled).
 
     ClientRaw/<id>/... is live subject ``subject<id>``; ImposterRaw/<id>/... is
     a printed photo, an attack.  Frames that name different truths label nothing.
+    ``cache`` (folder -> truth) saves the regex for the many frames of one folder.
     """
     found: set[str] = set()
     for s in sources:
-        m = _NUAA_DIR.search(str(s))
-        if m:
-            found.add(nuaa.person(m.group(2)) if m.group(1) == "ClientRaw" else ATTACK)
+        s = str(s)
+        folder = s[: max(s.rfind("/"), s.rfind("\\")) + 1]
+        if cache is None:
+            truth = _nuaa_source(s)
+        else:
+            truth = cache.get(folder, "")
+            if truth == "":
+                truth = cache[folder] = _nuaa_source(s)
+                if len(cache) > 100_000:  # bounded memory, whatever the paths
+                    cache.clear()
+        if truth is not None:
+            found.add(truth)
     if not found:
         return None, "no NUAA frame in sources"
     if len(found) > 1:
@@ -185,9 +203,10 @@ class NuaaLabeller:
 
     def __init__(self) -> None:
         self.unlabelled_why: Counter[str] = Counter()
+        self._folders: dict[str, str | None] = {}
 
     def __call__(self, event_id: str, sources: list[Any]) -> str | None:
-        truth, why = nuaa_truth(sources)
+        truth, why = nuaa_truth(sources, self._folders)
         if why is not None:
             self.unlabelled_why[why if not why.startswith("sources disagree") else "sources disagree"] += 1
         return truth

@@ -212,7 +212,7 @@ class Sweep:
         }
 
     def at(self, t: float) -> Confusion:
-        c = {k: int(v) for k, v in self.counts(np.array([t])).items()}
+        c = {k: int(v[0]) for k, v in self.counts(np.array([t])).items()}
         return Confusion(tp=c["tp"], fp=c["fp"], tn=c["tn"], fn=c["fn"], wrong_person=c["wrong_person"],
                          impostor_attempts=self.impostor_total, impostor_accepted=c["impostor_accepted"],
                          attack_attempts=self.attack_total, attack_accepted=c["attack_accepted"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from tools.report.collect import Example
 from tools.report.metrics import SWEEP_METHOD, Confusion, Report
-from tools.report.stats import Rate, far_bound_text, pct, upper_bound
+from tools.report.stats import far_bound_text, pct, upper_bound
 
 PLOT_TITLES = {"scores": "Genuine and impostor best_score", "roc": "ROC", "det": "DET"}
 
@@ -98,7 +98,7 @@ def _sweep_rows(report: Report) -> tuple[tuple[str, ...], ...]:
     return tuple(rows)
 
 
-def sections(report: Report) -> list[Section]:
+def sections(report: Report, max_examples: int = 20) -> list[Section]:
     c = report.confusion
     rec = report.recommendation
     out: list[Section] = []
@@ -127,14 +127,14 @@ def sections(report: Report) -> list[Section]:
     ]
     out.append(Section("Confusion matrix at the logged threshold", tuple(lines),
                        (_confusion_table(c), _rates_table(c))))
-    if report.false_accept_examples:
-        out.append(Section("False accepts (first %d): look at these first" % len(report.false_accept_examples), (),
-                           (Table(_EXAMPLE_HEADERS, _example_rows(report.false_accept_examples)),)))
+    fa, locked = report.false_accept_examples[:max_examples], report.locked_out_examples[:max_examples]
+    if fa:
+        out.append(Section(f"False accepts (first {len(fa)} of {c.false_accepts}): look at these first", (),
+                           (Table(_EXAMPLE_HEADERS, _example_rows(fa)),)))
     lo = report.locked_out
     lo_lines = (f"locked_out decisions: {lo['total']} (genuine {lo['genuine']}, impostor {lo['impostor']}, "
                 f"attack {lo['attack']}, unlabelled {lo['unlabelled']}); counted above as denials",)
-    out.append(Section("Lockouts", lo_lines, (Table(_EXAMPLE_HEADERS, _example_rows(report.locked_out_examples)),)
-                       if report.locked_out_examples else ()))
+    out.append(Section("Lockouts", lo_lines, (Table(_EXAMPLE_HEADERS, _example_rows(locked)),) if locked else ()))
     rd = report.redecide
     total = sum(rd.values())
     agree = (f"re-deciding every logged attempt by its best frame at its logged threshold reproduces "
@@ -181,9 +181,10 @@ def _text_table(t: Table) -> list[str]:
             *("  " + fmt.format(*r).rstrip() for r in t.rows)]
 
 
-def to_text(report: Report) -> str:
+def to_text(report: Report, max_examples: int = 5) -> str:
+    """The terminal summary: the same sections, fewer examples (HTML/Markdown list up to 20)."""
     out: list[str] = ["facegate decision report", "=" * 24]
-    for s in sections(report):
+    for s in sections(report, max_examples):
         out += ["", s.title, "-" * len(s.title), *s.lines]
         for t in s.tables:
             out += _text_table(t)
@@ -313,7 +314,3 @@ def to_json(report: Report) -> dict[str, Any]:
         "per_reason": [r.to_json() for r in report.reasons],
         "per_week": [w.to_json() for w in report.weeks],
     })
-
-
-def rate_json(r: Rate) -> dict[str, Any]:
-    return _clean(r.to_json())
