@@ -30,6 +30,7 @@ from edge.notify import Notifier
 from edge.pipeline import build_pipeline
 from edge.service import build_service
 from edge.types import Frame, Reason
+from fakes import FakeClock
 
 PIN = 17
 
@@ -75,7 +76,7 @@ def test_enrolled_person_unlocks_and_stranger_does_not(enrolled, lfw_samples, tm
     cv2.imwrite(str(blank), np.full((250, 250, 3), 90, np.uint8))
     colin, stranger = lfw_samples["Colin_Powell_0040"], lfw_samples["Hugo_Chavez_0002"]
     # virtual time: 10 fps, and enough empty frames between people for the track to end
-    clock = _Clock()
+    clock = FakeClock()
     frames = [colin] * 3 + [blank] * 30 + [stranger] * 3 + [blank] * 30
     svc = service_for(enrolled, frames, pins, camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep), clock=clock)
     assert svc.run() == ExitCode.OK
@@ -89,17 +90,6 @@ def test_enrolled_person_unlocks_and_stranger_does_not(enrolled, lfw_samples, tm
     assert recs[0]["snapshot"] and Path(recs[0]["snapshot"]).is_file()
     history = relay_history(pins)
     assert history[0] is False and history.count(True) == 1 and history[-1] is False
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 def test_relay_is_off_at_start_and_after_the_run(enrolled, lfw_samples):
@@ -214,7 +204,7 @@ def test_camera_that_never_comes_back_exits_with_the_camera_code(enrolled):
         def close(self):
             pass
 
-    clock = _Clock()
+    clock = FakeClock()
     cam = ReconnectingCamera(Dead, initial_backoff=1, max_backoff=2, give_up_after=5, clock=clock, sleep=clock.sleep)
     pins = MockFactory()
     assert service_for(enrolled, [], pins, camera=cam).run() == ExitCode.CAMERA
@@ -261,7 +251,7 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, l
     path, sock = notify_socket
     monkeypatch.setenv("WATCHDOG_USEC", str(200_000))  # ping every 0.1 s of (virtual) time
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    clock = _Clock()
+    clock = FakeClock()
     stall_after = enrolled.service.watchdog_stall_s
     frames = [lfw_samples["Hugo_Chavez_0002"]] * 5
 
@@ -270,7 +260,7 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, l
             try:
                 return super().read()
             except Exception:
-                clock.t += stall_after + 1  # the pipeline stalls: no frame for longer than stall_after
+                clock.advance(stall_after + 1)  # the pipeline stalls: no frame for longer than stall_after
                 svc.watchdog.tick()
                 svc.stop()
                 raise

@@ -120,8 +120,9 @@ def test_zero_false_accepts_is_reported_as_a_bound_not_zero():
     text = far_bound_text(0, 300)
     assert "0 false accepts in 300" in text and "FAR < 3/300 = 1.00% at 95%" in text
     assert "exact one-sided 95% upper bound 0.99%" in text
-    assert rule_of_three(300) == 0.01 and rule_of_three(0) is None
+    assert rule_of_three(300) == 0.01 and rule_of_three(0) is None and rule_of_three(2) == 1.0
     assert "nothing is known" in far_bound_text(0, 0)
+    assert "far too few to bound FAR" in far_bound_text(0, 2) and "3/2" not in far_bound_text(0, 2)
 
 
 def test_rate_of_nothing_is_na_not_zero():
@@ -271,6 +272,9 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     recs, labels = _sweep_log([0.30, 0.35, 0.40, 0.45], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
     assert r.recommendation.threshold == pytest.approx(0.5001) and r.recommendation.confusion.fp == 0
+    dark = [make_record("d", reason=Reason.TOO_DARK, best="alice", score=0.9, threshold=0.3)]  # no impostor reached a threshold
+    r = report_of(tmp_path, dark + recs, {"d": "impostor", "g1": "alice"}, enrolled=("alice",))
+    assert r.recommendation.threshold == 0.3 and "no impostor or attack attempt passed" in r.recommendation.statement
 
 
 # --------------------------------------------------------------------------- breakdowns
@@ -302,8 +306,16 @@ def test_labels_csv_header_comments_and_quoting(tmp_path):
     p = tmp_path / "labels.csv"
     p.write_text('event_id,truth\n# reviewed by hand\n\ne1,alice\ne2,impostor\n"e3","Smith, Jo"\ne1,alice\n')
     assert read_labels(p) == {"e1": "alice", "e2": "impostor", "e3": "Smith, Jo"}
+    p.write_bytes("\ufeffevent_id,truth\ne1,Attack\ne2,IMPOSTOR\n".encode())  # a spreadsheet's BOM and capitals
+    assert read_labels(p) == {"e1": "attack", "e2": "impostor"}
     p.write_text("e1,attack\n")  # no header is fine
     assert read_labels(p) == {"e1": "attack"}
+
+
+def test_labels_matching_no_decision_are_pointed_out(tmp_path):
+    r = report_of(tmp_path, [make_record("a1", best="alice")], {"a1": "alice", "zz": "bob", "zy": "bob"})
+    assert r.label_notes == ("2 of 3 labels match no decision in these logs",)
+    assert "labels: 2 of 3 labels match no decision" in to_text(r)
 
 
 @pytest.mark.parametrize("body, line, words", [

@@ -21,7 +21,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ class Columns:
     settings: dict[tuple[float, float], int]  # (threshold, min_margin) -> records
     min_margin_override: float | None
     unlabelled_why: dict[str, int]
+    label_notes: tuple[str, ...]
     redecide_agree: int
     redecide_unlock_only_logged: int  # logged unlock, best-frame re-decision denies
     redecide_unlock_only_replayed: int  # logged deny, best-frame re-decision accepts
@@ -363,6 +364,7 @@ class Collector:
             settings=dict(self._settings),
             min_margin_override=self.min_margin,
             unlabelled_why=dict(self.labeller.unlabelled_why),
+            label_notes=tuple(self.labeller.notes()),
             redecide_agree=self._agree,
             redecide_unlock_only_logged=self._only_logged,
             redecide_unlock_only_replayed=self._only_replayed,

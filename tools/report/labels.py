@@ -52,7 +52,7 @@ def read_labels(path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets add a BOM
     except FileNotFoundError:
         raise ReportError(f"{path}: labels file not found") from None
     except UnicodeDecodeError as exc:
@@ -72,6 +72,8 @@ def read_labels(path: str | Path) -> dict[str, str]:
             if len(row) != 2:
                 raise ReportError(f"{path}:{line}: expected 2 fields (event_id,truth), got {len(row)}: {','.join(row)!r}")
             event_id, truth = row[0].strip(), row[1]
+            if truth.lower() in (IMPOSTOR, ATTACK):
+                truth = truth.lower()
             if not event_id:
                 raise ReportError(f"{path}:{line}: event_id: empty")
             problem = check_truth(truth)
@@ -131,6 +133,10 @@ class Labeller(Protocol):
 
     def __call__(self, event_id: str, sources: list[Any]) -> str | None: ...
 
+    def notes(self) -> list[str]:
+        """Anything the reader of the report should know about the labels."""
+        ...
+
 
 class CsvLabeller:
     """Truth by event_id from a labels CSV."""
@@ -139,12 +145,20 @@ class CsvLabeller:
         self.labels = labels
         self.description = description
         self.unlabelled_why: Counter[str] = Counter()
+        self.matched = 0
 
     def __call__(self, event_id: str, sources: list[Any]) -> str | None:
         truth = self.labels.get(event_id)
         if truth is None:
             self.unlabelled_why["not in the labels file"] += 1
+        else:
+            self.matched += 1
         return truth
+
+    def notes(self) -> list[str]:
+        """Labels that match no decision usually mean the wrong log or labels file."""
+        unused = len(self.labels) - self.matched
+        return [f"{unused} of {len(self.labels)} labels match no decision in these logs"] if unused > 0 else []
 
 
 class NoLabels:
@@ -158,6 +172,9 @@ class NoLabels:
     def __call__(self, event_id: str, sources: list[Any]) -> str | None:
         self.unlabelled_why["no labels given"] += 1
         return None
+
+    def notes(self) -> list[str]:
+        return []
 
 
 def _nuaa_source(source: str) -> str | None:
@@ -210,6 +227,9 @@ class NuaaLabeller:
         if why is not None:
             self.unlabelled_why[why if not why.startswith("sources disagree") else "sources disagree"] += 1
         return truth
+
+    def notes(self) -> list[str]:
+        return []
 
 
 def parse_enrolled(text: str) -> tuple[str, ...]:

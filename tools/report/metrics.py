@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.types import Reason
 from tools.report.collect import ATTACK_CODE, HARD_DENIALS, IMPOSTOR_CODE, REASON_CODE, REASONS, UNLABELLED, Columns, Example
-from tools.report.stats import ALPHA, Rate, pct, ratio, upper_bound, wilson_arrays
+from tools.report.stats import ALPHA, Rate, pct, rule_of_three, upper_bound, wilson_arrays
 
 SWEEP_METHOD = (
     "Threshold sweep: each logged attempt is re-decided from its logged best_score. An attempt is accepted at "
@@ -128,7 +128,7 @@ class Confusion:
         out["f1"] = self.f1
         n = self.fp + self.tn
         out["far_upper95_one_sided"] = self.far_upper
-        out["far_rule_of_three"] = 3.0 / n if n and self.fp == 0 else None
+        out["far_rule_of_three"] = rule_of_three(n) if self.fp == 0 else None
         return out
 
 
@@ -148,7 +148,8 @@ class Classes:
 
 
 def classify(cols: Columns, enrolled: tuple[str, ...]) -> Classes:
-    is_enrolled = np.array([name in set(enrolled) for name in cols.names] + [False], dtype=bool)
+    wanted = set(enrolled)
+    is_enrolled = np.array([name in wanted for name in cols.names] + [False], dtype=bool)
     truth = cols.truth
     named = truth >= 0
     named_enrolled = named & is_enrolled[np.where(named, truth, len(cols.names))]
@@ -297,8 +298,8 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.05,
                 f"(with zero false accepts)")
         if negatives.size == 0:
             t = floor
-            why = ("no impostor attempt reached the score comparison, so the scores say nothing about where "
-                   "impostors fall: keep the logged threshold")
+            why = ("no impostor or attack attempt passed the gates and the margin, so no threshold would have "
+                   "let one in and the scores say nothing about where impostors fall: keep the logged threshold")
         else:
             zero_fa = round(float(negatives.max()) + 1e-4, 4)
             t = round(zero_fa + safety_margin, 4)
@@ -458,6 +459,7 @@ class Report:
     enrolled_source: str
     unlabelled: int
     unlabelled_why: dict[str, int]
+    label_notes: tuple[str, ...]
     settings: dict[tuple[float, float], int]
     min_margin_override: float | None
     confusion: Confusion
@@ -511,6 +513,7 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
         enrolled_source=enrolled_source,
         unlabelled=int(np.count_nonzero(cls.unlabelled)),
         unlabelled_why=cols.unlabelled_why,
+        label_notes=cols.label_notes,
         settings=cols.settings,
         min_margin_override=cols.min_margin_override,
         confusion=conf,
@@ -533,8 +536,3 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
         scores={"genuine": cols.score[cls.genuine & finite], "impostor": cols.score[cls.impostor & finite],
                 "attack": cols.score[cls.attack & finite]},
     )
-
-
-def ratio_text(k: int, n: int) -> str:
-    r = ratio(k, n)
-    return "n/a" if r is None else pct(r)

@@ -8,15 +8,12 @@ global state), ready to write to files or embed in HTML as base64.
 from __future__ import annotations
 
 import io
-import logging
 from statistics import NormalDist
 
 import numpy as np
 
 from tools.report import ReportError
 from tools.report.metrics import Report
-
-log = logging.getLogger(__name__)
 
 MAX_POINTS = 4000  # a curve with more points looks the same and bloats the PNG
 _DET_TICKS = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95)

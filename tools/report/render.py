@@ -110,6 +110,7 @@ def sections(report: Report, max_examples: int = 20) -> list[Section]:
         + (f" ({report.skipped_bad} bad records skipped)" if report.skipped_bad else ""),
         *(f"  {f}" for f in report.files),
         f"labels: {report.label_source}",
+        *(f"labels: {note}" for note in report.label_notes),
         f"labelled: {report.labelled}; UNLABELLED: {report.unlabelled} ({why})",
         f"enrolled ({report.enrolled_source}): {', '.join(report.enrolled) or 'nobody'}",
         f"logged settings: {settings}",
@@ -146,7 +147,9 @@ def sections(report: Report, max_examples: int = 20) -> list[Section]:
     out.append(Section(
         "Recommended threshold",
         (("MEETS TARGET: " if rec.meets_target else "") + rec.statement,
-         f"recommended threshold: {num(rec.threshold)} (target FAR {rec.target_far:g})"),
+         f"recommended threshold: {num(rec.threshold)} (target FAR {rec.target_far:g})",
+         f"below: a 0.05 grid and the marked thresholds; all {report.sweep.thresholds.size} distinct thresholds "
+         f"are in the JSON (sweep.rows)"),
         (Table(("threshold", "", "TP", "FN", "wrong person", "FP stranger/attack", "TN", "TAR", "FAR",
                 "FAR upper 95% (one-sided)"), _sweep_rows(report)),),
         ("scores", "roc", "det"),
@@ -296,6 +299,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "labelled": report.labelled,
         "unlabelled": report.unlabelled,
         "unlabelled_why": report.unlabelled_why,
+        "label_notes": list(report.label_notes),
         "label_source": report.label_source,
         "enrolled": list(report.enrolled),
         "enrolled_source": report.enrolled_source,

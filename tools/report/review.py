@@ -9,7 +9,6 @@ or a crash loses nothing already answered; a prompt per decision on ``stdout``.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from typing import Any, TextIO
 from edge.decisions import read_records
 from tools.report.collect import expand_paths
 from tools.report.labels import ATTACK, IMPOSTOR, append_label, check_truth, read_labels
-
-log = logging.getLogger(__name__)
 
 PROMPT = "truth? name or number / i=impostor / a=attack / s=skip / q=quit: "
 

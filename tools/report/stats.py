@@ -109,8 +109,8 @@ def upper_bound(k: int, n: int, alpha: float = ALPHA) -> float | None:
 
 
 def rule_of_three(n: int) -> float | None:
-    """3/n: the 95% upper bound on a rate when 0 of n events were seen."""
-    return 3.0 / n if n > 0 else None
+    """3/n: the 95% upper bound on a rate when 0 of n events were seen (1.0 when n <= 3: no bound)."""
+    return min(1.0, 3.0 / n) if n > 0 else None
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,9 @@ def far_bound_text(k: int, n: int) -> str:
     if n == 0:
         return "FAR: no impostor/attack attempts, so nothing is known about false accepts"
     ub = upper_bound(k, n)
+    if k == 0 and n <= 3:
+        return (f"0 false accepts in {n} impostor/attack attempts: far too few to bound FAR (the rule of three "
+                f"needs more than 3); exact one-sided 95% upper bound {pct(ub)}")
     if k == 0:
         return (f"0 false accepts in {n} impostor/attack attempts: FAR < 3/{n} = {pct(rule_of_three(n))} at 95% "
                 f"(rule of three; exact one-sided 95% upper bound {pct(ub)})")
