@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     CAMERA = 8
     PARITY = 9  # a converted model failed its parity gate
     LOG = 10
+    DATA = 11  # a labels, pairs or other input data file is malformed (workstation tools)
 
 
 class FacegateError(Exception):

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import FacegateError
+from edge.errors import ExitCode, FacegateError
 
 
 class PairsError(FacegateError, ValueError):
     """A pairs file that does not follow the LFW format."""
+
+    exit_code = ExitCode.DATA
 
 
 @dataclass(frozen=True)

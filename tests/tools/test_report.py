@@ -153,6 +153,7 @@ def test_hand_counted_confusion_matrix(hand):
 def test_unlabelled_and_lockouts_are_counted_not_dropped(hand):
     assert hand.records == 13 and hand.unlabelled == 1 and hand.labelled == 12
     assert hand.unlabelled_why == {"not in the labels file": 1}
+    assert hand.label_notes == ("truth names nobody enrolled, counted as impostors: carol",)
     assert hand.locked_out == {"total": 1, "genuine": 0, "impostor": 0, "attack": 1, "unlabelled": 0}
     assert [e.event_id for e in hand.locked_out_examples] == ["x3"]
     assert sorted(e.event_id for e in hand.false_accept_examples) == ["b1", "i1", "x1"]

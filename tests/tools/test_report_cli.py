@@ -93,7 +93,7 @@ def test_bad_labels_row_is_one_line_with_file_and_line(hand_files):
     log, labels = hand_files
     labels.write_text("event_id,truth\na1,alice\na2,alice,bob\n")
     proc = run(str(log), "--labels", str(labels))
-    assert proc.returncode == ExitCode.USAGE
+    assert proc.returncode == ExitCode.DATA
     assert one_line_error(proc.stderr) == (
         f"tools/report: error: {labels}:3: expected 2 fields (event_id,truth), got 3: 'a2,alice,bob'")
 
@@ -111,11 +111,11 @@ def test_unreadable_log_is_one_line_with_file_and_line(tmp_path, capsys):
 
 def test_bad_arguments_are_one_line(hand_files, tmp_path, capsys):
     log, labels = hand_files
-    assert main([str(log), "--target-far", "2"]) == ExitCode.USAGE
+    assert main([str(log), "--target-far", "2"]) == ExitCode.DATA
     assert one_line_error(capsys.readouterr().err) == "tools/report: error: --target-far: must be between 0 and 1, got 2"
-    assert main([str(tmp_path / "missing.jsonl"), "--labels", str(labels)]) == ExitCode.USAGE
+    assert main([str(tmp_path / "missing.jsonl"), "--labels", str(labels)]) == ExitCode.DATA
     assert "missing.jsonl: no such decision log" in one_line_error(capsys.readouterr().err)
-    assert main([str(log), "--labels", str(tmp_path / "none.csv")]) == ExitCode.USAGE
+    assert main([str(log), "--labels", str(tmp_path / "none.csv")]) == ExitCode.DATA
     assert one_line_error(capsys.readouterr().err).endswith("none.csv: labels file not found")
 
 

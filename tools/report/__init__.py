@@ -21,4 +21,4 @@ from edge.errors import ExitCode, FacegateError
 class ReportError(FacegateError, ValueError):
     """Bad report input (labels file, arguments): one line naming the file and line or field."""
 
-    exit_code = ExitCode.USAGE
+    exit_code = ExitCode.DATA

@@ -504,6 +504,11 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
     rec = recommend(sweep, target_far, safety_margin=safety_margin, floor=floor)
     locked = cols.reason == REASON_CODE[Reason.LOCKED_OUT]
     finite = np.isfinite(cols.score)
+    strangers = sorted({cols.names[i] for i in np.unique(cols.truth[cls.impostor & (cols.truth >= 0)])})
+    notes = cols.label_notes
+    if strangers:  # a typo in a label would otherwise quietly turn a genuine attempt into an impostor
+        notes += (f"truth names nobody enrolled, counted as impostors: {', '.join(strangers[:10])}"
+                  + (f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""),)
     return Report(
         files=cols.files,
         records=cols.n,
@@ -513,7 +518,7 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
         enrolled_source=enrolled_source,
         unlabelled=int(np.count_nonzero(cls.unlabelled)),
         unlabelled_why=cols.unlabelled_why,
-        label_notes=cols.label_notes,
+        label_notes=notes,
         settings=cols.settings,
         min_margin_override=cols.min_margin_override,
         confusion=conf,
