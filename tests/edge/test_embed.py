@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,7 @@ def test_same_person_scores_above_different_people(config, lfw_samples):
     assert min(genuine) > 0.5 > max(impostor)  # LFW's 10-fold thresholds sit near 0.4-0.5
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="tflite-runtime 2.14 exists only up to Python 3.11")
 def test_runtimes_agree(model_dir, lfw_samples):
     crops = np.random.default_rng(1).integers(0, 255, (160, 160, 3), dtype=np.uint8)
     a = Embedder(model_dir / "facenet-keras.float32.tflite", runtime="ai-edge-litert").raw(crops)

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", help="embedder .tflite (default: the config's)")
     ap.add_argument("--threads", type=int, default=2, help="threads for the accuracy pass")
     ap.add_argument("--latency-images", type=int, default=100, help="images per runtime x threads latency run (0: skip)")
+    ap.add_argument("--latency-only", action="store_true", help="skip the accuracy pass")
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
     args = ap.parse_args(argv)
     setup_logging(30)
@@ -99,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     pairs = read_pairs(args.lfw / args.pairs)
     paths = sorted({p for pr in pairs for p in (pr.a, pr.b)})
     pipeline = build_pipeline(config, embedder_path=args.embedder)
+    result: dict = {"embedder": str(pipeline.embedder.card.path), "embedder_sha256": pipeline.embedder.sha256}
+    if not args.latency_only:
+        result.update(accuracy_pass(args, config, pipeline, pairs, paths))
+    if args.latency_images:
+        result["latency_median_ms"] = latency(args, config, paths)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def accuracy_pass(args, config, pipeline, pairs, paths) -> dict:
+    """The 10-fold protocol through the whole pipeline; prints and returns the figures."""
     t = time.time()
     emb, _ = embed_all(pipeline, paths)
     elapsed = time.time() - t
@@ -110,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         "images": len(paths),
         "images_without_face": no_face,
         "failed_pairs": failed,
-        "embedder": str(pipeline.embedder.card.path),
-        "embedder_sha256": pipeline.embedder.sha256,
         "crop": pipeline.embedder.card.raw.get("crop"),
         "flip_average": pipeline.embedder.card.flip_average,
         "detector": config.models.detector,
@@ -128,23 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     if "accuracy" in result:
         print(f"  10-fold accuracy {100 * result['accuracy']:.2f}% ± {100 * result['accuracy_std']:.2f}")
     print(f"  TAR {100 * tar:.2f}% at FAR 1e-3 (threshold {th:.3f}); EER {100 * e:.2f}% (threshold {eth:.3f})")
+    return result
 
-    if args.latency_images:
-        lat = {}
-        sample = paths[: args.latency_images]
-        for rt in [r for r in RUNTIMES if r in available_runtimes()]:
-            for threads in (1, 2):
-                cfg = replace(config, runtime=RuntimeConfig(backend=rt, threads=threads))
-                p = build_pipeline(cfg, embedder_path=args.embedder)
-                embed_all(p, sample[:5], progress=False)  # warm-up
-                _, times = embed_all(p, sample, progress=False)
-                med = {k: round(statistics.median(v), 2) for k, v in times.items() if v}
-                lat[f"{rt}/{threads}"] = med
-                print(f"  latency {rt:15} {threads} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items()))
-        result["latency_median_ms"] = lat
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+
+def latency(args, config, paths) -> dict:
+    """Median ms per stage for each installed runtime at 1 and 2 threads, on the same images."""
+    lat = {}
+    sample = paths[: args.latency_images]
+    for rt in [r for r in RUNTIMES if r in available_runtimes()]:
+        for threads in (1, 2):
+            cfg = replace(config, runtime=RuntimeConfig(backend=rt, threads=threads))
+            p = build_pipeline(cfg, embedder_path=args.embedder)
+            embed_all(p, sample[:5], progress=False)  # warm-up
+            _, times = embed_all(p, sample, progress=False)
+            med = {k: round(statistics.median(v), 2) for k, v in times.items() if v}
+            lat[f"{rt}/{threads}"] = med
+            print(f"  latency {rt:15} {threads} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items()))
+    return lat
 
 
 if __name__ == "__main__":
