@@ -64,10 +64,10 @@ def write_labels(path: Path, labels: dict[str, str]) -> Path:
 
 
 def report_of(tmp_path: Path, records: list[dict], labels: dict[str, str], *, enrolled=("alice", "bob"),
-              target_far: float = 1e-3, **kw):
+              target_far: float = 1e-3, attacks: bool = True, **kw):
     log = write_log(tmp_path / "decisions.jsonl", records)
     cols = collect([log], CsvLabeller(labels, "test"), enrolled=enrolled, progress=False, **kw)
-    return build_report(cols, label_source="test", enrolled=enrolled, target_far=target_far)
+    return build_report(cols, label_source="test", enrolled=enrolled, target_far=target_far, attacks=attacks)
 
 
 # The hand-counted log: enrolled alice and bob, threshold 0.6.
@@ -262,6 +262,18 @@ def test_recommendation_may_keep_a_false_accept_the_bound_allows(tmp_path):
     assert r.recommendation.confusion.fp == 1 and r.recommendation.confusion.tp == 9
 
 
+def test_recommendation_never_exceeds_a_possible_similarity_and_can_leave_attacks_to_liveness(tmp_path):
+    recs, labels = _sweep_log([0.30, 0.995], threshold=0.3)
+    r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
+    assert r.recommendation.threshold == pytest.approx(0.9951)  # not 0.9951 + 0.01 > 1
+    assert "above the largest possible similarity" in r.recommendation.statement
+    labels["i1"] = "attack"  # the 0.995 one was a printed photo
+    r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3, attacks=False)
+    assert r.recommendation.threshold == pytest.approx(0.3101)  # strangers only: 0.30 + 1e-4 + 0.01
+    assert "photo attacks left to liveness" in r.recommendation.statement
+    assert r.confusion.attack_accepted == 1  # still a false accept in the matrix
+
+
 def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     recs, labels = _sweep_log([0.30, 0.35, 0.40, 0.45])
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
@@ -269,10 +281,10 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     assert not rec.meets_target and rec.needed == 3000
     assert "4 impostor attempts cannot support FAR < 0.001 at 95%; need at least 3000" in rec.statement
     assert "NOT MEETING THE TARGET" in rec.statement
-    assert rec.threshold == 0.6 and "kept at the logged threshold 0.6000" in rec.statement  # 0.45+0.0001+0.05 < 0.6
+    assert rec.threshold == 0.6 and "kept at the logged threshold 0.6000" in rec.statement  # 0.45+0.0001+0.01 < 0.6
     recs, labels = _sweep_log([0.30, 0.35, 0.40, 0.45], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
-    assert r.recommendation.threshold == pytest.approx(0.5001) and r.recommendation.confusion.fp == 0
+    assert r.recommendation.threshold == pytest.approx(0.4601) and r.recommendation.confusion.fp == 0
     dark = [make_record("d", reason=Reason.TOO_DARK, best="alice", score=0.9, threshold=0.3)]  # no impostor reached a threshold
     r = report_of(tmp_path, dark + recs, {"d": "impostor", "g1": "alice"}, enrolled=("alice",))
     assert r.recommendation.threshold == 0.3 and "no impostor or attack attempt passed" in r.recommendation.statement

@@ -46,8 +46,11 @@ def report_parser() -> argparse.ArgumentParser:
     truth.add_argument("--labels", type=Path, help="CSV event_id,truth (truth: a name, impostor or attack)")
     truth.add_argument("--labels-from-sources", choices=("nuaa",), help="truth from NUAA frame paths in sources")
     ap.add_argument("--target-far", type=float, default=1e-3, help="FAR the recommended threshold must show (default 1e-3)")
-    ap.add_argument("--safety-margin", type=float, default=0.05,
-                    help="added to the zero-false-accept threshold when the target cannot be shown (default 0.05)")
+    ap.add_argument("--threshold-ignores-attacks", action="store_true",
+                    help="choose the recommended threshold on strangers only (photo attacks are liveness's job); "
+                         "attacks still count as false accepts in the confusion matrix")
+    ap.add_argument("--safety-margin", type=float, default=0.01,
+                    help="added to the zero-false-accept threshold when the target cannot be shown (default 0.01)")
     ap.add_argument("--min-margin", type=float, help="min_margin for the sweep (default: each record's logged one)")
     ap.add_argument("--html", type=Path, help="self-contained HTML report (plots embedded)")
     ap.add_argument("--markdown", type=Path, help="Markdown report (plots written beside it as PNG)")
@@ -121,7 +124,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     cols = collect(args.logs, labeller, min_margin=args.min_margin, enrolled=enrolled,
                    strict=not args.skip_bad_records)
     report = build_report(cols, label_source=labeller.description, enrolled=enrolled,
-                          target_far=args.target_far, safety_margin=args.safety_margin)
+                          target_far=args.target_far, safety_margin=args.safety_margin,
+                          attacks=not args.threshold_ignores_attacks)
     log.info("%d decisions read and analysed in %.1f s", report.records, time.perf_counter() - start)
     written = write_outputs(report, args)
     if not args.quiet:

@@ -273,8 +273,8 @@ class Recommendation:
         }
 
 
-def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.05,
-              floor: float | None = None) -> Recommendation:
+def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.01,
+              floor: float | None = None, attacks: bool = True) -> Recommendation:
     """The lowest threshold (highest TAR) whose one-sided 95% FAR upper bound is below ``target_far``.
 
     When no threshold can show that with the impostor attempts at hand, say so
@@ -293,7 +293,9 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.05,
     best_case = upper_bound(0, n_neg)
     assert best_case is not None
     if best_case >= target_far:
-        negatives = np.concatenate([sweep.wrong, sweep.impostor, sweep.attack])
+        # attacks=False: photo attacks are the liveness check's job; the recognition
+        # threshold is then chosen on strangers (and wrong-person matches) alone.
+        negatives = np.concatenate([sweep.wrong, sweep.impostor] + ([sweep.attack] if attacks else []))
         head = (f"{n_neg} impostor attempts cannot support FAR < {target_far:g} at 95%; need at least {needed} "
                 f"(with zero false accepts)")
         if negatives.size == 0:
@@ -301,10 +303,14 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.05,
             why = ("no impostor or attack attempt passed the gates and the margin, so no threshold would have "
                    "let one in and the scores say nothing about where impostors fall: keep the logged threshold")
         else:
-            zero_fa = round(float(negatives.max()) + 1e-4, 4)
+            zero_fa = min(round(float(negatives.max()) + 1e-4, 4), 1.0)
             t = round(zero_fa + safety_margin, 4)
-            why = (f"the lowest threshold with zero observed false accepts is {zero_fa:.4f}; "
+            scope = "" if attacks else " among strangers (photo attacks left to liveness)"
+            why = (f"the lowest threshold with zero observed false accepts{scope} is {zero_fa:.4f}; "
                    f"plus a safety margin of {safety_margin:g} gives {t:.4f}")
+            if t > 1.0:  # a cosine similarity never exceeds 1: the margin cannot be had
+                t = zero_fa
+                why += f", above the largest possible similarity, so {t:.4f} without the margin"
             if floor is not None and t < floor:
                 why += f", kept at the logged threshold {floor:.4f} (this evidence is no reason to loosen the door)"
                 t = floor
@@ -490,7 +496,7 @@ class Report:
 
 
 def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] | None = None,
-                 target_far: float = 1e-3, safety_margin: float = 0.05) -> Report:
+                 target_far: float = 1e-3, safety_margin: float = 0.01, attacks: bool = True) -> Report:
     """Every number of the report from the collected columns."""
     if enrolled is None:
         enrolled_names = tuple(sorted(cols.gallery))
@@ -501,7 +507,7 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
     conf = logged_confusion(cols, cls)
     sweep = build_sweep(cols, cls)
     floor = max((t for t, _ in cols.settings), default=None)
-    rec = recommend(sweep, target_far, safety_margin=safety_margin, floor=floor)
+    rec = recommend(sweep, target_far, safety_margin=safety_margin, floor=floor, attacks=attacks)
     locked = cols.reason == REASON_CODE[Reason.LOCKED_OUT]
     finite = np.isfinite(cols.score)
     strangers = sorted({cols.names[i] for i in np.unique(cols.truth[cls.impostor & (cols.truth >= 0)])})
