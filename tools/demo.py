@@ -21,12 +21,13 @@ from edge.errors import FacegateError
 from tools import nuaa, replay
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "nuaa"
-ENROLLED = ["0001", "0004"]
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+ENROLLED = ["0005", "0009"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-c", "--config", help="facegate config (default: the shipped one)")
+    ap.add_argument("-c", "--config", default=str(DEMO_CONFIG), help="facegate config (default: tools/demo.yaml)")
     ap.add_argument("--nuaa", type=Path, default=SAMPLES, help="NUAA-layout folder to replay")
     ap.add_argument("--out", type=Path, help="where to keep the gallery and decision log (default: a temp dir)")
     args = ap.parse_args(argv)
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         people, attempts = nuaa.split(args.nuaa, ENROLLED)
+        print(f"config {config.source}: embedder {config.models.embedder}")
         print(f"Enrolling {', '.join(people)} from one session each, then replaying {len(attempts)} attempts "
               f"through the daemon (threshold {config.match.min_cosine_similarity}, "
               f"{config.policy.min_matching_frames} of {config.policy.frames} frames):")

@@ -16,7 +16,7 @@ from edge.types import Decision, Match, Reason
 # Defaults: frames=5, min_matching_frames=3, min_face_px=80, min_sharpness=20,
 # min_brightness=40, max pose 30 degrees, retry_after_s=3, lockout 5 in 60 s for 30 s.
 PC = PolicyConfig()
-MC = MatchConfig()  # min_cosine_similarity=0.6, min_margin=0.1
+MC = MatchConfig(min_cosine_similarity=0.6, min_margin=0.1)  # fixed here: the tests count in these units
 
 GOOD = Quality(face_px=120.0, sharpness=100.0, brightness=120.0, contrast=40.0, yaw=0.0, pitch=0.0, roll=0.0)
 DARK = replace(GOOD, brightness=10.0)
