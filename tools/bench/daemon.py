@@ -1,0 +1,71 @@
+"""The daemon as systemd runs it: frames per second and peak memory (RSS).
+
+Enrolls the committed sample people, then runs ``facegate run --mock-gpio
+--replay DIR`` as a child process over a replay of face frames (the samples,
+repeated) and reports frames per second (from the daemon's own count) and the
+child's peak resident set size.  Replay is unpaced, so this is throughput.
+
+    python -m tools.bench.daemon [-c tools/demo.yaml] [--frames 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from edge.cli import setup_logging
+from edge.config import load_config
+from tools import nuaa, replay
+from tools.demo import DEMO_CONFIG, ENROLLED, SAMPLES
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--config", default=str(DEMO_CONFIG))
+    ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    setup_logging(30)
+    work = Path(tempfile.mkdtemp(prefix="facegate-daemon-bench-"))
+    config = replay.replay_config(load_config(args.config), work)
+    people, attempts = nuaa.split(SAMPLES, ENROLLED)
+    replay.enroll_all(config, people)
+    frames = [f for a in attempts for f in a.frames]
+    src = work / "replay"
+    src.mkdir()
+    for i in range(args.frames):
+        (src / f"{i:06d}.jpg").symlink_to(frames[i % len(frames)])
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    raw.setdefault("runtime", {})["threads"] = args.threads
+    raw["gallery"] = {"path": config.gallery.path}
+    raw["log"] = {"decisions": config.log.decisions}
+    raw.setdefault("policy", {})["lockout_attempts"] = 1000
+    raw["camera"] = {"fps": 120.0}  # the top of the config's range: throughput, not pacing
+    conf = work / "bench.yaml"
+    conf.write_text(yaml.safe_dump(raw))
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "edge", "-c", str(conf), "-v", "run", "--mock-gpio", "--replay", str(src)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    m = re.search(r"stopped: (\d+) frames, (\d+) decisions, (\d+) unlocks", proc.stderr)
+    if proc.returncode != 0 or not m:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return 1
+    n, decisions, unlocks = (int(g) for g in m.groups())
+    print(f"daemon ({config.models.embedder}, {args.threads} threads): {n} frames in {wall:.1f} s wall "
+          f"(including start-up) = {n / wall:.1f} fps; {decisions} decisions, {unlocks} unlocks; "
+          f"peak RSS {rss_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
