@@ -91,6 +91,7 @@ class Service:
         self.stats = Stats()
         self._stop = threading.Event()
         self._ready = False
+        self._last_prune = -float("inf")
 
     # ---------------------------------------------------------------- control
 
@@ -105,7 +106,9 @@ class Service:
                 stopper()
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        # SIGHUP keeps its default (the process dies, systemd's ExecStopPost relocks and
+        # Restart=on-failure brings it back): a clean exit on it would leave the door unwatched.
+        for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
 
     # ---------------------------------------------------------------- the loop
@@ -214,14 +217,28 @@ class Service:
             if d is not None:
                 self.act(d, None)
 
+    def _prune_snapshots(self) -> None:
+        """Apply the snapshot retention (days, MB) at most every ten minutes."""
+        now = self.clock()
+        if self.snapshots is None or now - self._last_prune < 600.0:
+            return
+        self._last_prune = now
+        try:
+            removed = self.snapshots.prune()
+            if removed:
+                log.info("snapshot retention: removed %d old snapshot(s)", removed)
+        except Exception as exc:
+            log.warning("snapshot retention failed: %s", exc)
+
     def act(self, d: Decision, crop: Any) -> None:
         """Log the decision durably, then (only then) move the relay."""
         snapshot = None
         if self.snapshots is not None and crop is not None:
             try:
                 snapshot = str(self.snapshots.save(d.event_id, crop))
-            except FacegateError as exc:
+            except Exception as exc:  # a snapshot is a nicety: never lose the decision over it
                 log.warning("decision %s: no snapshot: %s", d.event_id, exc)
+            self._prune_snapshots()
         # The policy runs on the monotonic clock; the log wants wall-clock time.
         d = dataclasses.replace(d, time=self.wall())
         record = decision_record(d, snapshot=snapshot)
@@ -233,8 +250,8 @@ class Service:
             raise
         self.stats.decisions += 1
         if d.unlock:
-            self.stats.unlocks += 1
             self.door.unlock(d.person or "")
+            self.stats.unlocks += 1
         else:
             self.door.deny()
         log.info("decision %s: %s %s (%s) best=%s %.3f frames %d/%d",

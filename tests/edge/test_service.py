@@ -62,8 +62,11 @@ def relay_history(pins: MockFactory) -> list[bool]:
 
 
 def service_for(config, frames, pins, **kw):
-    cam = kw.pop("camera", None) or ReplayCamera(frames)
-    return build_service(config, pin_factory=pins, camera=cam, **kw)
+    """The daemon on a replay paced at 10 fps of virtual time: timing never depends on machine load."""
+    if "camera" not in kw:
+        clock = kw.setdefault("clock", FakeClock())
+        kw["camera"] = ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep)
+    return build_service(config, pin_factory=pins, **kw)
 
 
 def records(config) -> list[dict]:
@@ -219,9 +222,9 @@ def test_stop_mid_pulse_relocks_at_once(enrolled, lfw_samples):
     t = threading.Thread(target=svc.run)
     t.start()
     deadline = time.monotonic() + 60
-    while svc.stats.unlocks == 0 and time.monotonic() < deadline:
+    while not pins.pin(PIN).state and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert pins.pin(PIN).state  # energised: the 30 s pulse is running
+    assert pins.pin(PIN).state and svc.stats.unlocks <= 1  # energised: the 30 s pulse is running
     svc.stop()  # what the SIGTERM handler calls
     assert not pins.pin(PIN).state  # off at once, not at the end of the pulse
     t.join(30)
@@ -378,3 +381,18 @@ def test_missing_or_foreign_gallery_refuses_to_start(config, tmp_path, lfw_sampl
     foreign = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "g.json")))
     with pytest.raises(GalleryError, match="enroll everyone again"):
         build_service(foreign, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
+
+
+def test_snapshot_retention_runs_from_the_daemon(enrolled, lfw_samples, tmp_path):
+    import os as _os
+
+    snaps = Path(enrolled.log.snapshots_dir)
+    old = snaps / "2000-01-01" / "ancient.jpg"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
+    _os.utime(old, (946684800, 946684800))  # year 2000: far past snapshot_days
+    pins = MockFactory()
+    svc = service_for(enrolled, [lfw_samples["Colin_Powell_0040"]] * 3, pins)
+    svc.run()
+    assert not old.exists()
+    assert any(snaps.rglob("*.jpg"))  # today's snapshot was kept
