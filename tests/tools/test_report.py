@@ -371,16 +371,16 @@ def test_nuaa_labelling_in_a_report(tmp_path):
     def frames(kind: str, subject: str) -> tuple[str, ...]:
         return tuple(str(p) for p in sorted((NUAA / kind / subject).glob("*.jpg"))[:3])
 
-    recs = [
-        make_record("g", unlock=True, best="subject0001", score=0.8, sources=frames("ClientRaw", "0001")),
-        make_record("w", unlock=True, best="subject0001", score=0.7, sources=frames("ClientRaw", "0004")),
-        make_record("s", best="subject0004", score=0.3, sources=frames("ClientRaw", "0005")),  # not enrolled
-        make_record("p", unlock=True, best="subject0001", score=0.7, sources=frames("ImposterRaw", "0001")),
-        make_record("m", best="subject0001", score=0.3, sources=frames("ClientRaw", "0001") + frames("ImposterRaw", "0001")),
-        make_record("n", best="subject0001", score=0.3, sources=("/cam/0.jpg",)),
+    recs = [  # the committed samples: 0005 and 0009 live, 0001 live (a stranger), a photo of 0009
+        make_record("g", unlock=True, best="subject0009", score=0.8, sources=frames("ClientRaw", "0009")),
+        make_record("w", unlock=True, best="subject0009", score=0.7, sources=frames("ClientRaw", "0005")),
+        make_record("s", best="subject0005", score=0.3, sources=frames("ClientRaw", "0001")),  # not enrolled
+        make_record("p", unlock=True, best="subject0009", score=0.7, sources=frames("ImposterRaw", "0009")),
+        make_record("m", best="subject0009", score=0.3, sources=frames("ClientRaw", "0009") + frames("ImposterRaw", "0009")),
+        make_record("n", best="subject0009", score=0.3, sources=("/cam/0.jpg",)),
     ]
     log = write_log(tmp_path / "decisions.jsonl", recs)
-    enrolled = ("subject0001", "subject0004")
+    enrolled = ("subject0005", "subject0009")
     r = build_report(collect([log], NuaaLabeller(), enrolled=enrolled, progress=False), label_source="nuaa",
                      enrolled=enrolled)
     c = r.confusion

