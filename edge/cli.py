@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from edge.errors import ExitCode, FacegateError, NoFaceError
 
@@ -277,18 +277,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
+    return run_command("facegate", lambda: args.func(args), debug=args.debug)
+
+
+def run_command(prog: str, command: Callable[[], int], *, debug: bool = False) -> int:
+    """Run a command's body: FacegateError -> one line per message line + its exit code.
+
+    Shared by every entry point (facegate, tools/convert, tools/report), so a
+    user never meets a traceback for an error facegate expects.
+    """
     try:
-        return int(args.func(args))
+        return int(command())
     except FacegateError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"facegate: error: {line}", file=sys.stderr)
+            print(f"{prog}: error: {line}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: one line, traceback only when asked
-        if args.debug:
+        if debug:
             raise
-        print(f"facegate: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return int(ExitCode.FAILURE)
 
 

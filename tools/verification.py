@@ -25,8 +25,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     pos_below = np.searchsorted(ss, candidates, side="left")
     cum_pos = np.concatenate([[0], np.cumsum(ll)])
     cum_neg = np.concatenate([[0], np.cumsum(~ll)])
-    n_pos, n_neg = cum_pos[-1], cum_neg[-1]
-    correct = (n_pos - cum_pos[pos_below]) + cum_neg[pos_below]
+    correct = (cum_pos[-1] - cum_pos[pos_below]) + cum_neg[pos_below]
     return float(candidates[int(np.argmax(correct))])
 
 

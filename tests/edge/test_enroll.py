@@ -16,7 +16,6 @@ import pytest
 from edge.camera import ReplayCamera
 from edge.enroll import add_to_gallery, from_camera, from_images, problems
 from edge.errors import ExitCode, NoFaceError
-from edge.gallery import Gallery
 from edge.pipeline import build_pipeline
 from edge.quality import Quality
 from fakes import FakeClock

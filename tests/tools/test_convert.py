@@ -7,17 +7,16 @@ suite loads, so both the model building and the converter run as commands.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from clitools import ROOT, convert, error_line
 
 from edge.errors import ExitCode
 from edge.models import card_path_for, load_card
 
-ROOT = Path(__file__).resolve().parents[2]
 FORMATS = {"keras-h5": "tiny.h5", "keras": "tiny.keras", "saved-model": "tiny_saved", "frozen-graph": "tiny.pb"}
 TINY = ["--input-size", "32", "32", "--embedding-size", "16"]
 
@@ -28,20 +27,6 @@ def tiny(tmp_path_factory) -> Path:
     proc = subprocess.run([sys.executable, str(ROOT / "tests/tools/tiny_models.py"), str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
-
-
-def convert(*args: str, model_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if model_dir is not None:
-        env["FACEGATE_MODEL_DIR"] = str(model_dir)
-    return subprocess.run([sys.executable, "-m", "tools.convert", *args], capture_output=True, text=True, cwd=ROOT, env=env)
-
-
-def error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("tools/convert: error:")]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -13,16 +13,15 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import ROOT, convert, error_line
 
 from edge.errors import ExitCode
 from edge.models import card_path_for, load_card
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--input-size", "32", "32", "--embedding-size", "16"]
 MISSING = "ONNX needs onnx2tf in its own venv: make onnx-venv"
 
@@ -56,20 +55,6 @@ def tiny_onnx(tmp_path_factory, onnx_python) -> Path:
     proc = subprocess.run([str(onnx_python), str(ROOT / "tests/tools/tiny_onnx.py"), str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out / "tiny.onnx"
-
-
-def convert(*args: str, model_dir: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = {**os.environ, **(env or {})}
-    if model_dir is not None:
-        full["FACEGATE_MODEL_DIR"] = str(model_dir)
-    return subprocess.run([sys.executable, "-m", "tools.convert", *args], capture_output=True, text=True, cwd=ROOT, env=full)
-
-
-def error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("tools/convert: error:")]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

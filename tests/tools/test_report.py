@@ -357,7 +357,6 @@ def test_append_label_creates_header_and_repairs_a_missing_newline(tmp_path):
 
 def test_nuaa_truth_from_frame_paths():
     live1 = str(NUAA / "ClientRaw/0001/0001_00_00_01_0.jpg")
-    live5 = str(NUAA / "ClientRaw/0005/0005_00_00_01_0.jpg")
     photo = str(NUAA / "ImposterRaw/0001/0001_00_00_01_0.jpg")
     assert nuaa_truth([live1, live1]) == ("subject0001", None)
     assert nuaa_truth([photo]) == ("attack", None)

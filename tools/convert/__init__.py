@@ -324,6 +324,17 @@ def prepare_crops(images: list[Path], spec_file: Path, out: Path, *, detector: s
     return info
 
 
+def _representative(crops: np.ndarray, card: Any) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """TFLite's representative dataset: the calibration faces, normalised as the device will."""
+    from edge.embed import normalize
+
+    def batches() -> Iterator[list[np.ndarray]]:
+        for c in crops:
+            yield [normalize(c, card)]
+
+    return batches
+
+
 def calibration_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ConvertError(f"{folder}: calibration folder not found")
@@ -397,13 +408,7 @@ def convert(
                     f"{calibration}: only {n} usable faces for calibration ({calib_info['no_face']} images without a "
                     f"face, {calib_info['unreadable']} unreadable); need at least {min_calibration_faces}"
                 )
-            crops = calib_info["crops"][:max_calibration_faces]
-
-            def representative():
-                from edge.embed import normalize
-
-                for c in crops:
-                    yield [normalize(c, card_spec)]
+            representative = _representative(calib_info["crops"][:max_calibration_faces], card_spec)
 
         eval_info = None
         if evaluation is not None:

@@ -14,8 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
-from edge.cli import setup_logging
-from edge.errors import ExitCode, FacegateError
+from edge.cli import run_command, setup_logging
+from edge.errors import ExitCode
 from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
 from tools.convert import FORMATS, MODES, ConvertError, Evaluation, Report, Source, calibration_images, convert, detect_format
 from tools.convert.parity import Bounds
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so temporary files are removed and nothing half-written stays.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
-    try:
+    def body() -> int:
         src = resolve_source(args)
         cache = Path(args.cache) if args.cache else default_cache_dir()
         out = Path(args.out) if args.out else cache / f"{src.name}.{args.mode}.tflite"
@@ -138,11 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_report(report)
         return ExitCode.OK
-    except FacegateError as exc:
-        for line in str(exc).splitlines():
-            print(f"tools/convert: error: {line}", file=sys.stderr)
-        return int(exc.exit_code)
 
+    return run_command("tools/convert", body, debug=args.verbose)
 
 if __name__ == "__main__":
     sys.exit(main())

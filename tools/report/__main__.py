@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.cli import setup_logging
-from edge.errors import ExitCode, FacegateError
+from edge.cli import run_command, setup_logging
+from edge.errors import ExitCode
 from edge.models import atomic_write_bytes
 from tools.report import ReportError
 from tools.report.collect import collect
@@ -152,19 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args, command = report_parser().parse_args(argv[1:] if argv[:1] == ["report"] else argv), cmd_report
     setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
-    try:
-        return int(command(args))
-    except FacegateError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"{PROG}: error: {line}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # a bug: one line, the traceback only when asked
-        if args.debug:
-            raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
-        return int(ExitCode.FAILURE)
+    return run_command(PROG, lambda: command(args), debug=args.debug)
 
 
 if __name__ == "__main__":
