@@ -80,3 +80,11 @@ def test_null_models_dir_means_the_cache(monkeypatch, tmp_path):
     assert cfg.embedder_path() == tmp_path / cfg.models.embedder
     cfg = parse_config("models: {embedder: /opt/m/x.tflite}\n")
     assert str(cfg.embedder_path()) == "/opt/m/x.tflite"
+
+
+def test_shipped_configs_are_valid():
+    root = DEFAULT_CONFIG.parents[1]
+    for rel in ("systemd/facegate.yaml", "tools/demo.yaml"):
+        cfg = load_config(root / rel)
+        assert cfg.match.min_cosine_similarity == 0.75, rel  # both use the door-measured embedder and threshold
+        assert cfg.models.embedder == "facenet-20180408.float32.tflite", rel
