@@ -117,7 +117,14 @@ def embed_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
     out = np.zeros((len(crops), card.embedding_size), np.float32)
-    for i in range(0, len(crops), batch):
+    steps = range(0, len(crops), batch)
+    try:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="embedding", unit="batch", file=sys.stderr, disable=None)  # None: only on a terminal
+    except ImportError:
+        pass
+    for i in steps:
         chunk = crops[i : i + batch]
         x = np.concatenate([normalize(c, card) for c in chunk])
         v = unit(np.asarray(run(x), np.float32).reshape(len(chunk), -1))
