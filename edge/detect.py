@@ -54,8 +54,10 @@ def make_anchors(spec: DetectorSpec) -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regressors (N x 16) and logits (N) -> boxes (N x 4, x0 y0 x1 y1) and keypoints (N x 6 x 2), normalised."""
+def decode(
+    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regressors (N x 16) and logits (N) -> boxes (N x 4, x0 y0 x1 y1), keypoints (N x 6 x 2), scores (N); normalised."""
     r = raw_boxes / float(input_size)
     cx = r[:, 0] + anchors[:, 0]
     cy = r[:, 1] + anchors[:, 1]

@@ -16,7 +16,6 @@ import importlib.resources
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -294,8 +293,3 @@ def write_card(model_path: str | Path, card: dict[str, Any]) -> Path:
     atomic_write_bytes(path, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
     return path
 
-
-def copy_verified(src: Path, dest: Path, sha256: str) -> None:
-    verify_file(src, sha256)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)

@@ -19,6 +19,7 @@ from edge.detect import DetectorSpec, FaceDetector
 from edge.embed import Embedder, l2_normalize
 from edge.images import read_image
 from edge.models import CropRecipe, load_manifest
+from tools.bench.lfw import centre_face
 from tools.lfw import read_pairs
 from tools.verification import accuracy_at, best_threshold
 
@@ -28,11 +29,6 @@ def parse_recipe(text: str) -> CropRecipe:
     method, margin, rotate, aspect = parts[0], float(parts[1]), parts[2] == "1", float(parts[3])
     shift = float(parts[4]) if len(parts) > 4 else 0.0
     return CropRecipe(method, margin, rotate, shift, aspect=aspect)
-
-
-def centre_face(faces, frame):
-    cx, cy = frame.width / 2, frame.height / 2
-    return min(faces, key=lambda f: (f.box[0] + f.box[2] - 2 * cx) ** 2 + (f.box[1] + f.box[3] - 2 * cy) ** 2)
 
 
 def main(argv: list[str] | None = None) -> int:
