@@ -54,6 +54,15 @@ class MatchConfig:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    enabled: bool = _opt(True)
+    model: str | None = _opt(None)
+    min_live_probability: float = _opt(0.697, lo=0.0, hi=1.0)
+    min_frames: int = _opt(5, lo=1, hi=100)
+    planar_motion: bool = _opt(True)
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     backend: str = _opt("picamera2", choices=("picamera2", "opencv", "replay"))
     device: str = _opt("0")
@@ -124,6 +133,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     match: MatchConfig = field(default_factory=MatchConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -139,6 +149,15 @@ class Config:
 
     def embedder_path(self) -> Path:
         p = Path(self.models.embedder).expanduser()
+        return p if p.is_absolute() or p.parent != Path(".") else self.model_dir() / p
+
+    def liveness_model_path(self) -> Path:
+        """liveness.model, or the model shipped with facegate when it is null."""
+        if self.liveness.model is None:
+            from edge.liveness import shipped_model
+
+            return shipped_model()
+        p = Path(self.liveness.model).expanduser()
         return p if p.is_absolute() or p.parent != Path(".") else self.model_dir() / p
 
 
@@ -210,6 +229,18 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     return cls(**values)
 
 
+def _cross_checks(config: Config) -> list[str]:
+    """Rules between keys of different sections."""
+    errors = []
+    live, policy = config.liveness, config.policy
+    if live.enabled and live.min_frames > policy.frames:
+        errors.append(
+            f"liveness.min_frames: must be at most policy.frames ({policy.frames}), got {live.min_frames}: "
+            "nobody could ever be accepted"
+        )
+    return errors
+
+
 def parse_config(text: str, source: str = "<string>") -> Config:
     """Validate YAML text; raise one ConfigError naming every bad key."""
     try:
@@ -221,6 +252,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     errors: list[str] = []
     config = _build(Config, data, "", errors)
+    errors += _cross_checks(config)
     if errors:
         raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
     return dataclasses.replace(config, source=source)

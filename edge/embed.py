@@ -49,6 +49,8 @@ class Embedder:
 
     def __init__(self, model_path: str | Path, *, runtime: str = "auto", threads: int = 1) -> None:
         self.card = load_card(model_path)
+        if self.card.role != "embedder":
+            raise ModelError(f"{model_path}: a {self.card.role} model (by its card), not a face embedder")
         self.model = Model(model_path, runtime=runtime, threads=threads)
         h, w = self.card.input_size
         if self.model.inputs[0].shape != (1, h, w, 3):

@@ -87,3 +87,9 @@ class DecisionLogError(FacegateError, OSError):
     """The decision log could not be written or read."""
 
     exit_code = ExitCode.LOG
+
+
+class DataError(FacegateError, ValueError):
+    """Workstation input data (labels, pairs, a dataset folder) is missing or malformed."""
+
+    exit_code = ExitCode.DATA

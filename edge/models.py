@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CARD_SCHEMA = 1
 CARD_SUFFIX = ".card.json"
+CARD_ROLES = ("embedder", "liveness")
 
 
 def default_cache_dir() -> Path:
@@ -216,7 +217,13 @@ class CropRecipe:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What the device must know to use an embedder, stored beside its .tflite."""
+    """What the device must know to use a model, stored beside its .tflite.
+
+    ``role`` is "embedder" (``embedding_size`` is the vector length) or
+    "liveness" (a presentation-attack classifier: ``embedding_size`` is its
+    output size, 1, a logit for "live"; its card has ``output`` instead of
+    ``embedding``).  Each consumer refuses a card of the other role.
+    """
 
     path: Path  # the .tflite file
     sha256: str
@@ -229,6 +236,7 @@ class ModelCard:
     metric: str = "cosine"
     suggested_min_cosine_similarity: float | None = None
     mode: str = "float32"
+    role: str = "embedder"
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -260,18 +268,29 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
         norm = dict(inp["normalization"])
         if norm.get("kind") not in ("prewhiten", "fixed"):
             raise ModelError(f"{card_file}: input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}")
+        role = str(raw.get("role", "embedder"))
+        if role not in CARD_ROLES:
+            raise ModelError(f"{card_file}: role: must be one of {', '.join(CARD_ROLES)}, got {role!r}")
+        if role == "liveness":
+            out = raw["output"]
+            if out.get("kind") != "logit" or int(out["size"]) != 1:
+                raise ModelError(f"{card_file}: output: a liveness model gives one logit (kind logit, size 1), got {out!r}")
+            size, metric = 1, "logit"
+        else:
+            size, metric = int(raw["embedding"]["size"]), str(raw["embedding"].get("metric", "cosine"))
         card = ModelCard(
             path=model_path,
             sha256=str(raw["sha256"]),
             input_size=(h, w),
             color=color,
             normalization=norm,
-            embedding_size=int(raw["embedding"]["size"]),
+            embedding_size=size,
             crop=CropRecipe.from_dict(raw.get("crop", {})),
-            flip_average=bool(raw.get("flip_average", True)),
-            metric=str(raw["embedding"].get("metric", "cosine")),
+            flip_average=bool(raw.get("flip_average", role == "embedder")),
+            metric=metric,
             suggested_min_cosine_similarity=raw.get("suggested_min_cosine_similarity"),
             mode=str(raw.get("mode", "float32")),
+            role=role,
             raw=raw,
         )
     except ModelError:

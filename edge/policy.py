@@ -34,7 +34,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.config import MatchConfig, PolicyConfig
+from edge.config import LivenessConfig, MatchConfig, PolicyConfig
+from edge.liveness import LivenessSample, LivenessVerdict, judge
 from edge.quality import Quality
 from edge.types import Decision, Match, Reason
 
@@ -62,6 +63,7 @@ class Observation:
     match: Match | None
     quality: Quality
     source: str = ""
+    liveness: LivenessSample | None = None
 
 
 def _random_id() -> str:
@@ -99,7 +101,10 @@ class Policy:
     """k-of-n voting per track, retry pause per track, and a global lockout.
 
     ``id_factory`` makes event ids (default: 16 random hex digits); inject a
-    counter in tests.
+    counter in tests.  With ``liveness`` (enabled), an accept also needs the
+    attempt's liveness verdict (edge.liveness.judge over at least
+    ``liveness.min_frames`` frames); a failed verdict turns an accept, an
+    unknown face or an ambiguous one into PRESENTATION_ATTACK.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Policy:
         policy: PolicyConfig,
         match: MatchConfig,
         *,
+        liveness: LivenessConfig | None = None,
         model_sha256: str = "",
         camera: str = "",
         id_factory: Callable[[], str] | None = None,
@@ -126,6 +132,11 @@ class Policy:
             )
         self.policy = policy
         self.match = match
+        self.liveness = liveness if liveness is not None and liveness.enabled else None
+        if self.liveness is not None and self.liveness.min_frames > policy.frames:
+            raise ValueError(
+                f"liveness.min_frames ({self.liveness.min_frames}) > policy.frames ({policy.frames}): nobody could be accepted"
+            )
         self.model_sha256 = model_sha256
         self.camera = camera
         self._new_id = id_factory or _random_id
@@ -228,7 +239,13 @@ class Policy:
             # A frame that put somebody else above the threshold (even without the
             # margin) is doubt about who this is: no accept from this window.
             if n >= self.policy.min_matching_frames and s.contenders <= {person}:
-                return self._decide(obs.track_id, track, s, now, Reason.ACCEPTED, person)
+                if self.liveness is None:
+                    return self._decide(obs.track_id, track, s, now, Reason.ACCEPTED, person)
+                # Liveness is judged over min_frames frames: wait for them, then decide.
+                if len(track.window) >= self.liveness.min_frames:
+                    verdict = self._verdict(track.window)
+                    reason = Reason.ACCEPTED if verdict.live else Reason.PRESENTATION_ATTACK
+                    return self._decide(obs.track_id, track, s, now, reason, person, verdict)
         if len(track.window) >= self.policy.frames:
             return self._decide(obs.track_id, track, s, now, self._deny_reason(s), s.candidate)
         return None
@@ -255,6 +272,12 @@ class Policy:
         s = self._summarize(track.window)
         return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)
 
+    def _verdict(self, window: list[Observation]) -> LivenessVerdict:
+        cfg = self.liveness
+        assert cfg is not None
+        return judge([o.liveness for o in window], min_live_probability=cfg.min_live_probability,
+                     min_frames=cfg.min_frames, planar_motion=cfg.planar_motion)
+
     def locked_out_until(self, now: float) -> float | None:
         """When the current lockout ends, or None if there is none at ``now``."""
         return self._locked_until if now < self._locked_until else None
@@ -262,8 +285,22 @@ class Policy:
     # -- decisions and lockout -------------------------------------------------------------
 
     def _decide(
-        self, track_id: int, track: _Track, s: _Summary, now: float, reason: str, person: str | None
+        self, track_id: int, track: _Track, s: _Summary, now: float, reason: str, person: str | None,
+        verdict: LivenessVerdict | None = None,
     ) -> Decision:
+        if self.liveness is not None:
+            verdict = verdict or self._verdict(track.window)
+            # A face that is not live is an attack whoever it resembles; quality and
+            # gallery problems keep their own reason (they are what to fix).  A track
+            # that left before min_frames is judged on the frames it had.
+            if not verdict.live and reason in (Reason.ACCEPTED, Reason.UNKNOWN_FACE, Reason.AMBIGUOUS):
+                cfg = self.liveness
+                seen = verdict if verdict.frames >= cfg.min_frames else judge(
+                    [o.liveness for o in track.window], min_live_probability=cfg.min_live_probability,
+                    min_frames=1, planar_motion=cfg.planar_motion)
+                if reason == Reason.ACCEPTED or not seen.live:
+                    log.info("track %d: not live (%s)", track_id, seen.why or verdict.why)
+                    reason = Reason.PRESENTATION_ATTACK
         locked = now < self._locked_until
         if locked:
             # Not counted: the quiet period that resets the doubling starts at the
@@ -294,7 +331,8 @@ class Policy:
             frames_matched=s.votes.get(person, 0) if person is not None else 0,
             track_id=track_id,
             quality=_median_quality(track.window),
-            liveness=None,
+            liveness=verdict.as_dict(self.liveness.min_live_probability)
+            if verdict is not None and self.liveness is not None else None,
             model_sha256=self.model_sha256,
             camera=self.camera,
             sources=tuple(o.source for o in track.window),

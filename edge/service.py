@@ -29,6 +29,7 @@ from edge.config import Config
 from edge.decisions import DecisionLog, SnapshotStore, decision_record
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.gallery import Gallery
+from edge.liveness import LivenessChecker
 from edge.match import match
 from edge.notify import FrameWatchdog, Notifier, watchdog_period
 from edge.pipeline import FacePipeline, build_pipeline
@@ -66,6 +67,7 @@ class Service:
         decisions: DecisionLog,
         snapshots: SnapshotStore | None = None,
         notifier: Notifier | None = None,
+        liveness: LivenessChecker | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
@@ -81,9 +83,13 @@ class Service:
         self.clock = clock
         self.wall = wall
         self.on_decision = on_decision
+        if config.liveness.enabled and liveness is None:
+            raise ValueError("liveness.enabled is true but no LivenessChecker was given")
+        self.liveness = liveness if config.liveness.enabled else None
         self.tracker = Tracker(timeout_s=config.policy.track_timeout_s)
         self.policy = Policy(
-            config.policy, config.match, model_sha256=pipeline.embedder.sha256, camera=getattr(camera, "name", "")
+            config.policy, config.match, liveness=config.liveness, model_sha256=pipeline.embedder.sha256,
+            camera=getattr(camera, "name", ""),
         )
         self.watchdog = FrameWatchdog(
             self.notifier, period=watchdog_period(), stall_after=config.service.watchdog_stall_s, clock=clock
@@ -182,7 +188,18 @@ class Service:
                 "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
                 self.stats.frames, self.stats.decisions, self.stats.unlocks, self.stats.corrupt_frames, self.stats.errors,
             )
+            self._log_stage_times()
         return code
+
+    def _log_stage_times(self) -> None:
+        """Mean ms per call of each stage: what a frame costs, for benchmarks and sizing a Pi."""
+        t, live = self.pipeline.times, self.liveness
+        if not self.stats.frames:
+            return
+        per = lambda total, n: 1e3 * total / n if n else float("nan")  # noqa: E731
+        log.info("stage times: detect %.1f ms per frame; per judged face: align+quality %.1f ms, embed %.1f ms, "
+                 "liveness %.1f ms", per(t.detect, self.stats.frames), per(t.align, t.calls), per(t.embed, t.calls),
+                 per(live.seconds, live.calls) if live is not None else float("nan"))
 
     def step(self, frame: Frame) -> list[Decision]:
         """One frame through detect -> track -> gate -> embed -> match -> policy."""
@@ -195,14 +212,17 @@ class Service:
         for face, tid in zip(faces, self.tracker.update(faces, now)):
             if self.policy.settled(tid, now):
                 continue  # decided and not due to retry: skip the embedder
+            live = self.liveness.sample(tid, frame, face, now) if self.liveness is not None else None
             result = self.pipeline.process(frame, face)
             failed = self.policy.gate(result.quality)
             m = None if failed else match(result.embedding, self.gallery)
-            d = self.policy.observe(Observation(tid, now, m, result.quality, frame.source), now)
+            d = self.policy.observe(Observation(tid, now, m, result.quality, frame.source, live), now)
             if d is not None:
                 self.act(d, result.aligned.rgb)
                 out.append(d)
         for tid in self.tracker.expired(now):
+            if self.liveness is not None:
+                self.liveness.forget(tid)
             d = self.policy.end_track(tid, now)
             if d is not None:
                 self.act(d, None)
@@ -261,6 +281,17 @@ class Service:
             self.on_decision(d, record)
 
 
+def build_liveness(config: Config) -> LivenessChecker | None:
+    """The liveness checker the config asks for (None when liveness.enabled is false)."""
+    from edge.liveness import PassiveClassifier
+
+    if not config.liveness.enabled:
+        log.warning("liveness is off: a photo of an enrolled person may open the door")
+        return None
+    classifier = PassiveClassifier(config.liveness_model_path(), runtime=config.runtime.backend, threads=config.runtime.threads)
+    return LivenessChecker(classifier, planar_motion=config.liveness.planar_motion)
+
+
 def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | None = None,
                   on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
                   notifier: Notifier | None = None, clock: Callable[[], float] = time.monotonic) -> Service:
@@ -268,6 +299,7 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
     from edge.lock import Door
 
     pipeline = build_pipeline(config)
+    liveness = build_liveness(config)
     gallery = Gallery.load(config.gallery.path, model_sha256=pipeline.embedder.sha256)
     cam = camera or build_camera(config.camera)
     decisions = DecisionLog(
@@ -279,4 +311,5 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
     # The door keeps real time even on a virtual-time replay: its pulse is real.
     door = Door.from_config(config.lock, pin_factory=pin_factory)
     return Service(config, camera=cam, pipeline=pipeline, gallery=gallery, door=door, decisions=decisions,
-                   snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock)
+                   snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock,
+                   liveness=liveness)

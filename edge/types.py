@@ -115,7 +115,7 @@ class Reason:
     LOW_QUALITY = "low_quality"  # blurry, too small or turned away in too many frames
     TOO_DARK = "too_dark"
     LOCKED_OUT = "locked_out"  # too many denials recently: cooling down
-    PRESENTATION_ATTACK = "presentation_attack"  # liveness check failed (issue: liveness)
+    PRESENTATION_ATTACK = "presentation_attack"  # not a live face (edge.liveness)
     NO_GALLERY = "no_gallery"  # nobody is enrolled
     ERROR = "error"  # the pipeline failed; fail secure
 
@@ -137,8 +137,8 @@ class Decision:
     """What the policy decided for one tracked face (one attempt at the door).
 
     ``unlock`` is True only for Reason.ACCEPTED.  ``quality`` holds the median
-    quality figures over the frames used; ``liveness`` is None until the
-    liveness check exists.
+    quality figures over the frames used; ``liveness`` the attempt's liveness
+    verdict (edge.liveness.LivenessVerdict.as_dict), None when liveness is off.
     """
 
     event_id: str
@@ -156,7 +156,7 @@ class Decision:
     frames_matched: int
     track_id: int = 0
     quality: dict[str, float] = field(default_factory=dict)
-    liveness: dict[str, float] | None = None
+    liveness: dict[str, float | int | bool | None] | None = None
     model_sha256: str = ""
     camera: str = ""
     sources: tuple[str, ...] = ()  # frame sources (file paths on replay) for labelled review

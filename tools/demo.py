@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             elif who == "impostor":
                 who = f"stranger (subject{truth.subject}, not enrolled)"
             verdict = "UNLOCK" if d.unlock else "deny  "
-            print(f"  {verdict} {d.reason:13} person={d.person or '-':12} best={d.best_score:+.3f} "
-                  f"frames {d.frames_matched}/{d.frames_used}   <- {who}")
+            live = d.liveness or {}
+            lv = f" live={live['live_probability']:.2f}" if live.get("live_probability") is not None else ""
+            print(f"  {verdict} {d.reason:19} person={d.person or '-':12} best={d.best_score:+.3f} "
+                  f"frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}")
 
         result = replay.run(config, people, attempts, out, on_decision=on_decision, on_enroll=on_enroll, snapshots=True)
     except FacegateError as exc:
@@ -66,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nenrolled templates: {result.enrolled}")
     print(f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; strangers let in: {o.impostor_accepted}/{o.impostor}; "
           f"wrong person let in: {o.wrong_person}; photo attacks let in: {o.attack_accepted}/{o.attack} "
-          "(no liveness check yet)")
+          f"(liveness {'on' if config.liveness.enabled else 'OFF'})")
     print(f"relay energised {result.relay_on_events} time(s) on the mock pin; it is off now.")
     print(f"decision log: {result.log_path}")
     print(f"snapshots:    {out / 'snapshots'}")
-    return 0 if o.false_accepts == 0 else 1
+    attacks_ok = o.attack_accepted == 0 or not config.liveness.enabled
+    return 0 if o.false_accepts == 0 and attacks_ok else 1
 
 
 if __name__ == "__main__":

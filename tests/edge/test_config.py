@@ -88,3 +88,24 @@ def test_shipped_configs_are_valid():
         cfg = load_config(root / rel)
         assert cfg.match.min_cosine_similarity == 0.75, rel  # both use the door-measured embedder and threshold
         assert cfg.models.embedder == "facenet-20180408.float32.tflite", rel
+
+
+def test_liveness_is_on_by_default_with_the_shipped_model():
+    c = load_config()
+    assert c.liveness.enabled and c.liveness.model is None
+    assert c.liveness_model_path().name == "liveness-nuaa.int8.tflite" and c.liveness_model_path().is_file()
+
+
+def test_liveness_frames_beyond_the_policy_window_are_a_config_error():
+    with pytest.raises(ConfigError) as e:
+        parse_config("policy: {frames: 4}\nliveness: {min_frames: 5, min_live_probability: 1.5}\n", "door.yaml")
+    msg = str(e.value)
+    assert "door.yaml: liveness.min_frames: must be at most policy.frames (4), got 5" in msg
+    assert "door.yaml: liveness.min_live_probability: must be between 0 and 1, got 1.5" in msg
+    # Off, the window does not matter.
+    parse_config("policy: {frames: 4}\nliveness: {enabled: false, min_frames: 5}\n")
+
+
+def test_liveness_typo_gets_a_suggestion():
+    with pytest.raises(ConfigError, match=r"liveness.min_live_prob: unknown key; did you mean liveness.min_live_probability\?"):
+        parse_config("liveness: {min_live_prob: 0.5}\n", "x.yaml")

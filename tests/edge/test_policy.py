@@ -502,3 +502,91 @@ def test_settled_tracks_are_skipped_until_retry():
     feed(q, [WEAK] * 5)
     assert q.settled(1, 0.5) and not q.settled(1, 0.4 + PC.retry_after_s + 0.01)
     assert not q.settled(2, 0.0)
+
+
+# -- liveness --------------------------------------------------------------------------------
+
+from edge.config import LivenessConfig  # noqa: E402
+from edge.liveness import LivenessSample  # noqa: E402
+
+LC = LivenessConfig(min_live_probability=0.5, min_frames=5)
+LIVE_S = LivenessSample(2.0)  # logits
+PHOTO_S = LivenessSample(-2.0)
+
+
+def make_live(live: LivenessConfig = LC, **policy) -> Policy:
+    counter = itertools.count(1)
+    return Policy(replace(PC, **policy), MC, liveness=live, id_factory=lambda: f"ev{next(counter)}")
+
+
+def feed_live(p: Policy, frames, *, track: int = 1, t0: float = 0.0) -> list[Decision | None]:
+    """Observe (match, liveness sample) pairs, GOOD quality, 0.1 s apart."""
+    return [p.observe(Observation(track, t0 + i * 0.1, m, GOOD, f"f{i}", s), t0 + i * 0.1) for i, (m, s) in enumerate(frames)]
+
+
+def test_with_liveness_an_accept_waits_for_min_frames_and_logs_the_verdict():
+    p = make_live()
+    d = only(feed_live(p, [(ALICE, LIVE_S)] * 5))
+    assert d.unlock and d.reason == Reason.ACCEPTED and d.frames_used == 5
+    assert d.liveness == {"live": True, "live_probability": 0.8808, "min_live_probability": 0.5, "frames": 5,
+                          "planar_pairs": 0}
+
+
+def test_a_photo_of_an_enrolled_person_is_a_presentation_attack():
+    p = make_live()
+    d = only(feed_live(p, [(ALICE, PHOTO_S)] * 5))
+    assert not d.unlock and d.reason == Reason.PRESENTATION_ATTACK and d.person == "alice"
+    assert d.liveness["live"] is False and d.liveness["live_probability"] == 0.1192
+
+
+def test_one_rigid_planar_pair_refuses_an_otherwise_live_attempt():
+    p = make_live()
+    frames = [(ALICE, LIVE_S)] * 4 + [(ALICE, LivenessSample(2.0, planar=True))]
+    d = only(feed_live(p, frames))
+    assert d.reason == Reason.PRESENTATION_ATTACK and d.liveness["planar_pairs"] == 1
+
+
+def test_a_missing_liveness_sample_can_never_help_an_accept():
+    p = make_live()
+    d = only(feed_live(p, [(ALICE, LIVE_S)] * 4 + [(ALICE, None)]))
+    assert not d.unlock and d.reason == Reason.PRESENTATION_ATTACK and d.liveness["frames"] == 4
+
+
+def test_unknown_face_that_is_not_live_is_logged_as_an_attack_but_quality_keeps_its_reason():
+    p = make_live()
+    assert only(feed_live(p, [(WEAK, PHOTO_S)] * 5)).reason == Reason.PRESENTATION_ATTACK
+    p = make_live()
+    dark = [p.observe(Observation(1, i * 0.1, ALICE, DARK, "", PHOTO_S), i * 0.1) for i in range(5)]
+    assert only(dark).reason == Reason.TOO_DARK
+    p = make_live()
+    assert only(feed_live(p, [(WEAK, LIVE_S)] * 5)).reason == Reason.UNKNOWN_FACE
+
+
+def test_presentation_attacks_count_towards_the_lockout():
+    p = make_live(lockout_attempts=2, retry_after_s=0.0)
+    feed_live(p, [(ALICE, PHOTO_S)] * 5, track=1)
+    feed_live(p, [(ALICE, PHOTO_S)] * 5, track=2, t0=1.0)
+    d = only(feed_live(p, [(ALICE, LIVE_S)] * 5, track=3, t0=2.0))
+    assert d.reason == Reason.LOCKED_OUT and not d.unlock
+
+
+def test_liveness_off_accepts_at_k_frames_and_logs_no_liveness():
+    p = make_live(LivenessConfig(enabled=False))
+    d = only(feed_live(p, [(ALICE, PHOTO_S)] * 3))
+    assert d.unlock and d.liveness is None
+
+
+def test_liveness_frames_beyond_the_window_are_refused():
+    with pytest.raises(ValueError, match="liveness.min_frames"):
+        make_live(LivenessConfig(min_frames=6))
+
+
+def test_a_track_that_leaves_before_liveness_was_judged_is_judged_on_the_frames_it_had():
+    p = make_live()
+    feed_live(p, [(ALICE, PHOTO_S)] * 3)  # a photo swung out of view after three frames
+    d = p.end_track(1, 5.0)
+    assert d is not None and not d.unlock and d.reason == Reason.PRESENTATION_ATTACK and d.liveness["frames"] == 3
+    p = make_live()
+    feed_live(p, [(WEAK, LIVE_S)] * 3)  # a live stranger who walked off
+    d = p.end_track(1, 5.0)
+    assert d is not None and d.reason == Reason.UNKNOWN_FACE and d.liveness["live"] is False

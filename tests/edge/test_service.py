@@ -37,9 +37,14 @@ PIN = 17
 
 @pytest.fixture
 def door_config(config, tmp_path):
-    """The test config with the gallery and logs in tmp_path and a fixed threshold."""
+    """The test config with the gallery and logs in tmp_path and a fixed threshold.
+
+    Liveness is off here: these tests replay LFW photographs (which are photos)
+    to test the daemon's other duties; tests/edge/test_service_liveness.py has it on.
+    """
     return replace(
         config,
+        liveness=replace(config.liveness, enabled=False),
         gallery=replace(config.gallery, path=str(tmp_path / "gallery.json")),
         log=replace(config.log, decisions=str(tmp_path / "decisions.jsonl"), snapshots_dir=str(tmp_path / "snaps")),
         match=replace(config.match, min_cosine_similarity=0.5, min_margin=0.05),
@@ -297,6 +302,7 @@ def _write_config(cfg, path: Path) -> Path:
         "models": {"dir": cfg.models.dir},
         "match": {"min_cosine_similarity": 0.5, "min_margin": 0.05},
         "policy": {"frames": 3, "min_matching_frames": 2, "min_face_px": 60},
+        "liveness": {"enabled": False},
         "gallery": {"path": cfg.gallery.path},
         "camera": {"fps": 20.0},
         "log": {"decisions": cfg.log.decisions},

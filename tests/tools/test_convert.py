@@ -7,6 +7,7 @@ suite loads, so both the model building and the converter run as commands.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,74 @@ def test_bad_input_is_one_line_and_nonzero(tiny, tmp_path, make_args, message):
     assert p.returncode != 0
     assert message in error_line(p)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+LIVENESS = ["--task", "liveness", "--input-size", "32", "32", "--normalization", "fixed:127.5:127.5"]
+
+
+def test_liveness_classifier_converts_with_a_liveness_card(tiny, tmp_path, model_dir, samples):
+    out = tmp_path / "live.float32.tflite"
+    p = convert(str(tiny / "liveness.h5"), *LIVENESS, "--out", str(out), "--holdout", str(samples / "nuaa"),
+                "--min-holdout-faces", "5", model_dir=model_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "live probability vs source" in p.stdout and "AUC" in p.stdout  # NUAA layout gives the labels
+    card = load_card(out)
+    assert card.role == "liveness" and card.embedding_size == 1 and not card.flip_average
+    raw = json.loads(card_path_for(out).read_text())
+    assert raw["output"] == {"size": 1, "kind": "logit", "positive": "live"} and "embedding" not in raw
+    assert all(info["output"] == [1, 1] for info in raw["converter"]["runtimes"].values())
+    for runtime, parity in raw["parity"].items():
+        assert parity["faces"] == 50 and parity["verdict_flips"] == 0.0, (runtime, parity)
+        assert parity["max_probability_diff"] < 1e-4 and parity["converted_auc"] == pytest.approx(parity["source_auc"], abs=1e-3)
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    assert report["evaluation"]["live"] == 40 and report["evaluation"]["attack"] == 10
+
+
+# convert() from Python, as the liveness trainer calls it: image lists, not folders.
+API_INT8 = """
+import json, sys
+from pathlib import Path
+from tools.convert import Evaluation, Source, convert
+
+tiny, nuaa, out = (Path(a) for a in sys.argv[1:])
+spec = {"task": "liveness", "input_size": [32, 32], "normalization": {"kind": "fixed", "mean": 127.5, "std": 127.5}}
+src = Source(tiny / "liveness.h5", "keras-h5", "live", "0" * 64, spec)
+train = sorted((nuaa / "ClientRaw").glob("000[15]/*.jpg"))  # subjects 0001, 0005
+held = sorted(nuaa.glob("*Raw/0009/*.jpg"))  # subject 0009, live and printed
+labels = [int(p.parts[-3] == "ClientRaw") for p in held]
+report = convert(src, out, mode="int8", calibration=train, min_calibration_faces=5,
+                 evaluation=Evaluation(held, labels=labels), min_holdout_faces=5)
+print(json.dumps(report.card["report_data"]))
+"""
+
+
+def test_liveness_int8_from_python_with_image_lists(tiny, tmp_path, model_dir, samples):
+    out = tmp_path / "live.int8.tflite"
+    p = subprocess.run([sys.executable, "-c", API_INT8, str(tiny), str(samples / "nuaa"), str(out)], capture_output=True,
+                       text=True, cwd=ROOT, env={**os.environ, "FACEGATE_MODEL_DIR": str(model_dir)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    assert report["calibration"]["faces"] == 25  # only the listed training frames
+    assert report["evaluation"] == {"images": 25, "faces": 25, "no_face": 0, "pairs": 0, "live": 15, "attack": 10}
+    card = load_card(out)
+    assert card.role == "liveness" and card.mode == "int8"
+    raw = json.loads(card_path_for(out).read_text())
+    assert raw["converter"]["calibration"].startswith("25 listed images")
+    assert set(raw["converter"]["runtimes"]) == {"ai-edge-litert", "tflite-runtime"}  # int8 loads in 2.14 too
+    for parity in raw["parity"].values():
+        assert parity["p99_probability_diff"] <= 0.05 and parity["verdict_flips"] <= 0.01 and parity["source_auc"] is not None
+
+
+def test_liveness_model_with_two_outputs_is_refused(tiny, tmp_path):
+    p = convert(str(tiny / "liveness_two.h5"), *LIVENESS, "--out", str(tmp_path / "x.tflite"))
+    assert p.returncode == ExitCode.MODEL
+    assert "liveness_two.h5: output shape [1, 2] is not one liveness logit [1, 1]" in error_line(p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_liveness_parity_gate_failure_writes_nothing(tiny, tmp_path, model_dir, samples):
+    p = convert(str(tiny / "liveness.h5"), *LIVENESS, "--out", str(tmp_path / "x.tflite"), "--holdout", str(samples / "nuaa"),
+                "--min-holdout-faces", "5", "--max-probability-diff", "-1", model_dir=model_dir)
+    assert p.returncode == ExitCode.PARITY
+    assert "fails the parity gate, nothing written" in error_line(p) and "live-probability difference" in error_line(p)
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ Run as a script (TensorFlow must not share a process with the TFLite runtimes):
 Writes tiny.h5 (Keras 2), tiny.keras (Keras 3), tiny_saved/ (SavedModel),
 tiny.pb (frozen graph, input "input", output "embeddings"), and not_embedding.h5
 (a model whose output is a feature map, not an embedding).  Input 32x32x3, 16-d.
+Also liveness.h5 (a conv classifier: one logit) and liveness_two.h5 (two outputs).
 """
 
 import os
@@ -19,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 
-def build(lib, out_features: bool = False):
+def build(lib, out_features: bool = False, outputs: int = 16, name: str = "embeddings"):
     layers = lib.layers
     inp = layers.Input((32, 32, 3), name="input")
     x = layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
@@ -28,7 +29,7 @@ def build(lib, out_features: bool = False):
     if out_features:
         return lib.Model(inp, x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(16, name="embeddings")(x)
+    x = layers.Dense(outputs, name=name)(x)
     return lib.Model(inp, x)
 
 
@@ -38,6 +39,8 @@ def main(out: Path) -> None:
     m2 = build(tf_keras)
     m2.save(out / "tiny.h5")
     build(tf_keras, out_features=True).save(out / "not_embedding.h5")
+    build(tf_keras, outputs=1, name="live_logit").save(out / "liveness.h5")
+    build(tf_keras, outputs=2, name="live_logits").save(out / "liveness_two.h5")
     import keras
 
     m3 = build(keras)

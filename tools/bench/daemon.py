@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"daemon ({config.models.embedder}, {args.threads} threads, {label}): {n} frames in {wall:.1f} s wall "
               f"(including start-up) = {n / wall:.1f} fps; {decisions} decisions, {unlocks} unlocks; "
               f"peak RSS {rss_mb:.0f} MB")
+        stages = re.search(r"stage times: (.*)", proc.stderr)
+        if stages:
+            print(f"  {stages.group(1)}")
     return 0
 
 

@@ -29,6 +29,7 @@ from edge.config import RuntimeConfig, load_config
 from edge.images import read_image
 from edge.pipeline import build_pipeline
 from edge.runtime import RUNTIMES, available_runtimes
+from edge.service import build_liveness
 from tools.lfw import read_pairs
 from tools.verification import eer, kfold_accuracy, tar_at_far
 
@@ -40,9 +41,9 @@ def centre_face(faces, frame):
     return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
 
 
-def embed_all(pipeline, paths, progress=True):
-    """{path: embedding or None}, and per-image stage times in ms."""
-    out, times = {}, {"decode": [], "detect": [], "align": [], "embed": []}
+def embed_all(pipeline, paths, progress=True, liveness=None):
+    """{path: embedding or None}, and per-image stage times in ms (liveness too, given a LivenessChecker)."""
+    out, times = {}, {"decode": [], "detect": [], "align": [], "embed": [], "liveness": []}
     try:
         from tqdm import tqdm
 
@@ -61,7 +62,13 @@ def embed_all(pipeline, paths, progress=True):
             out[p] = None
             continue
         a0, e0 = pipeline.times.align, pipeline.times.embed
-        r = pipeline.process(frame, centre_face(faces, frame))
+        face = centre_face(faces, frame)
+        if liveness is not None:
+            # One track, frames 0.1 s apart: the planar-motion pair is measured every time.
+            l0 = liveness.seconds
+            liveness.sample(1, frame, face, 0.1 * len(times["liveness"]))
+            times["liveness"].append((liveness.seconds - l0) * 1e3)
+        r = pipeline.process(frame, face)
         times["align"].append((pipeline.times.align - a0) * 1e3)
         times["embed"].append((pipeline.times.embed - e0) * 1e3)
         out[p] = r.embedding.vector
@@ -150,8 +157,9 @@ def latency(args, config, paths) -> dict:
         for threads in (1, 2):
             cfg = replace(config, runtime=RuntimeConfig(backend=rt, threads=threads))
             p = build_pipeline(cfg, embedder_path=args.embedder)
-            embed_all(p, sample[:5], progress=False)  # warm-up
-            _, times = embed_all(p, sample, progress=False)
+            checker = build_liveness(replace(cfg, liveness=replace(cfg.liveness, enabled=True)))
+            embed_all(p, sample[:5], progress=False, liveness=checker)  # warm-up
+            _, times = embed_all(p, sample, progress=False, liveness=checker)
             med = {k: round(statistics.median(v), 2) for k, v in times.items() if v}
             lat[f"{rt}/{threads}"] = med
             print(f"  latency {rt:15} {threads} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items()))

@@ -7,8 +7,11 @@ and replay everything else — their other sessions (genuine attempts), subjects
 subjects; then the same with the halves swapped.  An attempt is 10 consecutive
 frames at 10 fps; the policy makes one decision per attempt.  The lockout is
 switched off here (attempts come every two seconds; it has its own tests).
+By default it runs twice, liveness off then on, and reports what liveness
+changes: photo attacks accepted (also for the subjects the liveness model
+never saw) and the genuine false-reject rate.
 
-    python -m tools.bench.nuaa [--json out.json] [-c config.yaml]
+    python -m tools.bench.nuaa [--json out.json] [-c config.yaml] [--liveness both|config]
 """
 
 from __future__ import annotations
@@ -25,9 +28,62 @@ from pathlib import Path
 from edge.cli import setup_logging
 from edge.config import load_config
 from tools import nuaa, replay
+from tools.liveness import TEST_SUBJECTS
 
 DEFAULT_NUAA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nuaa"
 FOLDS = (["0001", "0002", "0003", "0004", "0005"], ["0006", "0007", "0008", "0009", "0010"])
+
+
+def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
+    """Both folds through the daemon with ``config``; totals, per-fold figures, photo attacks by subject."""
+    total = replay.Outcome()
+    out: dict = {"liveness": config.liveness.enabled, "folds": []}
+    frames, seconds = 0, 0.0
+    held_out_attacks = held_out_accepted = 0
+    stage_ms: dict[str, float] = {}
+    for i, enrolled in enumerate(FOLDS):
+        people, attempts = nuaa.split(nuaa_dir, enrolled)
+        work = (keep / label / f"fold{i + 1}") if keep else Path(tempfile.mkdtemp(prefix="facegate-nuaa-"))
+        t = time.perf_counter()
+        result = replay.run(config, people, attempts, work)
+        seconds += time.perf_counter() - t
+        frames += result.service.stats.frames
+        o = replay.score(result)
+        for k, v in asdict(o).items():
+            setattr(total, k, getattr(total, k) + v)
+        for attempt, decisions in result.labelled:
+            if attempt.label == "attack" and attempt.subject in TEST_SUBJECTS:
+                held_out_attacks += 1
+                held_out_accepted += any(d["decision"] == "unlock" for d in decisions)
+        reasons: dict[str, int] = {}
+        for r in result.records:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+        out["folds"].append({"enrolled": enrolled, **asdict(o), "false_accepts": o.false_accepts,
+                             "reasons": reasons, "log": str(result.log_path)})
+        print(f"  fold {i + 1}: enrolled {', '.join(enrolled)} ({sum(result.enrolled.values())} templates): "
+              f"genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), wrong person {o.wrong_person}; "
+              f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
+              f"no decision {o.no_decision}")
+        print(f"    reasons: {reasons}")
+        svc = result.service
+        t_ = svc.pipeline.times
+        for k, v in (("detect", t_.detect / max(svc.stats.frames, 1)), ("align", t_.align / max(t_.calls, 1)),
+                     ("embed", t_.embed / max(t_.calls, 1))):
+            stage_ms[k] = stage_ms.get(k, 0.0) + 1e3 * v / len(FOLDS)
+        if svc.liveness is not None:
+            stage_ms["liveness"] = stage_ms.get("liveness", 0.0) + 1e3 * svc.liveness.seconds / max(svc.liveness.calls, 1) / len(FOLDS)
+    out.update(total=asdict(total), false_accepts=total.false_accepts, frr=total.frr, frames=frames,
+               fps=frames / seconds if seconds else None, stage_ms=stage_ms,
+               held_out_attacks={"subjects": list(TEST_SUBJECTS), "attempts": held_out_attacks, "accepted": held_out_accepted})
+    bound = ""
+    if total.false_accepts == 0 and total.impostor:  # rule of three: zero observed is not zero
+        bound = f" (stranger acceptance < 3/{total.impostor} = {300 / total.impostor:.1f}% at 95%)"
+    print(f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
+          f"{bound}; FRR {100 * total.frr:.1f}% per attempt; photo attacks accepted {total.attack_accepted}/{total.attack} "
+          f"(of subjects the liveness model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})")
+    print(f"  speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "
+          f"({config.runtime.threads} threads); mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_ms.items()))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-c", "--config")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the decision logs in this folder")
+    ap.add_argument("--liveness", choices=("config", "both"), default="both",
+                    help="both: run with liveness off, then on, and compare (default); config: as configured")
     args = ap.parse_args(argv)
     setup_logging(30)
     config = load_config(args.config)
@@ -43,44 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     # than at a door: the lockout would turn most of them into locked_out denials
     # and hide what recognition does.  It is measured by its own tests instead.
     config = replace(config, policy=replace(config.policy, lockout_attempts=1000))
-    total = replay.Outcome()
-    out: dict = {"threshold": config.match.min_cosine_similarity, "min_margin": config.match.min_margin, "folds": []}
-    frames = 0
-    seconds = 0.0
-    for i, enrolled in enumerate(FOLDS):
-        people, attempts = nuaa.split(args.nuaa, enrolled)
-        work = (args.keep / f"fold{i + 1}") if args.keep else Path(tempfile.mkdtemp(prefix="facegate-nuaa-"))
-        t = time.perf_counter()
-        result = replay.run(config, people, attempts, work)
-        seconds += time.perf_counter() - t
-        frames += result.service.stats.frames
-        o = replay.score(result)
-        for k, v in asdict(o).items():
-            setattr(total, k, getattr(total, k) + v)
-        reasons: dict[str, int] = {}
-        for r in result.records:
-            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-        out["folds"].append({"enrolled": enrolled, **asdict(o), "false_accepts": o.false_accepts,
-                             "reasons": reasons, "log": str(result.log_path)})
-        print(f"fold {i + 1}: enrolled {', '.join(enrolled)} ({sum(result.enrolled.values())} templates)")
-        print(f"  genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), wrong person {o.wrong_person}; "
-              f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
-              f"no decision {o.no_decision}")
-        print(f"  reasons: {reasons}")
+    runs = [("as configured", config)]
+    if args.liveness == "both":
+        runs = [("liveness off", replace(config, liveness=replace(config.liveness, enabled=False))),
+                ("liveness on", replace(config, liveness=replace(config.liveness, enabled=True)))]
+    out: dict = {"threshold": config.match.min_cosine_similarity, "min_margin": config.match.min_margin, "runs": {}}
+    for label, cfg in runs:
+        print(f"{label} (embedder {cfg.models.embedder}, threshold {cfg.match.min_cosine_similarity}):")
+        out["runs"][label] = run_folds(cfg, args.nuaa, args.keep, label.replace(" ", "-"))
+    if len(runs) == 2:
+        off, on = out["runs"]["liveness off"], out["runs"]["liveness on"]
+        rise = 100 * (on["frr"] - off["frr"])
+        print(f"liveness: photo attacks accepted {off['total']['attack_accepted']} -> {on['total']['attack_accepted']} "
+              f"of {on['total']['attack']}; genuine FRR {100 * off['frr']:.1f}% -> {100 * on['frr']:.1f}% "
+              f"({rise:+.1f} points); false accepts {off['false_accepts']} -> {on['false_accepts']}")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.update(total=asdict(total), false_accepts=total.false_accepts, frr=total.frr, frames=frames,
-               fps=frames / seconds if seconds else None, peak_rss_mb=rss_mb)
-    bound = ""
-    if total.false_accepts == 0 and total.impostor:  # rule of three: zero observed is not zero
-        bound = f" (stranger acceptance < 3/{total.impostor} = {300 / total.impostor:.1f}% at 95%)"
-    print(f"total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
-          f"{bound}; FRR {100 * total.frr:.1f}% per attempt; "
-          f"photo attacks accepted {total.attack_accepted}/{total.attack}")
-    print(f"speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "
-          f"(all stages, {config.runtime.threads} threads); peak RSS {rss_mb:.0f} MB")
+    out["peak_rss_mb"] = rss_mb
+    print(f"peak RSS {rss_mb:.0f} MB")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
-    return 0 if total.false_accepts == 0 else 1
+    last = out["runs"][runs[-1][0]]
+    return 0 if last["false_accepts"] == 0 else 1
 
 
 if __name__ == "__main__":

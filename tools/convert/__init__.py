@@ -1,4 +1,4 @@
-"""tools/convert: a face-embedding model -> a TFLite model the device runs, with its model card.
+"""tools/convert: a face-embedding or liveness model -> a TFLite model the device runs, with its model card.
 
 In: a model (Keras 2 .h5, Keras .keras, SavedModel directory, TensorFlow frozen
 graph .pb, ONNX .onnx through onnx2tf in its own venv), or a name from models/manifest.yaml (fetched from its wheel).
@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("float32", "float16", "dynamic-int8", "int8", "int8-io")
 FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph", "onnx")
+TASKS = ("embedding", "liveness")
+LIVENESS_OUTPUT = {"size": 1, "kind": "logit", "positive": "live"}
 
 
 class ConvertError(FacegateError, ValueError):
@@ -48,7 +50,11 @@ class ConvertError(FacegateError, ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """A model to convert and what the device must know to feed it."""
+    """A model to convert and what the device must know to feed it.
+
+    ``spec["task"]`` is "embedding" (the default; needs ``embedding_size``) or
+    "liveness" (one logit, positive = live face).
+    """
 
     path: Path
     format: str
@@ -56,6 +62,13 @@ class Source:
     sha256: str
     spec: dict[str, Any]
     tensors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        task = self.spec.get("task", "embedding")
+        if task not in TASKS:
+            raise ConvertError(f"{self.path}: spec task: must be one of {', '.join(TASKS)}, got {task!r}")
+        return task
 
 
 def detect_format(path: Path) -> str:
@@ -260,10 +273,18 @@ def up_to_date(out: Path, key: str) -> bool:
 def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, Any]) -> dict[str, Any]:
     tf = _tf()
     spec = src.spec
+    if src.task == "liveness":
+        role, output = "liveness", {"flip_average": False, "output": dict(LIVENESS_OUTPUT)}
+    else:
+        role, output = "embedder", {
+            "flip_average": bool(spec.get("flip_average", True)),
+            "embedding": {"size": int(spec["embedding_size"]), "metric": "cosine", "l2_normalize": True},
+            "suggested_min_cosine_similarity": spec.get("suggested_min_cosine_similarity"),
+        }
     return {
         "schema": CARD_SCHEMA,
         "name": src.name,
-        "role": "embedder",
+        "role": role,
         "file": None,  # filled by the caller
         "sha256": out_sha,
         "size_bytes": size,
@@ -275,9 +296,7 @@ def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, 
             "layout": "NHWC",
         },
         "crop": spec.get("crop", {"method": "landmarks", "margin": 0.0, "rotate": True}),
-        "flip_average": bool(spec.get("flip_average", True)),
-        "embedding": {"size": int(spec["embedding_size"]), "metric": "cosine", "l2_normalize": True},
-        "suggested_min_cosine_similarity": spec.get("suggested_min_cosine_similarity"),
+        **output,
         "source": {"path": str(src.path.name), "format": src.format, "sha256": src.sha256},
         "converter": {
             "tool": "facegate tools/convert",
@@ -291,10 +310,12 @@ def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, 
 
 @dataclass
 class Evaluation:
-    """Held-out faces for the parity gate: images, and optionally LFW-format pairs over them."""
+    """Held-out faces for the parity gate: images, and optionally LFW-format pairs over them
+    (an embedder) or labels, 1 live / 0 attack per image (a liveness model, for AUC)."""
 
     images: list[Path]
     pairs: list[Any] | None = None  # tools.lfw.Pair
+    labels: list[int] | None = None
 
 
 @dataclass
@@ -344,12 +365,27 @@ def calibration_images(folder: Path) -> list[Path]:
     return images
 
 
+def _is_folder(calibration: Path | str | Sequence[Path | str]) -> bool:
+    return isinstance(calibration, (str, os.PathLike))
+
+
+def _calibration_name(calibration: Path | str | Sequence[Path | str]) -> str:
+    """The calibration folder, or a digest of an explicit image list, for messages and the build key.
+
+    A list lets a trainer calibrate on exactly its training frames, so held-out subjects never leak in.
+    """
+    if _is_folder(calibration):
+        return str(calibration)
+    digest = hashlib.sha256("\n".join(map(str, calibration)).encode()).hexdigest()[:16]
+    return f"{len(calibration)} listed images (sha256 {digest})"
+
+
 def convert(
     src: Source,
     out: Path,
     *,
     mode: str = "float32",
-    calibration: Path | None = None,
+    calibration: Path | Sequence[Path] | None = None,
     min_calibration_faces: int = 100,
     max_calibration_faces: int = 500,
     evaluation: Evaluation | None = None,
@@ -361,17 +397,21 @@ def convert(
 ) -> Report:
     """Convert ``src`` to ``out`` (+ card + report); refuse it if it fails the device or parity checks.
 
-    Nothing is written under ``out`` unless every check passed; all files are
-    written atomically, the card last.
+    ``calibration`` is a folder or a list of images.  Nothing is written under
+    ``out`` unless every check passed; all files are written atomically, the card last.
     """
-    from tools.convert.devrun import _card_from_spec, embed_crops
-    from tools.convert.parity import Bounds, PairSet, compare
+    from tools.convert.devrun import _card_from_spec, embed_crops, run_crops
+    from tools.convert.parity import Bounds, PairSet, compare, compare_liveness
 
     bounds = bounds or Bounds()
     if mode not in MODES:
         raise ConvertError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    liveness = src.task == "liveness"
+    if evaluation is not None and evaluation.labels is not None and len(evaluation.labels) != len(evaluation.images):
+        raise ConvertError(f"Evaluation.labels: {len(evaluation.labels)} labels for {len(evaluation.images)} images")
+    calib_name = _calibration_name(calibration) if calibration is not None else None
     extra = {
-        "calibration": str(calibration) if calibration else None,
+        "calibration": calib_name,
         "evaluation_images": len(evaluation.images) if evaluation else 0,
         "bounds": bounds.__dict__,
         "detector": detector,
@@ -396,7 +436,7 @@ def convert(
         calib_info = None
         representative = None
         if calibration is not None and mode in ("int8", "int8-io"):
-            images = calibration_images(calibration)
+            images = calibration_images(Path(calibration)) if _is_folder(calibration) else [Path(p) for p in calibration]
             if len(images) > 2 * max_calibration_faces:  # an even sample across the folder
                 images = images[:: len(images) // (2 * max_calibration_faces)]
             calib_info = prepare_crops(images, spec_file, tmp / "calib.npz", detector=detector, model_dir=model_dir)
@@ -405,7 +445,7 @@ def convert(
                      n, len(images), calib_info["no_face"], calib_info["unreadable"])
             if n < min_calibration_faces:
                 raise ConvertError(
-                    f"{calibration}: only {n} usable faces for calibration ({calib_info['no_face']} images without a "
+                    f"{calib_name}: only {n} usable faces for calibration ({calib_info['no_face']} images without a "
                     f"face, {calib_info['unreadable']} unreadable); need at least {min_calibration_faces}"
                 )
             representative = _representative(calib_info["crops"][:max_calibration_faces], card_spec)
@@ -429,7 +469,9 @@ def convert(
         staged.write_bytes(flat)
         checks = device_check(staged)
         out_shape = next(c["output"] for c in checks.values() if c["ok"])
-        if out_shape[-1] != int(src.spec["embedding_size"]) or len(out_shape) != 2:
+        if liveness and out_shape != [1, 1]:
+            raise ConvertError(f"{src.path}: output shape {out_shape} is not one liveness logit [1, 1]")
+        if not liveness and (out_shape[-1] != int(src.spec["embedding_size"]) or len(out_shape) != 2):
             raise ConvertError(
                 f"{src.path}: output shape {out_shape} is not one embedding of embedding_size "
                 f"{src.spec['embedding_size']}"
@@ -441,6 +483,8 @@ def convert(
         if eval_info is not None:
             crops = eval_info["crops"]
             np.savez(tmp / "evalcrops.npz", crops=crops)
+            # A liveness logit is compared raw; embeddings as the device matches them.
+            outputs, step = (run_crops, "scores") if liveness else (embed_crops, "embed")
             times = []
 
             def timed_source(x):
@@ -450,13 +494,17 @@ def convert(
                 return y
 
             try:
-                src_emb = embed_crops(timed_source, crops, card_spec, batch=32)
+                src_out = outputs(timed_source, crops, card_spec, batch=32)
                 per_crop = float(np.median(times)) / 32
             except Exception:  # a graph fixed to batch 1
                 times.clear()
-                src_emb = embed_crops(timed_source, crops, card_spec)
+                src_out = outputs(timed_source, crops, card_spec)
                 per_crop = float(np.median(times))
             report["latency_ms"] = {"source_tensorflow_per_face_batched": per_crop}
+            labels = None
+            if evaluation.labels is not None:
+                label_of = {Path(p): int(v) for p, v in zip(evaluation.images, evaluation.labels)}
+                labels = np.array([label_of[p] for p in eval_info["paths"]], bool)
             pairs = None
             if evaluation.pairs:
                 index = {p: i for i, p in enumerate(eval_info["paths"])}
@@ -470,15 +518,20 @@ def convert(
             for runtime, info in checks.items():
                 if not info.get("ok"):
                     continue
-                res = _devrun("embed", str(staged), runtime, str(spec_file), str(tmp / "evalcrops.npz"), str(tmp / "emb.npy"))
-                conv_emb = np.load(tmp / "emb.npy")
+                res = _devrun(step, str(staged), runtime, str(spec_file), str(tmp / "evalcrops.npz"), str(tmp / "out.npy"))
+                conv_out = np.load(tmp / "out.npy")
                 report["latency_ms"][f"converted_{runtime}"] = res["median_ms"]
-                parity = compare(src_emb, conv_emb, runtime, pairs)
+                if liveness:
+                    parity = compare_liveness(src_out, conv_out, runtime, labels)
+                else:
+                    parity = compare(src_out, conv_out, runtime, pairs)
                 parity_out[runtime] = parity.as_dict()
                 failures += [f"{runtime}: {f}" for f in parity.failures(bounds)]
             report["parity"] = parity_out
             report["evaluation"] = {"images": len(evaluation.images), "faces": len(crops), "no_face": eval_info["no_face"],
                                     "pairs": len(evaluation.pairs or [])}
+            if labels is not None:
+                report["evaluation"] |= {"live": int(labels.sum()), "attack": int((~labels).sum())}
             if failures:
                 raise ParityError(f"{out.name} ({mode}) fails the parity gate, nothing written: " + "; ".join(failures))
         card = make_card(src, mode, hashlib.sha256(flat).hexdigest(), len(flat), {**extra, "runtimes": checks})

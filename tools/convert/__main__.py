@@ -1,9 +1,11 @@
-"""python -m tools.convert: convert a face-embedding model for the device.
+"""python -m tools.convert: convert a face-embedding or liveness model for the device.
 
 Examples:
   python -m tools.convert facenet-keras                       # manifest name: fetched, float32
   python -m tools.convert my_model.h5 --mode int8 --calibration faces/ \\
       --input-size 112 112 --normalization fixed:127.5:128 --embedding-size 512
+  python -m tools.convert live.h5 --task liveness --mode int8 --calibration train_faces/ \\
+      --holdout nuaa_test/ --input-size 64 64 --normalization fixed:127.5:127.5
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from edge.cli import run_command, setup_logging
 from edge.errors import ExitCode
 from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
-from tools.convert import FORMATS, MODES, ConvertError, Evaluation, Report, Source, calibration_images, convert, detect_format
+from tools.convert import FORMATS, MODES, TASKS, ConvertError, Evaluation, Report, Source, calibration_images, convert, detect_format
 from tools.convert.parity import Bounds
 from tools.lfw import read_pairs
 
@@ -34,6 +36,14 @@ def print_report(report: Report) -> None:
         c = data["calibration"]
         print(f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, {c['unreadable']} unreadable)")
     for runtime, p in (card.get("parity") or {}).items():
+        if card.get("role") == "liveness":
+            line = (f"  parity in {runtime}: live probability vs source |diff| mean {p['mean_probability_diff']:.4f}, "
+                    f"p99 {p['p99_probability_diff']:.4f}, max {p['max_probability_diff']:.4f}; "
+                    f"verdicts changed {100 * p['verdict_flips']:.2f}%")
+            if p.get("source_auc") is not None:
+                line += f"; AUC {p['source_auc']:.4f} -> {p['converted_auc']:.4f}"
+            print(line)
+            continue
         line = f"  parity in {runtime}: cosine to source mean {p['mean_cosine']:.4f}, p1 {p['p1_cosine']:.4f}, min {p['min_cosine']:.4f}"
         if p.get("source"):
             line += (f"; accuracy {100 * p['source']['accuracy']:.2f}% -> {100 * p['converted']['accuracy']:.2f}%"
@@ -42,6 +52,12 @@ def print_report(report: Report) -> None:
     for k, v in (data.get("latency_ms") or {}).items():
         print(f"  latency {k}: {v:.1f} ms per run")
     print(f"  card: {report.out}.card.json; report: {report.out}.report.json")
+
+
+def nuaa_labels(images: list[Path]) -> list[int] | None:
+    """1 live / 0 attack by NUAA's layout (ClientRaw/, ImposterRaw/), or None if any image is outside it."""
+    labels = [1 if "ClientRaw" in p.parts else 0 if "ImposterRaw" in p.parts else None for p in images]
+    return None if None in labels else labels
 
 
 def parse_normalization(text: str) -> dict:
@@ -66,14 +82,19 @@ def resolve_source(args: argparse.Namespace) -> Source:
     if not path.exists():
         raise ConvertError(f"{path}: no such file, and not a model name in the manifest ({', '.join(manifest)})")
     fmt = args.format or detect_format(path)
-    if args.input_size is None or args.embedding_size is None:
-        raise ConvertError(f"{path}: give --input-size H W and --embedding-size N for a model outside the manifest")
+    if args.task == "liveness":
+        if args.input_size is None:
+            raise ConvertError(f"{path}: give --input-size H W for a model outside the manifest")
+        task = {"task": "liveness"}  # one logit, never mirror-averaged
+    else:
+        if args.input_size is None or args.embedding_size is None:
+            raise ConvertError(f"{path}: give --input-size H W and --embedding-size N for a model outside the manifest")
+        task = {"embedding_size": args.embedding_size, "flip_average": not args.no_flip}
     spec = {
         "input_size": list(args.input_size),
         "color": args.color,
         "normalization": parse_normalization(args.normalization),
-        "embedding_size": args.embedding_size,
-        "flip_average": not args.no_flip,
+        **task,
         "crop": {"method": args.crop_method, "margin": args.crop_margin, "rotate": not args.no_rotate},
     }
     tensors = {k: v for k, v in (("input", args.input_name), ("output", args.output_name)) if v}
@@ -84,6 +105,7 @@ def resolve_source(args: argparse.Namespace) -> Source:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="model file/directory, or a manifest name (facenet-keras, facenet-20180408)")
+    ap.add_argument("--task", choices=TASKS, default="embedding", help="embedding (a face embedder) or liveness (one logit, positive = live)")
     ap.add_argument("--mode", choices=MODES, default="float32")
     ap.add_argument("--out", help="output .tflite (default: MODEL_DIR/NAME.MODE.tflite)")
     ap.add_argument("--cache", help="model cache directory (default: $FACEGATE_MODEL_DIR or ~/.cache/facegate/models)")
@@ -92,19 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-name", help="frozen graph: input tensor (default: the only float placeholder)")
     ap.add_argument("--output-name", help="frozen graph: output tensor (default: the only sink)")
     ap.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
-    ap.add_argument("--embedding-size", type=int)
+    ap.add_argument("--embedding-size", type=int, help="embedding length (not for --task liveness)")
     ap.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
     ap.add_argument("--normalization", default="prewhiten", help="prewhiten | fixed:MEAN:STD")
     ap.add_argument("--crop-method", choices=("landmarks", "box"), default="landmarks")
     ap.add_argument("--crop-margin", type=float, default=0.0)
     ap.add_argument("--no-rotate", action="store_true")
-    ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image")
+    ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image (a liveness model never is)")
     ap.add_argument("--calibration", type=Path, help="folder of ordinary face photos for int8 calibration")
     ap.add_argument("--min-calibration-faces", type=int, default=100)
     ap.add_argument("--detector", default="blazeface-short", help="detector for calibration/held-out faces")
     ap.add_argument("--pairs", type=Path, help="LFW-format pairs file for the parity gate (images beside it in images_deepfunneled/)")
     ap.add_argument("--image-root", type=Path, help="image folder for --pairs (default: PAIRS_DIR/images_deepfunneled)")
-    ap.add_argument("--holdout", type=Path, help="folder of held-out face photos for the parity gate (cosine only)")
+    ap.add_argument("--holdout", type=Path, help="folder of held-out face photos for the parity gate (an embedder: cosine only; "
+                    "liveness: a NUAA-layout folder, ClientRaw/ and ImposterRaw/, also gives AUC)")
     ap.add_argument("--min-holdout-faces", type=int, default=50)
     ap.add_argument("--no-parity", action="store_true", help="skip the parity gate (unsafe; float32 only)")
     b = Bounds()
@@ -112,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-p1-cosine", type=float, default=b.min_p1_cosine)
     ap.add_argument("--max-accuracy-drop", type=float, default=b.max_accuracy_drop, help="fraction, 0.002 = 0.2 points")
     ap.add_argument("--max-tar-drop", type=float, default=b.max_tar_drop)
+    ap.add_argument("--max-probability-diff", type=float, default=b.max_probability_diff,
+                    help="liveness: bound on the 99th percentile of |live probability, converted - source|")
+    ap.add_argument("--max-verdict-flips", type=float, default=b.max_verdict_flips,
+                    help="liveness: fraction of held-out faces whose live/attack verdict at p = 0.5 may change")
     ap.add_argument("--force", action="store_true", help="convert even if an up-to-date output exists")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -128,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             images = sorted({p for pr in pairs for p in (pr.a, pr.b)})
             evaluation = Evaluation(images, pairs)
         elif args.holdout:
-            evaluation = Evaluation(calibration_images(args.holdout))
+            images = calibration_images(args.holdout)
+            evaluation = Evaluation(images, labels=nuaa_labels(images) if src.task == "liveness" else None)
         elif args.mode != "float32" and not args.no_parity:
             raise ConvertError(f"mode {args.mode}: the parity gate needs held-out faces: give --pairs or --holdout (or --no-parity, unsafe)")
-        bounds = Bounds(args.min_mean_cosine, args.min_p1_cosine, args.max_accuracy_drop, args.max_tar_drop)
+        bounds = Bounds(**{f: getattr(args, f) for f in Bounds.__dataclass_fields__})
         report = convert(
             src, out, mode=args.mode, calibration=args.calibration, min_calibration_faces=args.min_calibration_faces,
             evaluation=evaluation, min_holdout_faces=args.min_holdout_faces, bounds=bounds, detector=args.detector, force=args.force,

@@ -13,6 +13,9 @@ converted model in each runtime — in a child process through edge/ itself.
   python -m tools.convert.devrun embed MODEL RUNTIME SPEC.json CROPS.npz OUT.npy
       embeddings of the crops by MODEL in RUNTIME (normalisation and mirror
       averaging from SPEC), plus the median ms per crop on stdout as JSON
+  python -m tools.convert.devrun scores MODEL RUNTIME SPEC.json CROPS.npz OUT.npy
+      as embed, but MODEL's raw outputs (a liveness logit): no mirror
+      averaging, no L2 normalisation
 """
 
 from __future__ import annotations
@@ -27,17 +30,21 @@ import numpy as np
 
 
 def _card_from_spec(spec: dict, path: str = ""):
+    """The card a converted model will get, from a source spec (a liveness model: one logit, no mirroring)."""
     from edge.models import CropRecipe, ModelCard
 
+    liveness = spec.get("task", "embedding") == "liveness"
     return ModelCard(
         path=Path(path),
         sha256="",
         input_size=tuple(int(v) for v in spec["input_size"]),
         color=spec.get("color", "RGB"),
         normalization=spec.get("normalization", {"kind": "prewhiten"}),
-        embedding_size=int(spec["embedding_size"]),
+        embedding_size=1 if liveness else int(spec["embedding_size"]),
         crop=CropRecipe.from_dict(spec.get("crop", {})),
-        flip_average=bool(spec.get("flip_average", True)),
+        flip_average=False if liveness else bool(spec.get("flip_average", True)),
+        metric="logit" if liveness else "cosine",
+        role="liveness" if liveness else "embedder",
     )
 
 
@@ -105,37 +112,43 @@ def cmd_crops(args: argparse.Namespace) -> int:
     return 0
 
 
-def embed_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
-    """Embeddings as the device makes them: normalise, run, mirror-average, L2.
+def run_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
+    """The model's raw outputs (N x outputs) on the crops, normalised as the device does.
 
     ``batch`` > 1 runs that many crops per call (the source model in
     TensorFlow is much faster batched; the device runtimes take batch 1).
     """
     from edge.embed import normalize
 
-    def unit(v: np.ndarray) -> np.ndarray:
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
     out = np.zeros((len(crops), card.embedding_size), np.float32)
     steps = range(0, len(crops), batch)
     try:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc="embedding", unit="batch", file=sys.stderr, disable=None)  # None: only on a terminal
+        steps = tqdm(steps, desc="running", unit="batch", file=sys.stderr, disable=None)  # None: only on a terminal
     except ImportError:
         pass
     for i in steps:
         chunk = crops[i : i + batch]
         x = np.concatenate([normalize(c, card) for c in chunk])
-        v = unit(np.asarray(run(x), np.float32).reshape(len(chunk), -1))
-        if card.flip_average:
-            f = np.concatenate([normalize(c[:, ::-1], card) for c in chunk])
-            v = unit(v + unit(np.asarray(run(f), np.float32).reshape(len(chunk), -1)))
-        out[i : i + len(chunk)] = v
+        out[i : i + len(chunk)] = np.asarray(run(x), np.float32).reshape(len(chunk), -1)
     return out
 
 
-def cmd_embed(args: argparse.Namespace) -> int:
+def embed_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
+    """Embeddings as the device makes them: normalise, run, mirror-average, L2."""
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    v = unit(run_crops(run, crops, card, batch=batch))
+    if card.flip_average:
+        v = unit(v + unit(run_crops(run, crops[:, :, ::-1], card, batch=batch)))
+    return v
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """embed (embeddings, as the device matches them) or scores (raw outputs, e.g. a liveness logit)."""
     from edge.runtime import Model
 
     spec = json.loads(Path(args.spec).read_text())
@@ -150,8 +163,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         times.append((time.perf_counter() - t) * 1e3)
         return y
 
-    emb = embed_crops(run, crops, card)
-    np.save(args.out, emb)
+    np.save(args.out, (embed_crops if args.cmd == "embed" else run_crops)(run, crops, card))
     print(json.dumps({"crops": len(crops), "median_ms": float(np.median(times)) if times else None}))
     return 0
 
@@ -172,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--model-dir")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_crops)
-    s = sub.add_parser("embed")
-    for a in ("model", "runtime", "spec", "crops", "out"):
-        s.add_argument(a)
-    s.add_argument("--threads", type=int, default=2)
-    s.set_defaults(func=cmd_embed)
+    for name in ("embed", "scores"):
+        s = sub.add_parser(name)
+        for a in ("model", "runtime", "spec", "crops", "out"):
+            s.add_argument(a)
+        s.add_argument("--threads", type=int, default=2)
+        s.set_defaults(func=cmd_run)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -1,9 +1,13 @@
-"""The parity gate: does the converted model verify faces as well as its source?
+"""The parity gate: does the converted model behave as its source does?
 
 In: embeddings of the same held-out face crops by the source model and by the
 converted model (in each device runtime), and optionally LFW-format pairs over
 those faces.  Out: a Parity report (cosine agreement; accuracy and TAR at
 FAR = 1e-3, source vs converted) and the list of bounds it breaks.
+
+For a liveness classifier, the raw logits instead, and optionally live/attack
+labels: a LivenessParity report (live-probability differences, verdicts at
+p = 0.5 that change, AUC source vs converted).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class Bounds:
     min_p1_cosine: float = 0.95
     max_accuracy_drop: float = 0.002  # 0.2 points of verification accuracy
     max_tar_drop: float = 0.01  # 1 point of TAR at FAR = 1e-3
+    max_probability_diff: float = 0.05  # liveness: 99th percentile of |live probability, converted - source|
+    max_verdict_flips: float = 0.01  # liveness: fraction of faces whose live/attack verdict at p = 0.5 changes
 
 
 @dataclass(frozen=True)
@@ -98,4 +104,58 @@ def compare(source: np.ndarray, converted: np.ndarray, runtime: str, pairs: Pair
         min_cosine=float(cos.min()),
         source=verification(source, pairs) if pairs is not None else None,
         converted=verification(converted, pairs) if pairs is not None else None,
+    )
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Live probability from the logit, without overflow for large |logit|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, np.float64)))
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """Area under the ROC curve (ties count half); None without both classes."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+    pos, neg = scores[labels], np.sort(scores[~labels])
+    if not len(pos) or not len(neg):
+        return None
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+
+
+@dataclass(frozen=True)
+class LivenessParity:
+    faces: int
+    runtime: str
+    mean_probability_diff: float
+    p99_probability_diff: float
+    max_probability_diff: float
+    verdict_flips: float  # fraction of faces
+    source_auc: float | None = None
+    converted_auc: float | None = None
+
+    def failures(self, bounds: Bounds) -> list[str]:
+        out = []
+        if self.p99_probability_diff > bounds.max_probability_diff:
+            out.append(f"99th-percentile live-probability difference {self.p99_probability_diff:.4f} > {bounds.max_probability_diff}")
+        if self.verdict_flips > bounds.max_verdict_flips:
+            out.append(f"{100 * self.verdict_flips:.2f}% of live/attack verdicts change (bound {100 * bounds.max_verdict_flips:.2f}%)")
+        return out
+
+    as_dict = Parity.as_dict
+
+
+def compare_liveness(source: np.ndarray, converted: np.ndarray, runtime: str, labels: np.ndarray | None = None) -> LivenessParity:
+    """Source vs converted logits (N x 1) of the same faces, compared as live probabilities."""
+    ps, pc = sigmoid(source).ravel(), sigmoid(converted).ravel()
+    diff = np.abs(pc - ps)
+    return LivenessParity(
+        faces=len(diff),
+        runtime=runtime,
+        mean_probability_diff=float(diff.mean()),
+        p99_probability_diff=float(np.percentile(diff, 99)),
+        max_probability_diff=float(diff.max()),
+        verdict_flips=float(np.mean((ps >= 0.5) != (pc >= 0.5))),
+        source_auc=auc(ps, labels) if labels is not None else None,
+        converted_auc=auc(pc, labels) if labels is not None else None,
     )

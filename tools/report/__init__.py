@@ -15,10 +15,8 @@ render, review; __main__ is the command line.
 
 from __future__ import annotations
 
-from edge.errors import ExitCode, FacegateError
+from edge.errors import DataError
 
 
-class ReportError(FacegateError, ValueError):
+class ReportError(DataError):
     """Bad report input (labels file, arguments): one line naming the file and line or field."""
-
-    exit_code = ExitCode.DATA

@@ -1,0 +1,122 @@
+"""tools/liveness: the metrics, the evaluation command on held-out data, and the training script end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import ExitCode
+from tools.liveness import FIT_SUBJECTS, TEST_SUBJECTS, VALIDATION_SUBJECTS
+from tools.liveness.metrics import attempt_groups, attempt_scores, choose_threshold, curve, rates
+
+
+def test_the_split_is_by_subject_and_disjoint():
+    parts = [set(FIT_SUBJECTS), set(VALIDATION_SUBJECTS), set(TEST_SUBJECTS)]
+    assert all(a.isdisjoint(b) for i, a in enumerate(parts) for b in parts[i + 1 :])
+    assert len(set().union(*parts)) == 10
+
+
+def test_attempts_are_consecutive_frames_of_one_clip_in_recording_order():
+    clip = np.array(["a", "a", "a", "b", "b", "a", "b", "b"])
+    frame_no = np.array([12, 2, 30, 5, 1, 7, 3, 9])
+    groups = attempt_groups(clip, frame_no, 2)
+    # clip a by frame number: 2 (1), 7 (5), 12 (0), 30 (2) -> [1, 5], [0, 2]; clip b: 1, 3, 5, 9 -> [4, 6], [3, 7]
+    assert [list(g) for g in groups] == [[1, 5], [0, 2], [4, 6], [3, 7]]
+    assert attempt_groups(clip, frame_no, 5) == []  # remainders are dropped
+
+
+def test_an_attempt_scores_the_mean_logit_as_a_probability():
+    logits = np.array([2.0, -2.0, 4.0, 0.0])
+    scores, live, first = attempt_scores(logits, np.array(["a"] * 4), np.arange(4), np.array([True] * 4), 2)
+    assert scores == pytest.approx([0.5, 1 / (1 + np.exp(-2.0))]) and live.all() and list(first) == [0, 2]
+
+
+def test_apcer_and_bpcer_count_the_right_errors():
+    scores = np.array([0.9, 0.8, 0.3, 0.6, 0.1, 0.2])
+    live = np.array([True, True, True, False, False, False])
+    apcer, bpcer = rates(scores, live, 0.5)
+    assert apcer == pytest.approx(1 / 3) and bpcer == pytest.approx(1 / 3)
+    assert rates(scores, live, 0.6) == (pytest.approx(1 / 3), pytest.approx(1 / 3))  # >= accepts
+    assert np.isnan(rates(scores[:3], live[:3], 0.5)[0])
+    th, a, b = curve(scores, live)
+    assert a[0] == 1.0 and b[0] == 0.0 and a[-1] == 0.0 and b[-1] == 1.0
+    assert np.all(np.diff(a) <= 0) and np.all(np.diff(b) >= 0)
+
+
+def test_operating_point_is_the_middle_of_the_best_range_within_the_bpcer_bound():
+    scores = np.array([0.1, 0.2, 0.36, 0.69, 0.7, 0.8, 0.9])
+    live = np.array([0, 0, 0, 1, 1, 1, 1], bool)
+    t = choose_threshold(scores, live, max_bpcer=0.0)
+    assert t == pytest.approx((0.36 + 0.69) / 2) and rates(scores, live, t) == (0.0, 0.0)
+    # Overlap: the lowest APCER that keeps BPCER <= 25% (one live attempt of four may be refused).
+    scores = np.array([0.1, 0.75, 0.5, 0.7, 0.8, 0.9])
+    live = np.array([0, 0, 1, 1, 1, 1], bool)
+    t = choose_threshold(scores, live, max_bpcer=0.25)
+    apcer, bpcer = rates(scores, live, t)
+    # APCER 0.5 is the best within the bound, for any t in (0.1, 0.7]: the middle is 0.4.
+    assert apcer == 0.5 and bpcer == 0.0 and t == pytest.approx(0.4)
+
+
+def test_evaluate_on_a_held_out_subject_writes_rates_curve_and_costs(samples, model_dir, tmp_path, capsys, monkeypatch):
+    from tools.liveness.evaluate import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    assert main(["--nuaa", str(samples / "nuaa"), "--subjects", "0009", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "APCER" in out and "BPCER" in out and "cost per frame: detect" in out
+    data = json.loads((tmp_path / "liveness_eval.json").read_text())
+    assert data["attempts"]["attack"] >= 2 and data["attempts"]["live"] >= 2
+    assert data["apcer"] == 0.0 and data["bpcer"] == 0.0  # subject 0009 never trained the model
+    assert data["curve"]["apcer"][0] == 1.0 and data["cost_ms_per_frame"]["liveness"] > 0
+    assert (tmp_path / "liveness_curve.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_subjects_the_model_was_trained_on(samples, model_dir, capsys, monkeypatch):
+    from tools.liveness.evaluate import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    assert main(["--nuaa", str(samples / "nuaa"), "--subjects", "0005", "0009"]) == ExitCode.DATA
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training.subjects: 0005 trained this model" in err[0]
+
+
+def test_evaluate_on_a_folder_without_nuaa_frames_is_one_clear_error(tmp_path, model_dir, capsys, monkeypatch):
+    from tools.liveness.evaluate import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    assert main(["--nuaa", str(tmp_path), "--subjects", "0009"]) == ExitCode.DATA
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no NUAA frames of subjects 0009" in err[0]
+
+
+def _tiny_nuaa(samples: Path, root: Path) -> Path:
+    """A NUAA-layout folder: subject 0005's live frames and, as its 'photos', the committed printed frames."""
+    (root / "ClientRaw" / "0005").mkdir(parents=True)
+    (root / "ImposterRaw" / "0005").mkdir(parents=True)
+    for p in sorted((samples / "nuaa" / "ClientRaw" / "0005").glob("*.jpg")):
+        shutil.copy(p, root / "ClientRaw" / "0005" / p.name)
+    for p in sorted((samples / "nuaa" / "ImposterRaw" / "0009").glob("*.jpg")):
+        shutil.copy(p, root / "ImposterRaw" / "0005" / p.name.replace("0009_", "0005_", 1))
+    return root
+
+
+def test_training_script_fits_converts_and_writes_a_card_that_loads(samples, model_dir, tmp_path, monkeypatch, runtime):
+    """The mechanics only, on 20 frames: the shipped model was made by the same command on NUAA."""
+    from edge.liveness import PassiveClassifier
+    from tools.liveness.train import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    nuaa = _tiny_nuaa(samples, tmp_path / "nuaa")
+    out = tmp_path / "m" / "liveness-test.int8.tflite"
+    rc = main(["--nuaa", str(nuaa), "--out", str(out), "--min-calibration-faces", "5", "--work", str(tmp_path / "work")])
+    assert rc == 0
+    clf = PassiveClassifier(out, runtime=runtime)
+    card = clf.card.raw
+    assert card["role"] == "liveness" and card["mode"] == "int8" and card["training"]["subjects"] == ["0005"]
+    assert card["training"]["held_out_subjects"] == list(TEST_SUBJECTS)
+    assert card["operating_point"]["min_live_probability"] == 0.5  # no validation subjects in this folder
+    assert card["training"]["backbone"]["name"] == "facenet-keras" and "ai-edge-litert" in card["parity"]

@@ -1,0 +1,129 @@
+"""NUAA frames -> face crops for the liveness classifier, as the device cuts them.
+
+In: the NUAA folder and a crop spec (input size + crop recipe, as in a model
+card).  Out: an .npz with one row per frame that has a face: uint8 crops,
+labels (1 live, 0 printed photo), subject, session, clip key, frame number,
+the face box and keypoints (for the temporal cues), and the frame path.
+
+Detection and cropping run through edge/ itself in a child process (a process
+that imports TensorFlow cannot also load the device runtimes):
+
+    python -m tools.liveness.data SPEC.json OUT.npz [--nuaa DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_NUAA = ROOT.parent / "shared" / "data" / "nuaa"
+
+
+@dataclass
+class Crops:
+    """Face crops of NUAA frames with everything needed to split and group them."""
+
+    crops: np.ndarray  # N x H x W x 3 uint8
+    live: np.ndarray  # N bool
+    subject: np.ndarray  # N str
+    clip: np.ndarray  # N str: one recording (ID_glasses_pos_session + live/photo)
+    frame_no: np.ndarray  # N int
+    boxes: np.ndarray  # N x 4
+    keypoints: np.ndarray  # N x 6 x 2
+    paths: np.ndarray  # N str
+
+    def select(self, mask: np.ndarray) -> Crops:
+        return Crops(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+def load(path: str | Path) -> Crops:
+    with np.load(path) as d:
+        return Crops(**{f: d[f] for f in Crops.__dataclass_fields__})
+
+
+def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-short") -> dict:
+    """Detect and crop every NUAA frame as the device would; write ``out``."""
+    from dataclasses import replace
+
+    from edge.align import align
+    from edge.config import load_config
+    from edge.images import read_image
+    from edge.models import CropRecipe
+    from edge.pipeline import build_detector
+    from tools.nuaa import clips
+
+    config = load_config()
+    config = replace(config, models=replace(config.models, detector=detector))
+    det = build_detector(config)
+    recipe = CropRecipe.from_dict(spec["crop"])
+    size = tuple(int(v) for v in spec["input_size"])
+    rows: dict[str, list] = {f: [] for f in Crops.__dataclass_fields__}
+    no_face = 0
+    all_clips = clips(nuaa)
+    if not all_clips:
+        raise SystemExit(f"{nuaa}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)")
+    for c in all_clips:
+        for p in c.frames:
+            # A recording is one ID_glasses_pos_session: NUAA films each photo movement separately.
+            key = "_".join(p.name.split("_")[:4]) + ("_live" if c.live else "_photo")
+            frame = read_image(p)
+            faces = det(frame)
+            if not faces:
+                no_face += 1
+                continue
+            face = max(faces, key=lambda f: f.width * f.height)
+            rows["crops"].append(align(frame, face, recipe, size).rgb)
+            rows["live"].append(c.live)
+            rows["subject"].append(c.subject)
+            rows["clip"].append(key)
+            rows["frame_no"].append(int(p.stem.rsplit("_", 1)[1]))
+            rows["boxes"].append(face.box)
+            rows["keypoints"].append(face.keypoints)
+            rows["paths"].append(str(p))
+    arrays = {k: np.asarray(v) for k, v in rows.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return {"faces": len(rows["crops"]), "no_face": no_face}
+
+
+def extract_in_child(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-short") -> Crops:
+    """extract() in a clean child process (safe to call from a process that imported TensorFlow)."""
+    spec_file = out.with_suffix(".spec.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(json.dumps(spec))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.liveness.data", str(spec_file), str(out), "--nuaa", str(nuaa), "--detector", detector],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"face extraction failed (exit {proc.returncode}); see the messages above")
+    return load(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tools.liveness.data", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("spec", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
+    ap.add_argument("--detector", default="blazeface-short")
+    args = ap.parse_args(argv)
+    info = extract(json.loads(args.spec.read_text()), args.nuaa, args.out, detector=args.detector)
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

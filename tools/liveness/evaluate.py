@@ -1,0 +1,239 @@
+"""Evaluate presentation-attack detection on NUAA subjects the model never saw (ISO/IEC 30107-3 terms).
+
+In: ../shared/data/nuaa, the liveness model and operating point from a
+facegate config (default: the shipped ones).  Out: APCER (attack attempts
+accepted as live) and BPCER (live attempts refused as attacks) per attempt --
+``liveness.min_frames`` consecutive frames, the frames the policy judges for
+one decision -- at the configured operating point, for the daemon's rule
+(classifier + rigid planar motion) and for each cue alone; the APCER/BPCER
+curve over thresholds (PNG + JSON); the per-frame cost of detect and liveness.
+
+Attempts are runs of consecutive frames of one recording (ID_glasses_pos_session),
+live or printed.  Frames go through the device code (edge.detect,
+edge.liveness) as in the daemon: the largest face, one track per attempt,
+10 fps of virtual time.
+Subjects that trained the model (its card's training.subjects) are refused.
+
+    python -m tools.liveness.evaluate [-c CONFIG] [--subjects 0008 0009 0010] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.cli import run_command, setup_logging
+from edge.config import Config, load_config
+from edge.errors import DataError, ExitCode
+from edge.images import read_image
+from edge.liveness import LivenessChecker, LivenessSample, PassiveClassifier, judge
+from edge.pipeline import build_detector
+from tools.liveness import TEST_SUBJECTS
+from tools.liveness.data import DEFAULT_NUAA
+from tools.liveness.metrics import curve, rates
+
+FPS = 10.0
+
+
+def recordings(nuaa: Path, subjects: list[str]) -> dict[str, tuple[bool, list[Path]]]:
+    """Recording key (ID_glasses_pos_session + live/photo) -> (live, frames in recording order)."""
+    from tools.nuaa import clips
+
+    out: dict[str, tuple[bool, list[Path]]] = {}
+    for c in clips(nuaa):
+        if c.subject not in subjects:
+            continue
+        for p in c.frames:
+            key = "_".join(p.name.split("_")[:4]) + ("_live" if c.live else "_photo")
+            out.setdefault(key, (c.live, []))[1].append(p)
+    for live, frames in out.values():
+        frames.sort(key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    return out
+
+
+def score_attempts(config: Config, recs: dict[str, tuple[bool, list[Path]]], n: int) -> dict[str, Any]:
+    """Every attempt (n consecutive frames of a recording) through the device code, as its own track."""
+    detector = build_detector(config)
+    classifier = PassiveClassifier(config.liveness_model_path(), runtime=config.runtime.backend,
+                                   threads=config.runtime.threads)
+    checker = LivenessChecker(classifier, planar_motion=True)
+    cfg = config.liveness
+    detect_s: list[float] = []
+    no_face, track, out = 0, 0, []
+    for key in sorted(recs):
+        live, frames = recs[key]
+        for j in range(0, len(frames) - n + 1, n):
+            track += 1
+            samples: list[LivenessSample | None] = []
+            for i, p in enumerate(frames[j : j + n]):
+                frame = read_image(p)
+                t = time.perf_counter()
+                faces = detector(frame)
+                detect_s.append(time.perf_counter() - t)
+                if not faces:
+                    no_face += 1
+                    samples.append(None)
+                    continue
+                face = max(faces, key=lambda f: f.width * f.height)
+                samples.append(checker.sample(track, frame, face, (i + 1) / FPS))
+            checker.forget(track)
+            v = judge(samples, min_live_probability=cfg.min_live_probability, min_frames=n, planar_motion=cfg.planar_motion)
+            out.append({"recording": key, "live_truth": live, "accepted": v.live, "why": v.why,
+                        "score": v.live_probability, "planar_pairs": v.planar_pairs,
+                        "frames": [str(p) for p in frames[j : j + n]]})
+    return {"attempts": out, "no_face": no_face,
+            "detect_ms": 1e3 * float(np.median(detect_s)) if detect_s else float("nan"),
+            "liveness_ms": 1e3 * checker.seconds / max(checker.calls, 1)}
+
+
+def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
+    truth = np.array([a["live_truth"] for a in att], bool)
+    scores = np.nan_to_num(np.array([a["score"] for a in att], float), nan=-np.inf)
+    planar = np.array([a["planar_pairs"] > 0 for a in att], bool)
+    accepted = np.array([a["accepted"] for a in att], bool)
+    threshold = config.liveness.min_live_probability
+    # The daemon's rule over every threshold: planar-flagged attempts are refused at any.
+    full = np.where(planar, -np.inf, scores) if config.liveness.planar_motion else scores
+    th, apcer_c, bpcer_c = curve(full, truth)
+    ok = bpcer_c <= 0.05
+    c_apcer, c_bpcer = rates(scores, truth, threshold)
+
+    def share(mask: np.ndarray, of: np.ndarray) -> float:
+        return float(mask[of].mean()) if of.any() else float("nan")
+
+    return {
+        "attempts": {"live": int(truth.sum()), "attack": int((~truth).sum())},
+        "operating_point": {"min_live_probability": threshold, "planar_motion": config.liveness.planar_motion},
+        "apcer": share(accepted, ~truth),
+        "bpcer": share(~accepted, truth),
+        "attacks_accepted": int(accepted[~truth].sum()),
+        "live_refused": int((~accepted[truth]).sum()),
+        "classifier_only": {"apcer": c_apcer, "bpcer": c_bpcer},
+        "planar_only": {"attacks_flagged": int(planar[~truth].sum()), "live_flagged": int(planar[truth].sum())},
+        "best_apcer_at_bpcer_5pct_on_this_set": float(np.min(apcer_c[ok])) if ok.any() else float("nan"),
+        "curve": {"threshold": [float(x) for x in th], "apcer": [float(x) for x in apcer_c], "bpcer": [float(x) for x in bpcer_c]},
+        "scores": {"live": sorted(float(x) for x in scores[truth]), "attack": sorted(float(x) for x in scores[~truth])},
+    }
+
+
+def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = summary["curve"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    a.plot(100 * np.array(c["bpcer"]), 100 * np.array(c["apcer"]), drawstyle="steps-post")
+    a.scatter([100 * summary["bpcer"]], [100 * summary["apcer"]], color="red", zorder=3,
+              label=f"operating point {summary['operating_point']['min_live_probability']:g}")
+    a.axvline(5, color="grey", ls=":", lw=1)
+    a.axhline(2, color="grey", ls=":", lw=1)
+    a.set_xlabel("BPCER % (live attempts refused)")
+    a.set_ylabel("APCER % (attack attempts accepted)")
+    a.set_xlim(-1, 101)
+    a.set_ylim(-1, 101)
+    a.legend(loc="upper right")
+    a.set_title("APCER vs BPCER per attempt")
+    bins = np.linspace(0, 1, 41)
+    b.hist([v for v in summary["scores"]["live"] if np.isfinite(v)], bins=bins, alpha=0.6, label="live")
+    b.hist([v for v in summary["scores"]["attack"] if np.isfinite(v)], bins=bins, alpha=0.6, label="printed photo")
+    b.axvline(summary["operating_point"]["min_live_probability"], color="red", lw=1)
+    b.set_xlabel("attempt live probability (mean logit over its frames)")
+    b.set_ylabel("attempts")
+    b.legend()
+    b.set_title("scores")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "liveness_curve.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def _finite(x: Any) -> Any:
+    """NaN and infinities as null: strict JSON."""
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def check_held_out(config: Config, subjects: list[str]) -> None:
+    """Refuse subjects the model was trained on: the evaluation would flatter it."""
+    from edge.models import load_card
+
+    card = load_card(config.liveness_model_path())
+    training = card.raw.get("training") or {}
+    for field in ("subjects", "validation_subjects"):
+        if leaked := sorted(set(training.get(field, [])) & set(subjects)):
+            raise DataError(f"{card.path}: training.{field}: {', '.join(leaked)} trained this model or chose its "
+                            "operating point; evaluate on held-out subjects only")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tools.liveness.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--config", help="facegate config (default: the shipped defaults)")
+    ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
+    ap.add_argument("--subjects", nargs="+", default=list(TEST_SUBJECTS))
+    ap.add_argument("--model", help="liveness .tflite (default: liveness.model of the config)")
+    ap.add_argument("--out", type=Path, help="write liveness_eval.json and liveness_curve.png here")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(10 if args.verbose else 30)
+
+    def body() -> int:
+        config = load_config(args.config)
+        if args.model:
+            config = replace(config, liveness=replace(config.liveness, model=str(Path(args.model).resolve())))
+        check_held_out(config, args.subjects)
+        n = config.liveness.min_frames
+        t = time.perf_counter()
+        recs = recordings(args.nuaa, args.subjects)
+        if not recs:
+            raise DataError(f"{args.nuaa}: no NUAA frames of subjects {', '.join(args.subjects)}")
+        scored = score_attempts(config, recs, n)
+        att = scored["attempts"]
+        s = summarize(att, config)
+        s.update(subjects=args.subjects, attempt_frames=n, no_face=scored["no_face"],
+                 cost_ms_per_frame={"detect": scored["detect_ms"], "liveness": scored["liveness_ms"]})
+        op = s["operating_point"]
+        print(f"held-out subjects {', '.join(args.subjects)}: {s['attempts']['attack']} photo-attack and "
+              f"{s['attempts']['live']} live attempts of {n} consecutive frames ({scored['no_face']} frames without a face)")
+        print(f"operating point min_live_probability {op['min_live_probability']:g}, planar motion "
+              f"{'on' if op['planar_motion'] else 'off'}:")
+        print(f"  APCER {100 * s['apcer']:.1f}% ({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)")
+        print(f"  BPCER {100 * s['bpcer']:.1f}% ({s['live_refused']}/{s['attempts']['live']} live attempts refused)")
+        print(f"  classifier alone: APCER {100 * s['classifier_only']['apcer']:.1f}%, "
+              f"BPCER {100 * s['classifier_only']['bpcer']:.1f}%; planar motion alone flagged "
+              f"{s['planar_only']['attacks_flagged']} attack and {s['planar_only']['live_flagged']} live attempts")
+        print(f"  curve: lowest APCER with BPCER <= 5% on this set: {100 * s['best_apcer_at_bpcer_5pct_on_this_set']:.1f}% "
+              "(threshold chosen on the test set: for reference only)")
+        print(f"  cost per frame: detect {scored['detect_ms']:.1f} ms, liveness {scored['liveness_ms']:.1f} ms "
+              f"(classifier + planar motion, {config.runtime.threads} threads); {time.perf_counter() - t:.0f} s in all")
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            doc = _finite({**s, "attempts_detail": att})
+            (args.out / "liveness_eval.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+            for p in plot(s, args.out, f"NUAA held-out subjects {', '.join(args.subjects)}"):
+                print(f"  plot: {p}")
+            print(f"  json: {args.out / 'liveness_eval.json'}")
+        return ExitCode.OK
+
+    return run_command("tools.liveness.evaluate", body, debug=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
