@@ -1,19 +1,20 @@
 """Presentation-attack detection (liveness): is the face at the door a live person?
 
 In, per frame: the Frame, the tracked Face and its track id.  Out: a
-:class:`LivenessSample` -- the passive classifier's live probability for this
+:class:`LivenessSample` -- the passive classifier's live logit for this
 frame, and whether the face moved as a rigid tilted plane since the track's
 previous frame.  Per attempt, :func:`judge` turns the samples of the frames the
 policy used into a :class:`LivenessVerdict`.
 
 Two cues, because each catches what the other cannot:
 
-* **Passive classifier** (a small CNN, ``models/liveness-nuaa.int8.tflite``,
-  trained by ``tools/liveness/train.py`` and converted by ``tools/convert``):
-  the face with its surroundings (crop recipe in its card), so paper texture,
-  print colour, photo edges and the fingers holding them are in view.  It sees
-  the detection stream (640x480), the resolution it was trained on.  The
-  attempt's score is the mean logit over its frames.
+* **Passive classifier** (``models/liveness-nuaa.int8.tflite``: FaceNet's
+  frozen stem, texture statistics and one logistic unit, fitted by
+  ``tools/liveness/train.py`` and converted by ``tools/convert``): the face
+  with its surroundings (crop recipe in its card), so paper texture, print
+  colour, photo edges and the fingers holding them are in view.  It sees the
+  detection stream (640x480), the resolution it was trained on.  The
+  attempt's score is sigmoid(mean logit) over its frames.
 * **Rigid planar motion**: a printed photo tilted or swung in front of the
   camera moves as a plane -- a homography explains every tracked point while a
   similarity transform (shift, scale, in-plane turn) does not.  A live head
@@ -40,10 +41,8 @@ import cv2
 import numpy as np
 
 from edge.align import align
-from edge.embed import normalize
+from edge.embed import normalize, open_with_card
 from edge.errors import ModelError
-from edge.models import load_card
-from edge.runtime import Model
 from edge.types import Face, Frame
 
 log = logging.getLogger(__name__)
@@ -127,19 +126,12 @@ def judge(samples: Sequence[LivenessSample | None], *, min_live_probability: flo
 
 
 class PassiveClassifier:
-    """The liveness CNN named by its model card: a face crop -> live probability."""
+    """The liveness model named by its model card: a face and its surroundings -> live logit."""
 
     def __init__(self, model_path: str | Path, *, runtime: str = "auto", threads: int = 1) -> None:
-        self.card = load_card(model_path)
-        if self.card.role != "liveness":
-            raise ModelError(f"{model_path}: a {self.card.role} model (by its card), not a liveness model")
-        self.model = Model(model_path, runtime=runtime, threads=threads)
-        h, w = self.card.input_size
-        if self.model.inputs[0].shape != (1, h, w, 3) or tuple(self.model.outputs[0].shape) != (1, 1):
-            raise ModelError(
-                f"{model_path}: shapes {self.model.inputs[0].shape} -> {self.model.outputs[0].shape} do not match "
-                f"its card (1, {h}, {w}, 3) -> (1, 1)"
-            )
+        self.card, self.model = open_with_card(model_path, "liveness", runtime=runtime, threads=threads)
+        if tuple(self.model.outputs[0].shape) != (1, 1):
+            raise ModelError(f"{model_path}: output shape {self.model.outputs[0].shape} is not one logit (1, 1)")
         self.sha256 = self.card.sha256
 
     def crop(self, frame: Frame, face: Face) -> np.ndarray:
