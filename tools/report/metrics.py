@@ -439,6 +439,21 @@ def per_reason(cols: Columns, cls: Classes) -> list[ReasonRow]:
     return [ReasonRow(r, int(total[j]), int(g[j]), int(i[j]), int(a[j]), int(u[j])) for j, r in enumerate(REASONS)]
 
 
+def liveness_rates(cols: Columns, cls: Classes) -> dict[str, Rate]:
+    """How often the liveness check was the reason for a denial: of photo attacks, and of live people.
+
+    From the reasons alone: an attack denied for another reason first (a
+    stranger's photo, a lockout) is not counted as caught.
+    """
+    pa = cols.reason == REASON_CODE[Reason.PRESENTATION_ATTACK]
+    live = cls.genuine | cls.impostor
+
+    def rate(of: np.ndarray) -> Rate:
+        return Rate(int(np.count_nonzero(pa & of)), int(np.count_nonzero(of)))
+
+    return {"attacks": rate(cls.attack), "live": rate(live), "genuine": rate(cls.genuine)}
+
+
 def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
     rows = []
     order = sorted(range(len(cols.weeks)), key=lambda j: cols.weeks[j])
@@ -473,6 +488,7 @@ class Report:
     mean_impostor_score: float | None
     mean_attack_score: float | None
     locked_out: dict[str, int]
+    liveness: dict[str, Rate]  # denials with reason presentation_attack, by truth
     false_accept_examples: tuple[Example, ...]
     locked_out_examples: tuple[Example, ...]
     redecide: dict[str, int]
@@ -535,6 +551,7 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
                     "impostor": int(np.count_nonzero(locked & cls.impostor)),
                     "attack": int(np.count_nonzero(locked & cls.attack)),
                     "unlabelled": int(np.count_nonzero(locked & cls.unlabelled))},
+        liveness=liveness_rates(cols, cls),
         false_accept_examples=cols.false_accept_examples,
         locked_out_examples=cols.locked_out_examples,
         redecide={"agree": cols.redecide_agree, "logged_unlock_replay_deny": cols.redecide_unlock_only_logged,

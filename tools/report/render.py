@@ -136,6 +136,13 @@ def sections(report: Report, max_examples: int = 20) -> list[Section]:
     lo_lines = (f"locked_out decisions: {lo['total']} (genuine {lo['genuine']}, impostor {lo['impostor']}, "
                 f"attack {lo['attack']}, unlabelled {lo['unlabelled']}); counted above as denials",)
     out.append(Section("Lockouts", lo_lines, (Table(_EXAMPLE_HEADERS, _example_rows(locked)),) if locked else ()))
+    lv = report.liveness
+    out.append(Section("Liveness (denials with reason presentation_attack)", (
+        f"photo attacks refused by liveness: {lv['attacks'].text()}",
+        f"live attempts refused by liveness (genuine and strangers, BPCER): {lv['live'].text()}; "
+        f"of them enrolled people: {lv['genuine'].text()}",
+        "An attack denied for another reason first (a stranger's photo, a lockout) does not count as caught here.",
+    )))
     rd = report.redecide
     total = sum(rd.values())
     agree = (f"re-deciding every logged attempt by its best frame at its logged threshold reproduces "
@@ -310,6 +317,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "mean_best_score": {"genuine": report.mean_genuine_score, "impostor_and_attack": report.mean_impostor_score,
                             "attack": report.mean_attack_score},
         "locked_out": {**report.locked_out, "examples": [_example_json(x) for x in report.locked_out_examples]},
+        "liveness": {k: v.to_json() for k, v in report.liveness.items()},
         "false_accept_examples": [_example_json(x) for x in report.false_accept_examples],
         "recommendation": report.recommendation.to_json(),
         "sweep": {"method": SWEEP_METHOD, "min_margin_override": report.min_margin_override,
