@@ -120,3 +120,11 @@ def test_training_script_fits_converts_and_writes_a_card_that_loads(samples, mod
     assert card["training"]["held_out_subjects"] == list(TEST_SUBJECTS)
     assert card["operating_point"]["min_live_probability"] == 0.5  # no validation subjects in this folder
     assert card["training"]["backbone"]["name"] == "facenet-keras" and "ai-edge-litert" in card["parity"]
+
+
+def test_training_without_nuaa_frames_is_one_clear_error(tmp_path, capsys):
+    from tools.liveness.train import main
+
+    assert main(["--nuaa", str(tmp_path), "--out", str(tmp_path / "x.tflite"), "--work", str(tmp_path / "w")]) == ExitCode.DATA
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tools.liveness.train: error: {tmp_path}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)"]

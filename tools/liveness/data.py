@@ -2,8 +2,8 @@
 
 In: the NUAA folder and a crop spec (input size + crop recipe, as in a model
 card).  Out: an .npz with one row per frame that has a face: uint8 crops,
-labels (1 live, 0 printed photo), subject, session, clip key, frame number,
-the face box and keypoints (for the temporal cues), and the frame path.
+labels (1 live, 0 printed photo), subject, recording key, frame number and
+the frame path.
 
 Detection and cropping run through edge/ itself in a child process (a process
 that imports TensorFlow cannot also load the device runtimes):
@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cli import run_command
+from edge.errors import DataError
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NUAA = ROOT.parent / "shared" / "data" / "nuaa"
 
@@ -36,8 +39,6 @@ class Crops:
     subject: np.ndarray  # N str
     clip: np.ndarray  # N str: one recording (ID_glasses_pos_session + live/photo)
     frame_no: np.ndarray  # N int
-    boxes: np.ndarray  # N x 4
-    keypoints: np.ndarray  # N x 6 x 2
     paths: np.ndarray  # N str
 
     def select(self, mask: np.ndarray) -> Crops:
@@ -72,7 +73,7 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
     no_face = 0
     all_clips = clips(nuaa)
     if not all_clips:
-        raise SystemExit(f"{nuaa}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)")
+        raise DataError(f"{nuaa}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)")
     for c in all_clips:
         for p in c.frames:
             # A recording is one ID_glasses_pos_session: NUAA films each photo movement separately.
@@ -88,8 +89,6 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
             rows["subject"].append(c.subject)
             rows["clip"].append(key)
             rows["frame_no"].append(int(p.stem.rsplit("_", 1)[1]))
-            rows["boxes"].append(face.box)
-            rows["keypoints"].append(face.keypoints)
             rows["paths"].append(str(p))
     arrays = {k: np.asarray(v) for k, v in rows.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,10 +104,11 @@ def extract_in_child(spec: dict, nuaa: Path, out: Path, *, detector: str = "blaz
     proc = subprocess.run(
         [sys.executable, "-m", "tools.liveness.data", str(spec_file), str(out), "--nuaa", str(nuaa), "--detector", detector],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"face extraction failed (exit {proc.returncode}); see the messages above")
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise DataError(last.removeprefix("tools.liveness.data: error: "))
     return load(out)
 
 
@@ -120,9 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--detector", default="blazeface-short")
     args = ap.parse_args(argv)
-    info = extract(json.loads(args.spec.read_text()), args.nuaa, args.out, detector=args.detector)
-    print(json.dumps(info))
-    return 0
+
+    def body() -> int:
+        try:
+            spec = json.loads(args.spec.read_text())
+            spec["crop"], spec["input_size"]  # noqa: B018 -- both are needed below
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{args.spec}: not a crop spec (JSON with input_size and crop): {exc}") from None
+        print(json.dumps(extract(spec, args.nuaa, args.out, detector=args.detector)))
+        return 0
+
+    return run_command("tools.liveness.data", body)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.cli import run_command
+from edge.errors import DataError
 from tools.liveness import FIT_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS, VALIDATION_SUBJECTS
 from tools.liveness.data import DEFAULT_NUAA, ROOT, Crops, extract_in_child
 from tools.liveness.metrics import attempt_scores, choose_threshold, rates
@@ -208,38 +210,40 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     r = Recipe(size=args.size, margin=args.margin, layer=args.layer, l2=args.l2)
-    work = args.work or Path(tempfile.mkdtemp(prefix="facegate-liveness-"))
-    work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    everything = extract_in_child(r.spec(), args.nuaa, work / "crops.npz")
-    data = everything.select(np.isin(everything.subject, TRAIN_SUBJECTS))
-    fitted = data.live[np.isin(data.subject, FIT_SUBJECTS)]
-    if not fitted.any() or fitted.all():
-        print(f"tools.liveness.train: error: {args.nuaa}: need live and photo frames of subjects "
-              f"{', '.join(FIT_SUBJECTS)}", file=sys.stderr)
-        return 2
-    print(f"{len(data)} frames ({int(data.live.sum())} live, {int((~data.live).sum())} photo): fit on "
-          f"{', '.join(FIT_SUBJECTS)}, operating point on {', '.join(VALIDATION_SUBJECTS)}; "
-          f"held out and never read: {', '.join(TEST_SUBJECTS)}")
-    stem = build_stem(r)
-    fit = data.select(np.isin(data.subject, FIT_SUBJECTS))
-    val = data.select(np.isin(data.subject, VALIDATION_SUBJECTS))
-    head = fit_head(features(stem, fit.crops, r), fit.live, r)
-    source = work / "liveness-nuaa.h5"
-    full_model(stem, head).save(str(source), include_optimizer=False)
-    convert_model(source, args.out, fit, r, min_calibration_faces=args.min_calibration_faces)
-    operating = {"min_live_probability": 0.5, "chosen_on": "default (no validation subjects)"}
-    if len(val) and val.live.any() and not val.live.all():
-        operating = choose_operating_point(device_logits(args.out, val.crops, r, work), val)
-        o = operating
-        print(f"validation subjects {', '.join(VALIDATION_SUBJECTS)} ({o['validation_attempts']['attack']} attack / "
-              f"{o['validation_attempts']['live']} live attempts of {ATTEMPT_FRAMES} frames, converted model):")
-        print(f"  operating point min_live_probability {o['min_live_probability']:.3f}: APCER "
-              f"{100 * o['validation_apcer']:.1f}%, BPCER {100 * o['validation_bpcer']:.1f}% (lowest live attempt "
-              f"{o['validation_live_min']:.3f}, highest attack {o['validation_attack_max']:.3f})")
-    card = finish_card(args.out, fit, r, operating)
-    print(f"wrote {args.out} ({card['size_bytes'] / 1e3:.0f} kB) and its card in {time.perf_counter() - t0:.0f} s")
-    return 0
+
+    def body() -> int:
+        work = args.work or Path(tempfile.mkdtemp(prefix="facegate-liveness-"))
+        work.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        everything = extract_in_child(r.spec(), args.nuaa, work / "crops.npz")
+        data = everything.select(np.isin(everything.subject, TRAIN_SUBJECTS))
+        fitted = data.live[np.isin(data.subject, FIT_SUBJECTS)]
+        if not fitted.any() or fitted.all():
+            raise DataError(f"{args.nuaa}: need live and photo frames of subjects {', '.join(FIT_SUBJECTS)}")
+        print(f"{len(data)} frames ({int(data.live.sum())} live, {int((~data.live).sum())} photo): fit on "
+              f"{', '.join(FIT_SUBJECTS)}, operating point on {', '.join(VALIDATION_SUBJECTS)}; "
+              f"held out and never read: {', '.join(TEST_SUBJECTS)}")
+        stem = build_stem(r)
+        fit = data.select(np.isin(data.subject, FIT_SUBJECTS))
+        val = data.select(np.isin(data.subject, VALIDATION_SUBJECTS))
+        head = fit_head(features(stem, fit.crops, r), fit.live, r)
+        source = work / "liveness-nuaa.h5"
+        full_model(stem, head).save(str(source), include_optimizer=False)
+        convert_model(source, args.out, fit, r, min_calibration_faces=args.min_calibration_faces)
+        operating = {"min_live_probability": 0.5, "chosen_on": "default (no validation subjects)"}
+        if len(val) and val.live.any() and not val.live.all():
+            operating = choose_operating_point(device_logits(args.out, val.crops, r, work), val)
+            o = operating
+            print(f"validation subjects {', '.join(VALIDATION_SUBJECTS)} ({o['validation_attempts']['attack']} attack / "
+                  f"{o['validation_attempts']['live']} live attempts of {ATTEMPT_FRAMES} frames, converted model):")
+            print(f"  operating point min_live_probability {o['min_live_probability']:.3f}: APCER "
+                  f"{100 * o['validation_apcer']:.1f}%, BPCER {100 * o['validation_bpcer']:.1f}% (lowest live attempt "
+                  f"{o['validation_live_min']:.3f}, highest attack {o['validation_attack_max']:.3f})")
+        card = finish_card(args.out, fit, r, operating)
+        print(f"wrote {args.out} ({card['size_bytes'] / 1e3:.0f} kB) and its card in {time.perf_counter() - t0:.0f} s")
+        return 0
+
+    return run_command("tools.liveness.train", body)
 
 
 def convert_model(source: Path, out: Path, data: Crops, r: Recipe, *, min_calibration_faces: int) -> None:
