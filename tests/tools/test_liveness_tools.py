@@ -128,3 +128,17 @@ def test_training_without_nuaa_frames_is_one_clear_error(tmp_path, capsys):
     assert main(["--nuaa", str(tmp_path), "--out", str(tmp_path / "x.tflite"), "--work", str(tmp_path / "w")]) == ExitCode.DATA
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"tools.liveness.train: error: {tmp_path}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)"]
+
+
+def test_rotations_test_every_subject_three_times_on_models_that_never_saw_it():
+    from collections import Counter
+
+    from tools.liveness.rotate import SUBJECTS, rotations
+
+    rots = rotations()
+    assert len(rots) == 10
+    for fit, val, test in rots:
+        assert len(fit) == 5 and len(val) == 2 and len(test) == 3
+        assert set(fit) | set(val) | set(test) == set(SUBJECTS)
+        assert not (set(fit) & set(val) or set(fit) & set(test) or set(val) & set(test))
+    assert Counter(s for _, _, test in rots for s in test) == {s: 3 for s in SUBJECTS}
