@@ -147,9 +147,13 @@ class Config:
 
         return Path(self.models.dir).expanduser() if self.models.dir else default_cache_dir()
 
-    def embedder_path(self) -> Path:
-        p = Path(self.models.embedder).expanduser()
+    def _model_path(self, name: str) -> Path:
+        """A path as given, or a bare file name in models.dir."""
+        p = Path(name).expanduser()
         return p if p.is_absolute() or p.parent != Path(".") else self.model_dir() / p
+
+    def embedder_path(self) -> Path:
+        return self._model_path(self.models.embedder)
 
     def liveness_model_path(self) -> Path:
         """liveness.model, or the model shipped with facegate when it is null."""
@@ -157,8 +161,7 @@ class Config:
             from edge.liveness import shipped_model
 
             return shipped_model()
-        p = Path(self.liveness.model).expanduser()
-        return p if p.is_absolute() or p.parent != Path(".") else self.model_dir() / p
+        return self._model_path(self.liveness.model)
 
 
 _INVALID = object()  # a value that failed its check (its error is already recorded)

@@ -272,11 +272,12 @@ class Policy:
         s = self._summarize(track.window)
         return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)
 
-    def _verdict(self, window: list[Observation]) -> LivenessVerdict:
+    def _verdict(self, window: list[Observation], min_frames: int | None = None) -> LivenessVerdict:
+        """The window's liveness verdict; ``min_frames`` defaults to liveness.min_frames."""
         cfg = self.liveness
         assert cfg is not None
         return judge([o.liveness for o in window], min_live_probability=cfg.min_live_probability,
-                     min_frames=cfg.min_frames, planar_motion=cfg.planar_motion)
+                     min_frames=cfg.min_frames if min_frames is None else min_frames, planar_motion=cfg.planar_motion)
 
     def locked_out_until(self, now: float) -> float | None:
         """When the current lockout ends, or None if there is none at ``now``."""
@@ -294,10 +295,7 @@ class Policy:
             # gallery problems keep their own reason (they are what to fix).  A track
             # that left before min_frames is judged on the frames it had.
             if not verdict.live and reason in (Reason.ACCEPTED, Reason.UNKNOWN_FACE, Reason.AMBIGUOUS):
-                cfg = self.liveness
-                seen = verdict if verdict.frames >= cfg.min_frames else judge(
-                    [o.liveness for o in track.window], min_live_probability=cfg.min_live_probability,
-                    min_frames=1, planar_motion=cfg.planar_motion)
+                seen = verdict if verdict.frames >= self.liveness.min_frames else self._verdict(track.window, 1)
                 if reason == Reason.ACCEPTED or not seen.live:
                     log.info("track %d: not live (%s)", track_id, seen.why or verdict.why)
                     reason = Reason.PRESENTATION_ATTACK

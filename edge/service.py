@@ -191,15 +191,23 @@ class Service:
             self._log_stage_times()
         return code
 
-    def _log_stage_times(self) -> None:
-        """Mean ms per call of each stage: what a frame costs, for benchmarks and sizing a Pi."""
+    def stage_ms(self) -> dict[str, float]:
+        """Mean ms per call of each stage (detect per frame, the rest per judged face); NaN if never run."""
         t, live = self.pipeline.times, self.liveness
-        if not self.stats.frames:
-            return
-        per = lambda total, n: 1e3 * total / n if n else float("nan")  # noqa: E731
-        log.info("stage times: detect %.1f ms per frame; per judged face: align+quality %.1f ms, embed %.1f ms, "
-                 "liveness %.1f ms", per(t.detect, self.stats.frames), per(t.align, t.calls), per(t.embed, t.calls),
-                 per(live.seconds, live.calls) if live is not None else float("nan"))
+
+        def per(total: float, n: int) -> float:
+            return 1e3 * total / n if n else float("nan")
+
+        return {"detect": per(t.detect, self.stats.frames), "align": per(t.align, t.calls),
+                "embed": per(t.embed, t.calls),
+                "liveness": per(live.seconds, live.calls) if live is not None else float("nan")}
+
+    def _log_stage_times(self) -> None:
+        """What a frame costs, for benchmarks and sizing a Pi."""
+        if self.stats.frames:
+            ms = self.stage_ms()
+            log.info("stage times: detect %.1f ms per frame; per judged face: align+quality %.1f ms, embed %.1f ms, "
+                     "liveness %.1f ms", ms["detect"], ms["align"], ms["embed"], ms["liveness"])
 
     def step(self, frame: Frame) -> list[Decision]:
         """One frame through detect -> track -> gate -> embed -> match -> policy."""

@@ -38,6 +38,18 @@ class Attempt:
     frames: tuple[Path, ...]
 
 
+def recording(path: Path, live: bool) -> str:
+    """The recording a frame belongs to: ID_glasses_pos_session, live or photo.
+
+    Coarser than a Clip: NUAA films each photo movement (pos) separately.
+    """
+    return "_".join(path.name.split("_")[:4]) + ("_live" if live else "_photo")
+
+
+def frame_number(path: Path) -> int:
+    return int(path.stem.rsplit("_", 1)[1])
+
+
 def person(subject: str) -> str:
     return f"subject{subject}"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
 import tempfile
@@ -65,13 +66,9 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
               f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
               f"no decision {o.no_decision}")
         print(f"    reasons: {reasons}")
-        svc = result.service
-        t_ = svc.pipeline.times
-        for k, v in (("detect", t_.detect / max(svc.stats.frames, 1)), ("align", t_.align / max(t_.calls, 1)),
-                     ("embed", t_.embed / max(t_.calls, 1))):
-            stage_ms[k] = stage_ms.get(k, 0.0) + 1e3 * v / len(FOLDS)
-        if svc.liveness is not None:
-            stage_ms["liveness"] = stage_ms.get("liveness", 0.0) + 1e3 * svc.liveness.seconds / max(svc.liveness.calls, 1) / len(FOLDS)
+        for k, v in result.service.stage_ms().items():
+            if not math.isnan(v):  # NaN: a stage that never ran (liveness off)
+                stage_ms[k] = stage_ms.get(k, 0.0) + v / len(FOLDS)
     out.update(total=asdict(total), false_accepts=total.false_accepts, frr=total.frr, frames=frames,
                fps=frames / seconds if seconds else None, stage_ms=stage_ms,
                held_out_attacks={"subjects": list(TEST_SUBJECTS), "attempts": held_out_attacks, "accepted": held_out_accepted})

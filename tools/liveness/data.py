@@ -62,7 +62,7 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
     from edge.images import read_image
     from edge.models import CropRecipe
     from edge.pipeline import build_detector
-    from tools.nuaa import clips
+    from tools.nuaa import clips, frame_number, recording
 
     config = load_config()
     config = replace(config, models=replace(config.models, detector=detector))
@@ -76,8 +76,6 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
         raise DataError(f"{nuaa}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)")
     for c in all_clips:
         for p in c.frames:
-            # A recording is one ID_glasses_pos_session: NUAA films each photo movement separately.
-            key = "_".join(p.name.split("_")[:4]) + ("_live" if c.live else "_photo")
             frame = read_image(p)
             faces = det(frame)
             if not faces:
@@ -87,8 +85,8 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
             rows["crops"].append(align(frame, face, recipe, size).rgb)
             rows["live"].append(c.live)
             rows["subject"].append(c.subject)
-            rows["clip"].append(key)
-            rows["frame_no"].append(int(p.stem.rsplit("_", 1)[1]))
+            rows["clip"].append(recording(p, c.live))
+            rows["frame_no"].append(frame_number(p))
             rows["paths"].append(str(p))
     arrays = {k: np.asarray(v) for k, v in rows.items()}
     out.parent.mkdir(parents=True, exist_ok=True)

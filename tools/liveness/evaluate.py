@@ -43,18 +43,14 @@ FPS = 10.0
 
 
 def recordings(nuaa: Path, subjects: list[str]) -> dict[str, tuple[bool, list[Path]]]:
-    """Recording key (ID_glasses_pos_session + live/photo) -> (live, frames in recording order)."""
-    from tools.nuaa import clips
+    """Recording (tools.nuaa.recording) -> (live, frames in recording order: a Clip's order)."""
+    from tools.nuaa import clips, recording
 
     out: dict[str, tuple[bool, list[Path]]] = {}
     for c in clips(nuaa):
-        if c.subject not in subjects:
-            continue
-        for p in c.frames:
-            key = "_".join(p.name.split("_")[:4]) + ("_live" if c.live else "_photo")
-            out.setdefault(key, (c.live, []))[1].append(p)
-    for live, frames in out.values():
-        frames.sort(key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        if c.subject in subjects:
+            for p in c.frames:
+                out.setdefault(recording(p, c.live), (c.live, []))[1].append(p)
     return out
 
 

@@ -16,6 +16,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from edge.liveness import sigmoid
+
 
 def attempt_groups(clip: np.ndarray, frame_no: np.ndarray, n: int) -> list[np.ndarray]:
     """Indices of each attempt: n consecutive frames of one clip, in recording order (remainders dropped)."""
@@ -34,7 +36,7 @@ def attempt_scores(logits: np.ndarray, clip: np.ndarray, frame_no: np.ndarray, l
     """(score = sigmoid(mean logit), is live, first frame index) per attempt of ``n`` frames."""
     scores, truth, first = [], [], []
     for g in attempt_groups(clip, frame_no, n):
-        scores.append(1.0 / (1.0 + np.exp(-float(np.mean(logits[g])))))
+        scores.append(sigmoid(float(np.mean(logits[g]))))
         truth.append(bool(live[g[0]]))
         first.append(int(g[0]))
     return np.array(scores), np.array(truth, bool), np.array(first, int)
