@@ -57,7 +57,7 @@ class MatchConfig:
 class LivenessConfig:
     enabled: bool = _opt(True)
     model: str | None = _opt(None)
-    min_live_probability: float = _opt(0.697, lo=0.0, hi=1.0)
+    min_live_probability: float = _opt(0.829, lo=0.0, hi=1.0)
     min_frames: int = _opt(5, lo=1, hi=100)
     planar_motion: bool = _opt(True)
 

@@ -148,6 +148,12 @@ def test_shipped_model_has_a_liveness_card_with_its_training_split(classifier):
     assert 0.0 < card.raw["operating_point"]["min_live_probability"] < 1.0
 
 
+def test_the_default_config_uses_the_shipped_models_operating_point(classifier):
+    from edge.config import load_config
+
+    assert load_config().liveness.min_live_probability == classifier.card.raw["operating_point"]["min_live_probability"]
+
+
 def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(classifier, samples, model_dir, config):
     """Subject 0009 never trained the model: its live frames against a printed photo of them."""
     detector = build_detector(config)

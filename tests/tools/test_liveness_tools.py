@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from edge.errors import ExitCode
-from tools.liveness import FIT_SUBJECTS, TEST_SUBJECTS, VALIDATION_SUBJECTS
+from tools.liveness import TEST_SUBJECTS, TRAIN_SUBJECTS
+from tools.liveness.data import Crops
 from tools.liveness.metrics import attempt_groups, attempt_scores, choose_threshold, curve, rates
 
 
 def test_the_split_is_by_subject_and_disjoint():
-    parts = [set(FIT_SUBJECTS), set(VALIDATION_SUBJECTS), set(TEST_SUBJECTS)]
-    assert all(a.isdisjoint(b) for i, a in enumerate(parts) for b in parts[i + 1 :])
-    assert len(set().union(*parts)) == 10
+    assert set(TRAIN_SUBJECTS).isdisjoint(TEST_SUBJECTS)
+    assert len(set(TRAIN_SUBJECTS) | set(TEST_SUBJECTS)) == 10
 
 
 def test_attempts_are_consecutive_frames_of_one_clip_in_recording_order():
@@ -118,7 +118,7 @@ def test_training_script_fits_converts_and_writes_a_card_that_loads(samples, mod
     card = clf.card.raw
     assert card["role"] == "liveness" and card["mode"] == "int8" and card["training"]["subjects"] == ["0005"]
     assert card["training"]["held_out_subjects"] == list(TEST_SUBJECTS)
-    assert card["operating_point"]["min_live_probability"] == 0.5  # no validation subjects in this folder
+    assert card["operating_point"]["min_live_probability"] == 0.5  # one subject: none to hold out
     assert card["training"]["backbone"]["name"] == "facenet-keras" and "ai-edge-litert" in card["parity"]
 
 
@@ -137,8 +137,55 @@ def test_rotations_test_every_subject_three_times_on_models_that_never_saw_it():
 
     rots = rotations()
     assert len(rots) == 10
-    for fit, val, test in rots:
-        assert len(fit) == 5 and len(val) == 2 and len(test) == 3
-        assert set(fit) | set(val) | set(test) == set(SUBJECTS)
-        assert not (set(fit) & set(val) or set(fit) & set(test) or set(val) & set(test))
-    assert Counter(s for _, _, test in rots for s in test) == {s: 3 for s in SUBJECTS}
+    for train, test in rots:
+        assert len(train) == 7 and len(test) == 3
+        assert set(train) | set(test) == set(SUBJECTS) and not set(train) & set(test)
+    assert Counter(s for _, test in rots for s in test) == {s: 3 for s in SUBJECTS}
+
+
+def _synthetic_crops(n_per: int = 20) -> tuple[np.ndarray, Crops]:
+    """Three subjects, each with a live and a photo recording; live frames sit higher on feature 0."""
+    rng = np.random.default_rng(3)
+    subject, live, clip, frame_no, feats = [], [], [], [], []
+    for s in ("0001", "0002", "0003"):
+        for is_live in (True, False):
+            for i in range(n_per):
+                subject.append(s)
+                live.append(is_live)
+                clip.append(f"{s}_{'live' if is_live else 'photo'}")
+                frame_no.append(i)
+                feats.append(rng.normal(size=4) + (1.5 if is_live else -1.5) * np.eye(4)[0])
+    n = len(subject)
+    data = Crops(np.zeros((n, 2, 2, 3), np.uint8), np.array(live), np.array(subject), np.array(clip),
+                 np.array(frame_no), np.array([""] * n))
+    return np.array(feats, np.float32), data
+
+
+def test_a_subjects_held_out_scores_never_depend_on_its_own_labels():
+    from dataclasses import replace
+
+    from tools.liveness.train import Recipe, fit_head, held_out_logits
+
+    feats, data = _synthetic_crops()
+    r = Recipe(steps=200)
+    before = held_out_logits(feats, data, r)
+    own = data.subject == "0002"
+    assert np.isfinite(before).all()
+    assert np.allclose(before[own], fit_head(feats[~own], data.live[~own], r)(feats[own]))
+    # 0002's labels inverted: its own scores stay, the others' (0002 trained their heads) move.
+    flipped = replace(data, live=np.where(own, ~data.live, data.live))
+    after = held_out_logits(feats, flipped, r)
+    assert np.allclose(after[own], before[own])
+    assert not np.allclose(after[~own], before[~own])
+
+
+def test_operating_point_from_held_out_subjects_or_the_default_when_there_is_one_subject():
+    from tools.liveness.train import Recipe, fit_procedure
+
+    feats, data = _synthetic_crops()
+    _, op = fit_procedure(feats, data, Recipe(steps=200))
+    assert 0.0 < op["min_live_probability"] < 1.0 and op["held_out_attempts"] == {"live": 12, "attack": 12}
+    assert op["held_out_bpcer"] <= 0.05 and "0001, 0002, 0003" in op["chosen_on"]
+    one = data.select(data.subject == "0001")
+    _, op = fit_procedure(feats[data.subject == "0001"], one, Recipe(steps=200))
+    assert op["min_live_probability"] == 0.5 and "held_out_attempts" not in op

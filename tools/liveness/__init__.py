@@ -10,13 +10,10 @@ classifier never sees a frame of a held-out subject, live or printed.
 
 from __future__ import annotations
 
-# NUAA subjects 0001-0010, split by subject three ways:
-#   fit:        0001-0005, the classifier is fitted on them;
-#   validation: 0006-0007 (three live sessions each), the operating point is chosen on
-#               them, with the very model that ships;
-#   test:       0008-0010, never read by training (0008 and 0010 have one live
-#               session each, 0009 two; the demo's photo attack is 0009's).
-FIT_SUBJECTS = ("0001", "0002", "0003", "0004", "0005")
-VALIDATION_SUBJECTS = ("0006", "0007")
-TRAIN_SUBJECTS = FIT_SUBJECTS + VALIDATION_SUBJECTS  # everything training may read
+# NUAA subjects 0001-0010, split by subject two ways:
+#   training: 0001-0007, the classifier is fitted on them and its operating point is
+#             placed on their leave-one-subject-out scores (tools/liveness/train.py);
+#   test:     0008-0010, never read by training (0008 and 0010 have one live
+#             session each, 0009 two; the demo's photo attack is 0009's).
+TRAIN_SUBJECTS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")  # everything training may read
 TEST_SUBJECTS = ("0008", "0009", "0010")
