@@ -180,12 +180,16 @@ def test_a_subjects_held_out_scores_never_depend_on_its_own_labels():
 
 
 def test_operating_point_from_held_out_subjects_or_the_default_when_there_is_one_subject():
-    from tools.liveness.train import Recipe, fit_procedure
+    from tools.liveness.train import Recipe, fit_head, fit_procedure
 
     feats, data = _synthetic_crops()
     _, op = fit_procedure(feats, data, Recipe(steps=200))
     assert 0.0 < op["min_live_probability"] < 1.0 and op["held_out_attempts"] == {"live": 12, "attack": 12}
     assert op["held_out_bpcer"] <= 0.05 and "0001, 0002, 0003" in op["chosen_on"]
+    head, op = fit_procedure(feats, data, Recipe(steps=200), validation=("0003",))  # the replaced method
+    fit = data.subject != "0003"
+    assert np.allclose(head(feats), fit_head(feats[fit], data.live[fit], Recipe(steps=200))(feats))
+    assert op["held_out_attempts"] == {"live": 4, "attack": 4} and "of 0003, scored by a head not fitted on them" in op["chosen_on"]
     one = data.select(data.subject == "0001")
     _, op = fit_procedure(feats[data.subject == "0001"], one, Recipe(steps=200))
     assert op["min_live_probability"] == 0.5 and "held_out_attempts" not in op

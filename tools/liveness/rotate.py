@@ -14,7 +14,13 @@ the frozen stem's features (tools/convert's parity gate showed int8 within
 0.026 in live probability at the 99th percentile) and the classifier alone
 (the planar-motion cue flagged no NUAA attempt).
 
-    python -m tools.liveness.rotate [--json OUT]
+It also compares ways of placing the operating point without the held-out
+subjects: ``--subjects 0001 ... 0007 --test 2`` rotates within the training
+subjects only, and ``--placement validation`` fits on all but the last two
+training subjects of each rotation and places the threshold on those two (the
+method this one replaced).
+
+    python -m tools.liveness.rotate [--json OUT] [--subjects ID ...] [--test N] [--placement loso|validation]
 """
 
 from __future__ import annotations
@@ -35,12 +41,12 @@ from tools.liveness.train import ATTEMPT_FRAMES, Recipe, build_stem, features, f
 SUBJECTS = tuple(f"{i:04d}" for i in range(1, 11))
 
 
-def rotations() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(training, test) subjects: test k..k+2 around the ring, train on the other seven."""
+def rotations(subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(training, test) subjects: test k..k+n_test-1 around the ring, train on the rest (in ring order)."""
     out = []
-    for k in range(len(SUBJECTS)):
-        ring = [SUBJECTS[(k + j) % len(SUBJECTS)] for j in range(len(SUBJECTS))]
-        out.append((tuple(sorted(ring[3:])), tuple(ring[:3])))
+    for k in range(len(subjects)):
+        ring = [subjects[(k + j) % len(subjects)] for j in range(len(subjects))]
+        out.append((tuple(ring[n_test:]), tuple(ring[:n_test])))
     return out
 
 
@@ -49,16 +55,23 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--subjects", nargs="+", default=list(SUBJECTS), help="subjects to rotate over (default: all ten)")
+    ap.add_argument("--test", type=int, default=3, help="subjects tested per rotation")
+    ap.add_argument("--placement", choices=("loso", "validation"), default="loso",
+                    help="loso: leave-one-subject-out over the training subjects (shipped); validation: the last two")
     args = ap.parse_args(argv)
+    if not 1 <= args.test <= len(args.subjects) - (3 if args.placement == "validation" else 2):
+        ap.error(f"--test: must leave at least {3 if args.placement == 'validation' else 2} training subjects")
 
     def body() -> int:
         r = Recipe()
         data = extract_in_child(r.spec(), args.nuaa, Path(tempfile.mkdtemp(prefix="facegate-rotate-")) / "crops.npz")
         feats = features(build_stem(r), data.crops, r)
         rows, totals = [], {"attack": 0, "attack_accepted": 0, "live": 0, "live_refused": 0}
-        for train, test in rotations():
+        for train, test in rotations(tuple(args.subjects), args.test):
             fitted, tested = np.isin(data.subject, train), np.isin(data.subject, test)
-            head, operating = fit_procedure(feats[fitted], data.select(fitted), r)
+            validation = train[-2:] if args.placement == "validation" else ()
+            head, operating = fit_procedure(feats[fitted], data.select(fitted), r, validation=validation)
             threshold = operating["min_live_probability"]
             t = data.select(tested)
             scores, live, _ = attempt_scores(head(feats[tested]), t.clip, t.frame_no, t.live, ATTEMPT_FRAMES)
@@ -70,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             for k in totals:
                 totals[k] += row[k]
-            print(f"test {', '.join(test)} | threshold {threshold:.3f} from the other seven: "
+            print(f"test {', '.join(test)} | threshold {threshold:.3f} ({args.placement}): "
                   f"APCER {row['attack_accepted']}/{row['attack']}, BPCER {row['live_refused']}/{row['live']}")
         apcer = totals["attack_accepted"] / max(totals["attack"], 1)
         bpcer = totals["live_refused"] / max(totals["live"], 1)
         print(f"all rotations: APCER {100 * apcer:.1f}% ({totals['attack_accepted']}/{totals['attack']}), "
-              f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested 3 times")
+              f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested "
+              f"{args.test} times")
         if args.json:
             args.json.write_text(json.dumps({"rotations": rows, "totals": totals, "apcer": apcer, "bpcer": bpcer},
                                             indent=1) + "\n")
