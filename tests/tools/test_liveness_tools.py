@@ -193,3 +193,15 @@ def test_operating_point_from_held_out_subjects_or_the_default_when_there_is_one
     one = data.select(data.subject == "0001")
     _, op = fit_procedure(feats[data.subject == "0001"], one, Recipe(steps=200))
     assert op["min_live_probability"] == 0.5 and "held_out_attempts" not in op
+
+
+def test_exposure_stress_scales_linear_light_by_stops_and_clips_at_white():
+    from tools.liveness.rotate import exposed
+
+    crops = np.array([[[[0, 60, 128, 200, 255]]]], np.uint8).reshape(1, 1, 5, 1)
+    assert exposed(crops, 0.0).tolist() == crops.tolist()
+    brighter, darker = exposed(crops, 1.0).ravel(), exposed(crops, -1.0).ravel()
+    light = (crops.ravel() / 255.0) ** 2.2
+    assert np.allclose((brighter[1:3] / 255.0) ** 2.2, 2 * light[1:3], rtol=0.03)  # twice the light, unclipped
+    assert brighter[0] == 0 and brighter[3] == brighter[4] == 255  # black stays black; bright clips at white
+    assert np.allclose((darker[1:] / 255.0) ** 2.2, light[1:] / 2, rtol=0.05) and darker.dtype == np.uint8

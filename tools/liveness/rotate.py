@@ -20,7 +20,13 @@ subjects only, and ``--placement validation`` fits on all but the last two
 training subjects of each rotation and places the threshold on those two (the
 method this one replaced).
 
+``--exposure STOPS`` measures how the method copes with a badly exposed face
+(a door facing a bright street): the *test* crops' light is scaled by
+2**STOPS and clipped at white (a synthetic over- or under-exposure of the
+recorded frames), training is unchanged.
+
     python -m tools.liveness.rotate [--json OUT] [--subjects ID ...] [--test N] [--placement loso|validation]
+                                    [--exposure STOPS]
 """
 
 from __future__ import annotations
@@ -50,6 +56,16 @@ def rotations(subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3) -> list[tup
     return out
 
 
+def exposed(crops: np.ndarray, stops: float) -> np.ndarray:
+    """uint8 crops as if exposed ``stops`` brighter (negative: darker): light scaled by 2**stops, clipped at white.
+
+    The scaling is done on linear light (the 8-bit values decoded with gamma
+    2.2, then encoded again), as a longer exposure would do it.
+    """
+    light = (crops.astype(np.float32) / 255.0) ** 2.2 * 2.0**stops
+    return np.rint(np.clip(light, 0.0, 1.0) ** (1 / 2.2) * 255.0).astype(np.uint8)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools.liveness.rotate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=3, help="subjects tested per rotation")
     ap.add_argument("--placement", choices=("loso", "validation"), default="loso",
                     help="loso: leave-one-subject-out over the training subjects (shipped); validation: the last two")
+    ap.add_argument("--exposure", type=float, default=0.0,
+                    help="test crops' light scaled by 2**STOPS, clipped at white (default 0: as recorded)")
     args = ap.parse_args(argv)
     if not 1 <= args.test <= len(args.subjects) - (3 if args.placement == "validation" else 2):
         ap.error(f"--test: must leave at least {3 if args.placement == 'validation' else 2} training subjects")
@@ -66,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         r = Recipe()
         data = extract_in_child(r.spec(), args.nuaa, Path(tempfile.mkdtemp(prefix="facegate-rotate-")) / "crops.npz")
-        feats = features(build_stem(r), data.crops, r)
+        stem = build_stem(r)
+        feats = features(stem, data.crops, r)
+        test_feats = feats if not args.exposure else features(stem, exposed(data.crops, args.exposure), r)
         rows, totals = [], {"attack": 0, "attack_accepted": 0, "live": 0, "live_refused": 0}
         for train, test in rotations(tuple(args.subjects), args.test):
             fitted, tested = np.isin(data.subject, train), np.isin(data.subject, test)
@@ -74,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             head, operating = fit_procedure(feats[fitted], data.select(fitted), r, validation=validation)
             threshold = operating["min_live_probability"]
             t = data.select(tested)
-            scores, live, _ = attempt_scores(head(feats[tested]), t.clip, t.frame_no, t.live, ATTEMPT_FRAMES)
+            scores, live, _ = attempt_scores(head(test_feats[tested]), t.clip, t.frame_no, t.live, ATTEMPT_FRAMES)
             apcer, bpcer = rates(scores, live, threshold)
             row = {"train": train, "test": test, "threshold": threshold,
                    "attack": int((~live).sum()), "attack_accepted": int((scores[~live] >= threshold).sum()),
@@ -87,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"APCER {row['attack_accepted']}/{row['attack']}, BPCER {row['live_refused']}/{row['live']}")
         apcer = totals["attack_accepted"] / max(totals["attack"], 1)
         bpcer = totals["live_refused"] / max(totals["live"], 1)
+        if args.exposure:
+            print(f"test crops exposed {args.exposure:+g} stops (light scaled by {2.0 ** args.exposure:.2f}, clipped)")
         print(f"all rotations: APCER {100 * apcer:.1f}% ({totals['attack_accepted']}/{totals['attack']}), "
               f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested "
               f"{args.test} times")
         if args.json:
-            args.json.write_text(json.dumps({"rotations": rows, "totals": totals, "apcer": apcer, "bpcer": bpcer},
+            args.json.write_text(json.dumps({"rotations": rows, "totals": totals, "apcer": apcer, "bpcer": bpcer,
+                                             "exposure_stops": args.exposure},
                                             indent=1) + "\n")
         return 0
 
