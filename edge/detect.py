@@ -105,6 +105,11 @@ def weighted_nms(
     return out
 
 
+def largest_first(faces: list[Face]) -> list[Face]:
+    """Faces by box area, largest first: the largest is the one nearest the door, the one judged."""
+    return sorted(faces, key=lambda f: -f.width * f.height)
+
+
 class FaceDetector:
     """BlazeFace on a letterboxed copy of the frame."""
 

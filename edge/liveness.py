@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "liveness-nuaa.int8.tflite"
 
-# Rigid planar motion, in face widths (measured on NUAA, tools/liveness/motion.py):
+# Rigid planar motion, in face widths (set on synthetic planes, tests/edge/test_liveness.py; it
+# flagged no NUAA attempt, README "Liveness"):
 PLANAR_MIN_MOTION = 0.02  # median feature shift below this: too little motion to tell
 PLANAR_MIN_HOMOGRAPHY_INLIERS = 0.95  # a plane: nearly every point fits one homography ...
 PLANAR_MAX_SIMILARITY_INLIERS = 0.80  # ... that is not just a shift/zoom/in-plane turn

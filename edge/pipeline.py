@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge.align import align
 from edge.config import Config
-from edge.detect import DetectorSpec, FaceDetector
+from edge.detect import DetectorSpec, FaceDetector, largest_first
 from edge.embed import Embedder
 from edge.models import load_manifest, verify_file
 from edge.quality import Quality, measure
@@ -52,7 +52,7 @@ class FacePipeline:
     def detect(self, frame: Frame) -> list[Face]:
         """Faces in the frame, largest first (the one nearest the door)."""
         t = time.perf_counter()
-        faces = sorted(self.detector(frame), key=lambda f: -f.width * f.height)
+        faces = largest_first(self.detector(frame))
         self.times.detect += time.perf_counter() - t
         return faces
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+LIVE_BY_FOLDER = {"ClientRaw": True, "ImposterRaw": False}  # live webcam frames, printed-photo attacks
 NAME = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.jpe?g$", re.IGNORECASE)
 
 
@@ -57,7 +58,7 @@ def person(subject: str) -> str:
 def clips(root: Path) -> list[Clip]:
     """Every (subject, session, live/photo) run, frames in recording order."""
     groups: dict[tuple[str, str, bool], list[tuple[int, Path]]] = defaultdict(list)
-    for kind, live in (("ClientRaw", True), ("ImposterRaw", False)):
+    for kind, live in LIVE_BY_FOLDER.items():
         for p in sorted((root / kind).glob("*/*.jpg")):
             m = NAME.match(p.name)
             if m:

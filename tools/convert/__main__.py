@@ -56,7 +56,9 @@ def print_report(report: Report) -> None:
 
 def nuaa_labels(images: list[Path]) -> list[int] | None:
     """1 live / 0 attack by NUAA's layout (ClientRaw/, ImposterRaw/), or None if any image is outside it."""
-    labels = [1 if "ClientRaw" in p.parts else 0 if "ImposterRaw" in p.parts else None for p in images]
+    from tools.nuaa import LIVE_BY_FOLDER
+
+    labels = [next((int(live) for folder, live in LIVE_BY_FOLDER.items() if folder in p.parts), None) for p in images]
     return None if None in labels else labels
 
 

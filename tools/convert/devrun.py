@@ -66,6 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_crops(args: argparse.Namespace) -> int:
     from edge.align import align
     from edge.config import load_config
+    from edge.detect import largest_first
     from edge.errors import FacegateError
     from edge.images import read_image
     from edge.pipeline import build_detector
@@ -97,7 +98,7 @@ def cmd_crops(args: argparse.Namespace) -> int:
         if not faces:
             no_face.append(p)
             continue
-        face = max(faces, key=lambda f: f.width * f.height)
+        face = largest_first(faces)[0]
         crops.append(align(frame, face, card.crop, card.input_size).rgb)
         kept.append(p)
     h, w = card.input_size

@@ -59,6 +59,7 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
 
     from edge.align import align
     from edge.config import load_config
+    from edge.detect import largest_first
     from edge.images import read_image
     from edge.models import CropRecipe
     from edge.pipeline import build_detector
@@ -81,7 +82,7 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
             if not faces:
                 no_face += 1
                 continue
-            face = max(faces, key=lambda f: f.width * f.height)
+            face = largest_first(faces)[0]
             rows["crops"].append(align(frame, face, recipe, size).rgb)
             rows["live"].append(c.live)
             rows["subject"].append(c.subject)

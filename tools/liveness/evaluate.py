@@ -32,12 +32,14 @@ import numpy as np
 from edge.cli import run_command, setup_logging
 from edge.config import Config, load_config
 from edge.errors import DataError, ExitCode
+from edge.detect import largest_first
 from edge.images import read_image
-from edge.liveness import LivenessChecker, LivenessSample, PassiveClassifier, judge
+from edge.liveness import LivenessSample, judge
 from edge.pipeline import build_detector
+from edge.service import build_liveness
 from tools.liveness import TEST_SUBJECTS
 from tools.liveness.data import DEFAULT_NUAA
-from tools.liveness.metrics import curve, rates
+from tools.liveness.metrics import MAX_BPCER, curve, rates
 
 FPS = 10.0
 
@@ -57,9 +59,9 @@ def recordings(nuaa: Path, subjects: list[str]) -> dict[str, tuple[bool, list[Pa
 def score_attempts(config: Config, recs: dict[str, tuple[bool, list[Path]]], n: int) -> dict[str, Any]:
     """Every attempt (n consecutive frames of a recording) through the device code, as its own track."""
     detector = build_detector(config)
-    classifier = PassiveClassifier(config.liveness_model_path(), runtime=config.runtime.backend,
-                                   threads=config.runtime.threads)
-    checker = LivenessChecker(classifier, planar_motion=True)
+    # Planar motion is always measured (its own figures); the configured rule decides in judge().
+    checker = build_liveness(replace(config, liveness=replace(config.liveness, enabled=True, planar_motion=True)))
+    assert checker is not None
     cfg = config.liveness
     detect_s: list[float] = []
     no_face, track, out = 0, 0, []
@@ -77,7 +79,7 @@ def score_attempts(config: Config, recs: dict[str, tuple[bool, list[Path]]], n: 
                     no_face += 1
                     samples.append(None)
                     continue
-                face = max(faces, key=lambda f: f.width * f.height)
+                face = largest_first(faces)[0]
                 samples.append(checker.sample(track, frame, face, (i + 1) / FPS))
             checker.forget(track)
             v = judge(samples, min_live_probability=cfg.min_live_probability, min_frames=n, planar_motion=cfg.planar_motion)
@@ -98,7 +100,7 @@ def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
     # The daemon's rule over every threshold: planar-flagged attempts are refused at any.
     full = np.where(planar, -np.inf, scores) if config.liveness.planar_motion else scores
     th, apcer_c, bpcer_c = curve(full, truth)
-    ok = bpcer_c <= 0.05
+    ok = bpcer_c <= MAX_BPCER
     c_apcer, c_bpcer = rates(scores, truth, threshold)
 
     def share(mask: np.ndarray, of: np.ndarray) -> float:

@@ -18,6 +18,8 @@ import numpy as np
 
 from edge.liveness import sigmoid
 
+MAX_BPCER = 0.05  # the operating-point rule's bound on live attempts refused (the issue's target)
+
 
 def attempt_groups(clip: np.ndarray, frame_no: np.ndarray, n: int) -> list[np.ndarray]:
     """Indices of each attempt: n consecutive frames of one clip, in recording order (remainders dropped)."""

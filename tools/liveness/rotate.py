@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         r = Recipe()
         data = extract_in_child(r.spec(), args.nuaa, Path(tempfile.mkdtemp(prefix="facegate-rotate-")) / "crops.npz")
+        data = data.select(np.isin(data.subject, args.subjects))
         stem = build_stem(r)
         feats = features(stem, data.crops, r)
         test_feats = feats if not args.exposure else features(stem, exposed(data.crops, args.exposure), r)

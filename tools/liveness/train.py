@@ -53,12 +53,11 @@ from edge.cli import run_command
 from edge.errors import DataError
 from tools.liveness import TEST_SUBJECTS, TRAIN_SUBJECTS
 from tools.liveness.data import DEFAULT_NUAA, ROOT, Crops, extract_in_child
-from tools.liveness.metrics import attempt_scores, choose_threshold, rates
+from tools.liveness.metrics import MAX_BPCER, attempt_scores, choose_threshold, rates
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_FRAMES = 5  # the policy's default window (policy.frames, liveness.min_frames)
-MAX_BPCER = 0.05
 DEFAULT_OUT = ROOT / "models" / "liveness-nuaa.int8.tflite"
 BACKBONE = "facenet-keras"
 
