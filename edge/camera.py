@@ -71,6 +71,15 @@ class Camera(Protocol):
         """Release the device; safe to call twice."""
         ...
 
+    @property
+    def controls_exposure(self) -> bool:
+        """Whether set_exposure_compensation() works (face-metered exposure, edge.exposure)."""
+        ...
+
+    def set_exposure_compensation(self, stops: float) -> None:
+        """Bias the camera's auto-exposure by ``stops``; CameraError where not supported."""
+        ...
+
     def __enter__(self) -> Camera: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -80,6 +89,10 @@ class CameraBase:
     """Context-manager plumbing shared by the cameras: ``with cam:`` opens and closes."""
 
     name: str = "camera"
+    controls_exposure: bool = False
+
+    def set_exposure_compensation(self, stops: float) -> None:
+        raise CameraError(f"{self.name}: cannot set its exposure compensation")
 
     def open(self) -> None:  # pragma: no cover - every camera overrides it
         raise NotImplementedError
@@ -335,7 +348,11 @@ class Picamera2Camera(CameraBase):
     ``lores`` (detect_size, YUV420) becomes Frame.rgb for the detector; ``main``
     (size, "RGB888") becomes Frame.hires for cropping faces.  picamera2 is
     imported in open(), so the module loads where it is not installed.
+    Exposure compensation is libcamera's ``ExposureValue`` (stops, applied to
+    the auto-exposure's target), clamped to the range the camera reports.
     """
+
+    controls_exposure = True
 
     def __init__(
         self,
@@ -384,6 +401,18 @@ class Picamera2Camera(CameraBase):
             ) from exc
         self._cam = cam
         log.info("%s: started, main %dx%d, lores %dx%d, %g fps", self.name, *self.size, *self.detect_size, self.fps)
+
+    def set_exposure_compensation(self, stops: float) -> None:
+        if self._cam is None:
+            raise CameraError(f"{self.name}: not open")
+        limits = getattr(self._cam, "camera_controls", {}).get("ExposureValue")
+        if not limits:
+            raise CameraError(f"{self.name}: this camera has no ExposureValue control")
+        lo, hi = float(limits[0]), float(limits[1])
+        try:
+            self._cam.set_controls({"ExposureValue": min(max(float(stops), lo), hi)})
+        except Exception as exc:
+            raise CameraError(f"{self.name}: setting ExposureValue failed: {_one_line(exc)}") from exc
 
     def read(self) -> Frame:
         if self._cam is None:
@@ -452,6 +481,7 @@ class ReconnectingCamera(CameraBase):
         max_backoff: float,
         give_up_after: float | None = None,
         name: str | None = None,
+        controls_exposure: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
@@ -463,6 +493,8 @@ class ReconnectingCamera(CameraBase):
         self.give_up_after = give_up_after
         self.name = name or "camera"
         self._named = name is not None
+        self.controls_exposure = controls_exposure
+        self._exposure = 0.0  # stops; set again on every reopened camera
         self._clock = clock
         self._sleep = sleep
         self._stop = threading.Event()
@@ -513,6 +545,8 @@ class ReconnectingCamera(CameraBase):
                     self._failed(exc)
                     continue
                 self._cam = cam
+                if self._exposure:
+                    self._apply_exposure(cam)
                 if not want_frame:
                     return None
             try:
@@ -524,6 +558,20 @@ class ReconnectingCamera(CameraBase):
                 continue
             self._recovered()
             return frame
+
+    def set_exposure_compensation(self, stops: float) -> None:
+        """Set it on the open camera and remember it for the next one after an outage."""
+        if not self.controls_exposure:
+            raise CameraError(f"{self.name}: cannot set its exposure compensation")
+        self._exposure = float(stops)
+        if self._cam is not None:
+            self._cam.set_exposure_compensation(self._exposure)
+
+    def _apply_exposure(self, cam: Camera) -> None:
+        try:
+            cam.set_exposure_compensation(self._exposure)
+        except CameraError as exc:  # frames matter more than their exposure: carry on
+            log.warning("%s; exposure left to the camera", exc)
 
     def _check_stopped(self) -> None:
         if self._stop.is_set():
@@ -644,5 +692,6 @@ def build_camera(cfg: CameraConfig, **overrides: Any) -> Camera:
         initial_backoff=cfg.reopen_initial_s,
         max_backoff=cfg.reopen_max_s,
         name=first.name,
+        controls_exposure=first.controls_exposure,
         **wrapper_kwargs,
     )

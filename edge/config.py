@@ -76,6 +76,16 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class ExposureConfig:
+    face_metering: bool = _opt(True)
+    target_face_luma: float = _opt(0.47, lo=0.05, hi=0.95)
+    tolerance_stops: float = _opt(0.25, lo=0.05, hi=4.0)
+    max_stops: float = _opt(2.0, lo=0.0, hi=8.0)
+    settle_frames: int = _opt(3, lo=0, hi=100)
+    release_s: float = _opt(2.0, lo=0.0, hi=600.0)
+
+
+@dataclass(frozen=True)
 class GalleryConfig:
     path: str = _opt("/var/lib/facegate/gallery.json")
     max_templates_per_person: int = _opt(20, lo=1, hi=1000)
@@ -135,6 +145,7 @@ class Config:
     match: MatchConfig = field(default_factory=MatchConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lock: LockConfig = field(default_factory=LockConfig)

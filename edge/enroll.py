@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import Config, PolicyConfig
-from edge.errors import FacegateError, NoFaceError
+from edge.errors import CameraError, FacegateError, NoFaceError
+from edge.exposure import FaceExposure
 from edge.gallery import Gallery
 from edge.images import read_image
 from edge.pipeline import FacePipeline, FaceResult
 from edge.quality import Quality
-from edge.types import Embedding, Frame
+from edge.types import Embedding, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> 
     return out
 
 
-def judge(pipeline: FacePipeline, frame: Frame, policy: PolicyConfig) -> tuple[FaceResult | None, str]:
-    faces = pipeline.detect(frame)
+def judge(pipeline: FacePipeline, frame: Frame, policy: PolicyConfig,
+          faces: list[Face] | None = None) -> tuple[FaceResult | None, str]:
+    """The frame's one face, embedded, if it passes the (stricter) enrollment gates; else why not."""
+    faces = pipeline.detect(frame) if faces is None else faces
     if not faces:
         return None, "no face found"
     if len(faces) > 1:
@@ -87,8 +90,14 @@ def from_images(pipeline: FacePipeline, paths: Iterable[Path], policy: PolicyCon
 
 def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: int, timeout_s: float = 60.0,
                 min_interval_s: float = 0.3, clock: Callable[[], float] = time.monotonic,
+                exposure: FaceExposure | None = None,
                 report: Callable[[Attempt], None] = lambda a: None) -> list[tuple[Embedding, str]]:
-    """Guided capture: keep the good frames (spaced in time), say why others are refused."""
+    """Guided capture: keep the good frames (spaced in time), say why others are refused.
+
+    With ``exposure`` the camera is metered on the face as the daemon will
+    meter it, and no frame is kept while a change is taking effect: the
+    templates are taken at the exposure the door will see.
+    """
     good: list[tuple[Embedding, str]] = []
     start = last = clock() - min_interval_s
     last_reason = None
@@ -98,7 +107,12 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
             if clock() - start > timeout_s:
                 raise NoFaceError(f"enrollment timed out after {timeout_s:.0f} s with {len(good)} of {count} good frames")
             frame = camera.read()
-            result, why = judge(pipeline, frame, policy)
+            faces = pipeline.detect(frame)
+            if exposure is not None:
+                exposure = _meter(exposure, camera, frame, faces, clock())
+                if exposure is not None and exposure.settling:
+                    continue
+            result, why = judge(pipeline, frame, policy, faces)
             if result is None:
                 if why != last_reason:  # say each problem once, not every frame
                     report(Attempt(frame.source or f"frame {frame.index}", False, why))
@@ -112,6 +126,18 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
     finally:
         camera.close()
     return good
+
+
+def _meter(exposure: FaceExposure, camera, frame: Frame, faces: list[Face], now: float) -> FaceExposure | None:
+    """One step of face metering; None (metering off) once the camera refuses it."""
+    stops = exposure.update(frame.rgb, faces[0].box if len(faces) == 1 else None, now)
+    if stops is not None:
+        try:
+            camera.set_exposure_compensation(stops)
+        except CameraError as exc:
+            log.warning("%s; face-metered exposure is off", exc)
+            return None
+    return exposure
 
 
 def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], sha256: str, size: int) -> Gallery:

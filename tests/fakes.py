@@ -15,6 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.exposure import expose
+
 
 class FakeClock:
     """A monotonic clock that only moves when told: ``clock()`` reads it, ``sleep(s)`` advances it.
@@ -66,8 +68,15 @@ class FakePicamera2:
     planes stacked to (h * 3 / 2, stride); ``capture_arrays(names)`` returns
     ``(arrays, metadata)``.
 
+    ``set_controls({"ExposureValue": ev})`` is range-checked against
+    ``camera_controls`` and, ``control_delay`` frames later (the real pipeline
+    applies controls a few frames late), renders the pictures with their
+    linear light scaled by 2**ev and clipped at white, as a longer exposure
+    would.  The pictures are the scene as the camera's own metering exposes it.
+
     Failures: ``fail_on_open`` / ``fail_on_start`` (an exception to raise),
-    ``fail_after=N`` (capture_arrays raises after N frames, a cable pulled).
+    ``fail_after=N`` (capture_arrays raises after N frames, a cable pulled),
+    ``fail_set_controls`` (raised by set_controls).
     ``lores_stride`` pads lores rows as the ISP does for odd widths.  Every
     call is appended to ``calls`` (pass a shared list to see all instances).
     """
@@ -82,6 +91,9 @@ class FakePicamera2:
         fail_on_start: BaseException | None = None,
         fail_after: int | None = None,
         lores_stride: int | None = None,
+        control_delay: int = 2,
+        exposure_value: bool = True,
+        fail_set_controls: BaseException | None = None,
         calls: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.calls: list[tuple[Any, ...]] = calls if calls is not None else []
@@ -97,7 +109,14 @@ class FakePicamera2:
         self.fail_on_start = fail_on_start
         self.fail_after = fail_after
         self.lores_stride = lores_stride
-        self.camera_controls = {"FrameRate": (1.0, 120.0, 30.0), "ExposureTime": (75, 11766829, None)}
+        self.camera_controls: dict[str, tuple[Any, Any, Any]] = {
+            "FrameRate": (1.0, 120.0, 30.0), "ExposureTime": (75, 11766829, None)}
+        if exposure_value:
+            self.camera_controls["ExposureValue"] = (-8.0, 8.0, 0.0)
+        self.control_delay = control_delay
+        self.fail_set_controls = fail_set_controls
+        self.exposure_value = 0.0  # in effect on the frames captured now
+        self._pending: list[tuple[int, float]] = []  # (frame number it takes effect, value)
         self.config: dict[str, Any] | None = None
         self.started = False
         self.closed = False
@@ -134,7 +153,9 @@ class FakePicamera2:
             raise RuntimeError("Camera must be started before capturing")
         if self.fail_after is not None and self.frames >= self.fail_after:
             raise RuntimeError("Camera frontend has timed out!\nPlease check that your camera sensor connector is attached.")
-        picture = self.pictures[self.frames % len(self.pictures)]
+        while self._pending and self._pending[0][0] <= self.frames:
+            self.exposure_value = self._pending.pop(0)[1]
+        picture = expose(self.pictures[self.frames % len(self.pictures)], self.exposure_value)
         self.frames += 1
         assert self.config is not None
         arrays = [self._stream(picture, self.config[name]) for name in names]
@@ -154,6 +175,19 @@ class FakePicamera2:
             return yuv420(rgb, self.lores_stride)
         raise NotImplementedError(f"FakePicamera2 does not make {fmt}")
 
+    def set_controls(self, controls: dict[str, Any]) -> None:
+        self.calls.append(("set_controls", dict(controls)))
+        if self.fail_set_controls is not None:
+            raise self.fail_set_controls
+        for name, value in controls.items():
+            if name not in self.camera_controls:
+                raise RuntimeError(f"Control {name} is not advertised by libcamera")
+            lo, hi, _ = self.camera_controls[name]
+            if not lo <= value <= hi:
+                raise RuntimeError(f"Control {name} value {value} out of range")
+        if "ExposureValue" in controls:
+            self._pending.append((self.frames + self.control_delay, float(controls["ExposureValue"])))
+
     def stop(self) -> None:
         self.calls.append(("stop",))
         self.started = False
@@ -162,6 +196,19 @@ class FakePicamera2:
         self.calls.append(("close",))
         self.started = False
         self.closed = True
+
+
+def backlit_door(face: Path, stops: float = -1.5) -> np.ndarray:
+    """A 640x480 door view: the face image exposed ``stops`` off, in front of a white street.
+
+    What a camera metering the whole picture gives a visitor against the light.
+    """
+    canvas = np.full((480, 640, 3), 255, np.uint8)
+    photo = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
+    h, w = photo.shape[:2]
+    y, x = (480 - h) // 2, (640 - w) // 2
+    canvas[y : y + h, x : x + w] = expose(photo, stops)
+    return canvas
 
 
 def yuv420(rgb: np.ndarray, stride: int | None = None) -> np.ndarray:

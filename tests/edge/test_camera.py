@@ -365,6 +365,42 @@ def test_picamera2_capture_failure_is_a_one_line_camera_error_and_close_is_idemp
     assert [c[0] for c in calls].count("close") == 1
 
 
+def test_picamera2_exposure_compensation_is_exposure_value_clamped_to_the_camera_range():
+    calls: list = []
+    fake = FakePicamera2(solid((100, 100, 100)), control_delay=1, calls=calls)
+    fake.camera_controls["ExposureValue"] = (-4.0, 4.0, 0.0)
+    cam = Picamera2Camera(fps=10, picamera2_factory=lambda: fake)
+    assert cam.controls_exposure
+    with cam:
+        before = cam.read().rgb.mean()
+        cam.set_exposure_compensation(1.5)
+        cam.set_exposure_compensation(9.0)  # beyond what this camera takes: its limit
+        cam.read()
+        after = cam.read().rgb.mean()
+    sets = [c[1] for c in calls if c[0] == "set_controls"]
+    assert sets == [{"ExposureValue": 1.5}, {"ExposureValue": 4.0}]
+    assert after > before + 50  # the fake renders the longer exposure
+
+
+def test_picamera2_without_exposure_value_or_refusing_it_is_one_camera_error():
+    cam = Picamera2Camera(fps=10, picamera2_factory=lambda: FakePicamera2(exposure_value=False))
+    with pytest.raises(CameraError, match="not open"):
+        cam.set_exposure_compensation(1.0)
+    with cam, pytest.raises(CameraError, match="picamera2: this camera has no ExposureValue control"):
+        cam.set_exposure_compensation(1.0)
+    boom = RuntimeError("Control ExposureValue failed\nlibcamera says more")
+    cam = Picamera2Camera(fps=10, picamera2_factory=lambda: FakePicamera2(fail_set_controls=boom))
+    with cam, pytest.raises(CameraError, match="picamera2: setting ExposureValue failed: RuntimeError: Control") as info:
+        cam.set_exposure_compensation(1.0)
+    assert "\n" not in str(info.value)
+
+
+def test_cameras_without_exposure_control_say_so():
+    assert not ReplayCamera("x").controls_exposure and not OpenCVCamera("0", width=64, height=48, fps=5).controls_exposure
+    with pytest.raises(CameraError, match="camera 0: cannot set its exposure compensation"):
+        OpenCVCamera("0", width=64, height=48, fps=5).set_exposure_compensation(1.0)
+
+
 # ---------------------------------------------------------------------------- reconnecting
 
 
@@ -527,6 +563,27 @@ def test_reconnect_refuses_nonsense_backoff():
         ReconnectingCamera(lambda: None, initial_backoff=0, max_backoff=1)  # type: ignore[arg-type,return-value]
 
 
+def test_reconnect_sets_the_exposure_again_on_the_camera_after_an_outage():
+    calls: list = []
+    fakes = iter([FakePicamera2(fail_after=1, calls=calls), FakePicamera2(calls=calls)])
+    clock = FakeClock()
+    cam = ReconnectingCamera(lambda: Picamera2Camera(fps=10, picamera2_factory=lambda: next(fakes)),
+                             initial_backoff=0.5, max_backoff=1, controls_exposure=True, clock=clock, sleep=clock.sleep)
+    with cam:
+        cam.read()
+        cam.set_exposure_compensation(-1.25)
+        cam.read()  # the first camera fails here; the second one is opened and read
+    names = [c[0] for c in calls]
+    assert names.count("__init__") == 2
+    sets = [i for i, c in enumerate(calls) if c[0] == "set_controls"]
+    assert [calls[i][1] for i in sets] == [{"ExposureValue": -1.25}] * 2
+    assert sets[1] > names.index("__init__", 1)  # set again on the reopened camera
+    factory, _ = scripted([None])
+    plain = ReconnectingCamera(factory, initial_backoff=0.5, max_backoff=1)
+    with pytest.raises(CameraError, match="cannot set its exposure compensation"):
+        plain.set_exposure_compensation(1.0)
+
+
 # ---------------------------------------------------------------------------- registry
 
 
@@ -545,7 +602,7 @@ def test_build_camera_replay_is_not_wrapped(tmp_path):
 def test_build_camera_picamera2_is_wrapped_and_reads(monkeypatch):
     cfg = CameraConfig(backend="picamera2", width=640, height=480, detect_width=320, detect_height=240, fps=5)
     cam = build_camera(cfg, picamera2_factory=lambda: FakePicamera2(solid(RED)))
-    assert isinstance(cam, ReconnectingCamera) and cam.name == "picamera2"
+    assert isinstance(cam, ReconnectingCamera) and cam.name == "picamera2" and cam.controls_exposure
     assert (cam.initial_backoff, cam.max_backoff) == (cfg.reopen_initial_s, cfg.reopen_max_s)
     with cam:
         frame = cam.read()
@@ -556,7 +613,7 @@ def test_build_camera_opencv_routes_reconnect_options_to_the_wrapper():
     cfg = CameraConfig(backend="opencv", device="1", reopen_initial_s=0.25, reopen_max_s=1.0)
     clock = FakeClock()
     cam = build_camera(cfg, capture_factory=FakeCapture(opened=False), clock=clock, sleep=clock.sleep, give_up_after=2)
-    assert isinstance(cam, ReconnectingCamera) and cam.name == "camera 1"
+    assert isinstance(cam, ReconnectingCamera) and cam.name == "camera 1" and not cam.controls_exposure
     with pytest.raises(CameraError, match="camera 1: no frame for 2 s, giving up; last error: camera 1: cannot open"):
         cam.open()
     assert clock.sleeps == [0.25, 0.5, 1.0, 0.25]

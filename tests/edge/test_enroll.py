@@ -18,7 +18,7 @@ from edge.enroll import add_to_gallery, from_camera, from_images, problems
 from edge.errors import ExitCode, NoFaceError
 from edge.pipeline import build_pipeline
 from edge.quality import Quality
-from fakes import FakeClock
+from fakes import FakeClock, FakePicamera2, backlit_door
 
 GOOD = Quality(face_px=150, sharpness=200, brightness=120, contrast=40, yaw=0, pitch=0, roll=0)
 
@@ -96,3 +96,45 @@ def test_enroll_and_users_commands(model_dir, lfw_samples, tmp_path):
     assert "(nobody enrolled)" in _facegate("-c", str(conf), "users", "list", model_dir=model_dir).stdout
     bad_name = _facegate("-c", str(conf), "enroll", "../etc", str(lfw_samples["Tony_Blair_0006"]), model_dir=model_dir)
     assert bad_name.returncode == ExitCode.GALLERY
+
+
+class Ticking:
+    """A clock that moves on by ``step`` every time it is read (a live camera's pace)."""
+
+    def __init__(self, step: float = 0.05) -> None:
+        self.now, self.step = 100.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_guided_enrollment_meters_the_face_and_keeps_only_settled_frames(cfg, lfw_samples):
+    """A visitor dark against the light fails the brightness gate until the camera is metered on the face."""
+    from edge.camera import Picamera2Camera
+    from edge.exposure import FaceExposure
+
+    pipeline = build_pipeline(cfg)
+
+    def enroll(exposure, stops):
+        picture = backlit_door(lfw_samples["Serena_Williams_0001"], stops=stops)
+        calls: list = []
+        fake = FakePicamera2(picture, calls=calls)
+        cam = Picamera2Camera(fps=10, picamera2_factory=lambda: fake)
+        kept: list = []  # for each template: (exposure in effect on its frame, the last one asked for)
+
+        def report(a):
+            if a.accepted:
+                sent = [c[1]["ExposureValue"] for c in calls if c[0] == "set_controls"]
+                kept.append((fake.exposure_value, sent[-1] if sent else 0.0))
+
+        good = from_camera(pipeline, cam, cfg.policy, count=2, timeout_s=3, min_interval_s=0, clock=Ticking(),
+                           exposure=exposure, report=report)
+        return good, kept
+
+    with pytest.raises(NoFaceError, match="timed out"):
+        enroll(None, -3.0)  # too dark for the gates
+    for stops in (-3.0, -1.5):  # too dark; dark but passing the gates already
+        good, kept = enroll(FaceExposure(cfg.exposure), stops)
+        assert len(good) == 2 and len(kept) == 2
+        assert all(in_effect == asked and asked > 0.5 for in_effect, asked in kept)  # settled, and metered up

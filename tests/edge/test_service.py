@@ -7,6 +7,7 @@ real UNIX datagram socket.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from edge.notify import Notifier
 from edge.pipeline import build_pipeline
 from edge.service import build_service
 from edge.types import Frame, Reason
-from fakes import FakeClock
+from fakes import FakeClock, FakePicamera2, backlit_door
 
 PIN = 17
 
@@ -402,3 +403,55 @@ def test_snapshot_retention_runs_from_the_daemon(enrolled, lfw_samples, tmp_path
     svc.run()
     assert not old.exists()
     assert any(snaps.rglob("*.jpg"))  # today's snapshot was kept
+
+
+# ---------------------------------------------------------------------------- face-metered exposure
+
+
+def picamera2_service(config, pins, picture, calls, **fake):
+    from edge.camera import build_camera
+
+    cam = build_camera(config.camera, picamera2_factory=lambda: FakePicamera2(picture, calls=calls, **fake))
+    return service_for(config, [], pins, camera=cam, clock=FakeClock())
+
+
+def test_face_metering_brings_a_backlit_face_to_its_target(enrolled, lfw_samples):
+    from edge.exposure import correction_stops, expose, meter_face
+
+    calls: list = []
+    picture = backlit_door(lfw_samples["Hugo_Chavez_0002"])
+    svc = picamera2_service(enrolled, MockFactory(), picture, calls)
+    assert svc.exposure is not None
+    assert svc.run(max_frames=40) == ExitCode.OK
+    sent = [c[1]["ExposureValue"] for c in calls if c[0] == "set_controls"]
+    assert sent and sent[0] > 0.5 and len(sent) <= 4  # up, in a few steps, then left alone
+    final = expose(picture, sent[-1])
+    box = svc.pipeline.detect(Frame(rgb=final))[0].box
+    m = meter_face(final, box)
+    assert m is not None and abs(correction_stops(m, enrolled.exposure.target_face_luma)) < enrolled.exposure.tolerance_stops
+    before = meter_face(picture, box)
+    assert before is not None and before.luma < m.luma - 0.15
+
+
+def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(enrolled, lfw_samples, caplog):
+    calls: list = []
+    off = replace(enrolled, exposure=replace(enrolled.exposure, face_metering=False))
+    svc = picamera2_service(off, MockFactory(), backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls)
+    assert svc.exposure is None and svc.run(max_frames=10) == ExitCode.OK
+    assert not [c for c in calls if c[0] == "set_controls"]
+    with caplog.at_level(logging.INFO, logger="edge.service"):
+        replay = service_for(enrolled, [lfw_samples["Hugo_Chavez_0002"]], MockFactory())
+    assert replay.exposure is None
+    assert "exposure.face_metering: " in caplog.text and "cannot set its exposure; it keeps its own metering" in caplog.text
+
+
+def test_a_camera_refusing_exposure_control_ends_metering_not_the_door(enrolled, lfw_samples, caplog):
+    calls: list = []
+    pins = MockFactory()
+    svc = picamera2_service(enrolled, pins, backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls,
+                            fail_set_controls=RuntimeError("Control ExposureValue is busy"))
+    assert svc.run(max_frames=20) == ExitCode.OK
+    assert svc.stats.frames == 20 and svc.stats.errors == 0
+    assert len([c for c in calls if c[0] == "set_controls"]) == 1 and svc.exposure is None
+    assert "setting ExposureValue failed" in caplog.text and "face-metered exposure is off" in caplog.text
+    assert True not in relay_history(pins)  # a stranger: nobody let in, metering or not

@@ -195,13 +195,25 @@ def test_operating_point_from_held_out_subjects_or_the_default_when_there_is_one
     assert op["min_live_probability"] == 0.5 and "held_out_attempts" not in op
 
 
-def test_exposure_stress_scales_linear_light_by_stops_and_clips_at_white():
-    from tools.liveness.rotate import exposed
+def test_rotate_metered_corrects_a_stressed_crop_with_the_device_loop():
+    """--metered re-renders each test crop from the recorded one until the daemon's loop asks for no more."""
+    from edge.config import ExposureConfig
+    from edge.exposure import correction_stops, meter_face
+    from tools.liveness.rotate import metered
+    from tools.liveness.train import Recipe
 
-    crops = np.array([[[[0, 60, 128, 200, 255]]]], np.uint8).reshape(1, 1, 5, 1)
-    assert exposed(crops, 0.0).tolist() == crops.tolist()
-    brighter, darker = exposed(crops, 1.0).ravel(), exposed(crops, -1.0).ravel()
-    light = (crops.ravel() / 255.0) ** 2.2
-    assert np.allclose((brighter[1:3] / 255.0) ** 2.2, 2 * light[1:3], rtol=0.03)  # twice the light, unclipped
-    assert brighter[0] == 0 and brighter[3] == brighter[4] == 255  # black stays black; bright clips at white
-    assert np.allclose((darker[1:] / 255.0) ** 2.2, light[1:] / 2, rtol=0.05) and darker.dtype == np.uint8
+    r = Recipe()
+    crops = np.full((2, r.size, r.size, 3), 40, np.uint8)  # dark surroundings
+    side = r.size / (1 + 2 * r.margin)  # the face box sits in the middle of its crop
+    box = ((r.size - side) / 2,) * 2 + ((r.size + side) / 2,) * 2
+    face = slice(int(box[0]) - 2, int(box[2]) + 3)  # the face fills it
+    crops[0][face, face] = 118  # at the target as recorded
+    crops[1][face, face] = 90  # a stop under
+    out, comp = metered(crops, 2.0, r)  # a lamp: two stops over, face and all
+    target = ExposureConfig().target_face_luma
+    for picture in out:
+        m = meter_face(picture, box)
+        assert m is not None and abs(correction_stops(m, target)) < ExposureConfig().tolerance_stops
+    assert -2.2 < comp[0] < -1.75 and -1.3 < comp[1] < -0.5
+    same, none = metered(crops[:1], 0.0, r)
+    assert none[0] == 0.0 and np.array_equal(same[0], crops[0])  # right as recorded: left alone

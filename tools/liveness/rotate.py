@@ -23,10 +23,15 @@ method this one replaced).
 ``--exposure STOPS`` measures how the method copes with a badly exposed face
 (a door facing a bright street): the *test* crops' light is scaled by
 2**STOPS and clipped at white (a synthetic over- or under-exposure of the
-recorded frames), training is unchanged.
+recorded frames), training is unchanged.  ``--metered`` then lets the
+daemon's face-metered exposure (edge.exposure.FaceExposure, default config)
+correct it, frame by frame, as a camera would: each test crop is re-rendered
+from the recorded one at the stress plus the compensation the controller
+asks for, until it asks for no more.  It meters the crop's central square,
+where the detector's box is.
 
     python -m tools.liveness.rotate [--json OUT] [--subjects ID ...] [--test N] [--placement loso|validation]
-                                    [--exposure STOPS]
+                                    [--exposure STOPS] [--metered]
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.cli import run_command
+from edge.config import ExposureConfig
+from edge.exposure import FaceExposure, expose
 from tools.liveness.data import DEFAULT_NUAA, extract_in_child
 from tools.liveness.metrics import attempt_scores, rates
 from tools.liveness.train import ATTEMPT_FRAMES, Recipe, build_stem, features, fit_procedure
@@ -56,14 +64,27 @@ def rotations(subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3) -> list[tup
     return out
 
 
-def exposed(crops: np.ndarray, stops: float) -> np.ndarray:
-    """uint8 crops as if exposed ``stops`` brighter (negative: darker): light scaled by 2**stops, clipped at white.
+def metered(crops: np.ndarray, stops: float, r: Recipe, cfg: ExposureConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crops exposed ``stops`` off and then corrected by the device's face-metering loop; and each one's compensation.
 
-    The scaling is done on linear light (the 8-bit values decoded with gamma
-    2.2, then encoded again), as a longer exposure would do it.
+    The crops are the recorded scene as the camera's own metering took it;
+    the loop sees only what it would see (the stressed, clipped picture) and
+    each new picture is rendered from the recorded one, as re-exposing the
+    scene would.
     """
-    light = (crops.astype(np.float32) / 255.0) ** 2.2 * 2.0**stops
-    return np.rint(np.clip(light, 0.0, 1.0) ** (1 / 2.2) * 255.0).astype(np.uint8)
+    cfg = replace(cfg or ExposureConfig(), settle_frames=0)  # one frame here is one settled exposure
+    side = crops.shape[1] / (1 + 2 * r.margin)  # the face box in the middle of its crop
+    lo, hi = (crops.shape[1] - side) / 2, (crops.shape[1] + side) / 2
+    out, comp = np.empty_like(crops), np.zeros(len(crops))
+    for i, crop in enumerate(crops):
+        loop = FaceExposure(cfg)
+        picture = expose(crop, stops)
+        for frame in range(20):
+            if loop.update(picture, (lo, lo, hi, hi), float(frame)) is None:
+                break
+            picture = expose(crop, stops + loop.compensation)
+        out[i], comp[i] = picture, loop.compensation
+    return out, comp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="loso: leave-one-subject-out over the training subjects (shipped); validation: the last two")
     ap.add_argument("--exposure", type=float, default=0.0,
                     help="test crops' light scaled by 2**STOPS, clipped at white (default 0: as recorded)")
+    ap.add_argument("--metered", action="store_true",
+                    help="then corrected by the daemon's face-metered exposure (edge.exposure, default config)")
     args = ap.parse_args(argv)
     if not 1 <= args.test <= len(args.subjects) - (3 if args.placement == "validation" else 2):
         ap.error(f"--test: must leave at least {3 if args.placement == 'validation' else 2} training subjects")
@@ -87,7 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         data = data.select(np.isin(data.subject, args.subjects))
         stem = build_stem(r)
         feats = features(stem, data.crops, r)
-        test_feats = feats if not args.exposure else features(stem, exposed(data.crops, args.exposure), r)
+        test_feats = feats
+        if args.metered:
+            crops, comp = metered(data.crops, args.exposure, r)
+            print(f"face-metered: compensation applied, 5/50/95th percentile "
+                  f"{', '.join(f'{c:+.2f}' for c in np.percentile(comp, [5, 50, 95]))} stops")
+            test_feats = features(stem, crops, r)
+        elif args.exposure:
+            test_feats = features(stem, expose(data.crops, args.exposure), r)
         rows, totals = [], {"attack": 0, "attack_accepted": 0, "live": 0, "live_refused": 0}
         for train, test in rotations(tuple(args.subjects), args.test):
             fitted, tested = np.isin(data.subject, train), np.isin(data.subject, test)
@@ -108,14 +138,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"APCER {row['attack_accepted']}/{row['attack']}, BPCER {row['live_refused']}/{row['live']}")
         apcer = totals["attack_accepted"] / max(totals["attack"], 1)
         bpcer = totals["live_refused"] / max(totals["live"], 1)
-        if args.exposure:
-            print(f"test crops exposed {args.exposure:+g} stops (light scaled by {2.0 ** args.exposure:.2f}, clipped)")
+        if args.exposure or args.metered:
+            print(f"test crops exposed {args.exposure:+g} stops (light scaled by {2.0 ** args.exposure:.2f}, clipped)"
+                  + (", then face-metered" if args.metered else ""))
         print(f"all rotations: APCER {100 * apcer:.1f}% ({totals['attack_accepted']}/{totals['attack']}), "
               f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested "
               f"{args.test} times")
         if args.json:
             args.json.write_text(json.dumps({"rotations": rows, "totals": totals, "apcer": apcer, "bpcer": bpcer,
-                                             "exposure_stops": args.exposure},
+                                             "exposure_stops": args.exposure, "metered": args.metered},
                                             indent=1) + "\n")
         return 0
 
