@@ -25,7 +25,9 @@ Record fields, schema 1 (floats rounded to 4 decimals; a non-finite float is nul
 - ``track_id``: int, the face track the decision is about.
 - ``quality``: object of str -> float, median quality figures over the frames
   used (face_px, sharpness, brightness, contrast, yaw, pitch, roll).
-- ``liveness``: object or null, liveness figures (null until liveness exists).
+- ``liveness``: object or null, liveness figures (null when liveness is off).
+- ``exposure_stops``: float or null, the face-metered exposure compensation in
+  force when the decision was made (edge.exposure; null when metering is off).
 - ``model_sha256``: str, sha256 of the embedder that produced the scores.
 - ``camera``: str, the camera (or replay source) the frames came from.
 - ``sources``: list of str, frame sources (file paths on replay) for labelled review.
@@ -91,7 +93,7 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def decision_record(d: Decision, *, snapshot: str | None = None) -> dict[str, Any]:
+def decision_record(d: Decision, *, snapshot: str | None = None, exposure_stops: float | None = None) -> dict[str, Any]:
     """The flat, JSON-able log record of ``d`` (fields in the module docstring)."""
     return {
         "schema": SCHEMA_VERSION,
@@ -112,6 +114,7 @@ def decision_record(d: Decision, *, snapshot: str | None = None) -> dict[str, An
         "track_id": int(d.track_id),
         "quality": _clean(dict(d.quality)),
         "liveness": None if d.liveness is None else _clean(dict(d.liveness)),
+        "exposure_stops": None if exposure_stops is None else _clean(float(exposure_stops)),
         "model_sha256": d.model_sha256,
         "camera": d.camera,
         "sources": [str(s) for s in d.sources],

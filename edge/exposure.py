@@ -94,17 +94,19 @@ class FaceExposure:
         self.cfg = cfg
         self.compensation = 0.0  # stops, what the camera was last told
         self._wait = 0  # frames still to skip while a change takes effect
+        self._settling = False
         self._last_face: float | None = None
         self._at_limit = False
 
     @property
     def settling(self) -> bool:
-        """A change was sent and may not have taken effect yet."""
-        return self._wait > 0
+        """The last frame was taken before a change could take effect: judge none until this is False."""
+        return self._settling
 
     def update(self, rgb: np.ndarray, box: tuple[float, float, float, float] | None, now: float) -> float | None:
         """The compensation to send now, or None to leave the camera as it is."""
         if box is None:
+            self._settling = self._wait > 0
             if self.compensation and (self._last_face is None or now - self._last_face >= self.cfg.release_s):
                 log.debug("no face for %.1f s: exposure back to the camera's own metering", self.cfg.release_s)
                 return self._set(0.0)
@@ -112,7 +114,9 @@ class FaceExposure:
         self._last_face = now
         if self._wait > 0:
             self._wait -= 1
+            self._settling = True
             return None
+        self._settling = False
         m = meter_face(rgb, box)
         if m is None:
             return None
@@ -135,5 +139,6 @@ class FaceExposure:
     def _set(self, stops: float) -> float:
         self.compensation = stops
         self._wait = self.cfg.settle_frames
+        self._settling = True  # this frame too was taken at the old exposure
         self._at_limit = False
         return stops

@@ -47,6 +47,7 @@ MAX_CONSECUTIVE_ERRORS = 20
 class Stats:
     frames: int = 0
     corrupt_frames: int = 0
+    settling_frames: int = 0  # frames with a face not judged while face-metered exposure changed
     faces: int = 0
     decisions: int = 0
     unlocks: int = 0
@@ -227,9 +228,13 @@ class Service:
         self.stats.faces += len(faces)
         if self.exposure is not None:
             self._meter(frame, faces[0] if faces else None, now)
+        settling = self.exposure is not None and self.exposure.settling
         for face, tid in zip(faces, self.tracker.update(faces, now)):
             if self.policy.settled(tid, now):
                 continue  # decided and not due to retry: skip the embedder
+            if settling:  # the exposure is changing: judge the face on frames taken after it settles
+                self.stats.settling_frames += 1
+                continue
             live = self.liveness.sample(tid, frame, face, now) if self.liveness is not None else None
             result = self.pipeline.process(frame, face)
             failed = self.policy.gate(result.quality)
@@ -291,7 +296,8 @@ class Service:
             self._prune_snapshots()
         # The policy runs on the monotonic clock; the log wants wall-clock time.
         d = dataclasses.replace(d, time=self.wall())
-        record = decision_record(d, snapshot=snapshot)
+        record = decision_record(d, snapshot=snapshot,
+                                 exposure_stops=None if self.exposure is None else self.exposure.compensation)
         try:
             self.decisions.append(record)
         except DecisionLogError:

@@ -29,7 +29,7 @@ from edge.types import Decision, Reason
 FIELDS = {
     "schema", "event_id", "time", "unix_time", "decision", "reason", "person", "best", "best_score",
     "second", "second_score", "threshold", "min_margin", "frames_used", "frames_matched", "track_id",
-    "quality", "liveness", "model_sha256", "camera", "sources", "snapshot",
+    "quality", "liveness", "exposure_stops", "model_sha256", "camera", "sources", "snapshot",
 }
 
 
@@ -81,7 +81,8 @@ def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
     assert rec["unix_time"] == 1714566896.7891
     assert (rec["best_score"], rec["second_score"]) == (0.8123, 0.3123)
     assert rec["quality"] == {"face_px": 142.0, "sharpness": 88.1235, "brightness": 120.5}
-    assert rec["liveness"] == {"score": 0.9877}
+    assert rec["liveness"] == {"score": 0.9877} and rec["exposure_stops"] is None
+    assert decision_record(decision, exposure_stops=1.234567)["exposure_stops"] == 1.2346
     assert rec["sources"] == ["frames/0001.jpg", "frames/0002.jpg"]
     assert (rec["frames_used"], rec["frames_matched"], rec["track_id"]) == (5, 4, 17)
     path = tmp_path / "decisions.jsonl"

@@ -97,9 +97,14 @@ def test_the_loop_waits_for_a_change_to_take_effect_before_metering_again():
     dark = scene(40)  # needs 3.5 stops: more than one step
     first = loop.update(dark, BOX, 0.0)
     assert first is not None and first > 0
+    assert loop.settling  # the frame that asked for the change was taken before it
     # The camera has not applied it yet: the same dark picture must not push it further.
-    assert [loop.update(dark, BOX, 0.1 * k) for k in range(1, 4)] == [None, None, None]
+    for k in range(1, 4):
+        assert loop.update(dark, BOX, 0.1 * k) is None and loop.settling
     assert loop.update(dark, BOX, 0.4) is not None  # settled and still dark: the next step
+    for k in range(5, 9):
+        loop.update(scene(118), BOX, 0.1 * k)
+    assert not loop.settling  # settled at the target: frames may be judged
 
 
 def test_the_loop_never_goes_past_its_limit_and_says_so_once(caplog):

@@ -431,6 +431,12 @@ def test_face_metering_brings_a_backlit_face_to_its_target(enrolled, lfw_samples
     assert m is not None and abs(correction_stops(m, enrolled.exposure.target_face_luma)) < enrolled.exposure.tolerance_stops
     before = meter_face(picture, box)
     assert before is not None and before.luma < m.luma - 0.15
+    recs = records(enrolled)  # a stranger: denied, with the exposure the decision was made at
+    # Frames taken while the exposure changed are not judged: the stranger is refused on metered frames.
+    assert [(r["decision"], r["reason"]) for r in recs] == [("deny", Reason.UNKNOWN_FACE)]
+    assert recs[0]["exposure_stops"] == pytest.approx(sent[-1], abs=1e-4)
+    # per change: the frame that asked for it and settle_frames after it
+    assert svc.stats.settling_frames == (enrolled.exposure.settle_frames + 1) * len(sent)
 
 
 def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(enrolled, lfw_samples, caplog):
@@ -441,7 +447,8 @@ def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(enro
     assert not [c for c in calls if c[0] == "set_controls"]
     with caplog.at_level(logging.INFO, logger="edge.service"):
         replay = service_for(enrolled, [lfw_samples["Hugo_Chavez_0002"]], MockFactory())
-    assert replay.exposure is None
+    assert replay.exposure is None and replay.run() == ExitCode.OK
+    assert [r["exposure_stops"] for r in records(enrolled)] == [None]  # no metering: null, not 0
     assert "exposure.face_metering: " in caplog.text and "cannot set its exposure; it keeps its own metering" in caplog.text
 
 
