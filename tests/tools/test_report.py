@@ -418,6 +418,42 @@ def test_a_record_breaking_the_schema_names_file_line_and_field(tmp_path):
     assert cols.n == 1 and cols.skipped_bad == 1
 
 
+def test_outcomes_by_face_metered_exposure(tmp_path):
+    def at(stops, rec):
+        rec["exposure_stops"] = stops
+        return rec
+
+    recs = [
+        (at(1.8, make_record("g1", unlock=True, best="alice", score=0.9)), "alice"),  # backlit, let in
+        (at(1.5, make_record("g2", reason=Reason.PRESENTATION_ATTACK, best="alice", score=0.9)), "alice"),  # backlit, refused as a photo
+        (at(1.0, make_record("g3", best="alice", score=0.5)), "alice"),  # backlit (band starts at 1), refused
+        (at(0.1, make_record("g4", unlock=True, best="bob", score=0.9)), "bob"),  # about right
+        (at(-0.1, make_record("x1", reason=Reason.PRESENTATION_ATTACK, best="bob", score=0.9)), "attack"),
+        (at(-2.0, make_record("x2", unlock=True, best="bob", score=0.9)), "attack"),  # lamp-lit photo let in
+        (at(None, make_record("i1", best="bob", score=0.2)), "impostor"),  # metering off
+        (make_record("i2", best="bob", score=0.2), "impostor"),  # a log from before the field existed
+    ]
+    r = report_of(tmp_path, [x for x, _ in recs], {x["event_id"]: t for x, t in recs})
+    rows = {e.band: e for e in r.exposure}
+    assert list(rows) == ["not face-metered", "darkened 1 stop or more (light on the face)",
+                          "within 0.25 stop of the camera's own", "brightened 1 stop or more (backlit)"]
+    back = rows["brightened 1 stop or more (backlit)"]
+    assert back.decisions == 3 and (back.genuine_frr.k, back.genuine_frr.n) == (2, 3)
+    assert (back.live_refused_by_liveness.k, back.live_refused_by_liveness.n) == (1, 3)
+    lamp = rows["darkened 1 stop or more (light on the face)"]
+    assert (lamp.negative_accepted.k, lamp.negative_accepted.n) == (1, 1)
+    off = rows["not face-metered"]
+    assert off.decisions == 2 and (off.negative_accepted.k, off.negative_accepted.n) == (0, 2)
+    assert [e["band"] for e in to_json(r)["per_exposure"]] == list(rows)
+    assert "brightened 1 stop or more (backlit)" in to_text(r)
+    none = report_of(tmp_path, [make_record("a", best="alice")], {})
+    assert none.exposure == [] and "no decision in these logs was face-metered" in to_text(none)
+    bad = at("high", make_record("b", best="alice"))
+    log = write_log(tmp_path / "bad.jsonl", [bad])
+    with pytest.raises(DecisionLogError, match=r"bad.jsonl:1: exposure_stops: expected a number or null, got 'high'"):
+        collect([log], CsvLabeller({}, "none"), progress=False)
+
+
 def test_missing_log_and_directory_are_report_errors(tmp_path):
     with pytest.raises(ReportError, match="no such decision log"):
         collect([tmp_path / "nope.jsonl"], CsvLabeller({}, "none"), progress=False)
@@ -430,8 +466,8 @@ def test_columns_are_compact_arrays_not_records(tmp_path):
     log = write_log(tmp_path / "decisions.jsonl", recs)
     cols = collect([log], CsvLabeller({}, "none"), progress=False)
     per_record = sum(a.itemsize for a in (cols.score, cols.eligible, cols.truth, cols.person, cols.best,
-                                           cols.unlock, cols.reason, cols.week))
-    assert per_record <= 24
+                                           cols.unlock, cols.reason, cols.week, cols.exposure))
+    assert per_record <= 28
     assert isinstance(cols.score, np.ndarray) and cols.names == ("alice",)
 
 

@@ -87,6 +87,7 @@ class Columns:
     unlock: np.ndarray  # bool
     reason: np.ndarray  # int8 index into REASONS
     week: np.ndarray  # int16 index into weeks
+    exposure: np.ndarray  # float32 exposure_stops, NaN when not face-metered
     gallery: frozenset[str]  # every name the log shows as person, best or second
     settings: dict[tuple[float, float], int]  # (threshold, min_margin) -> records
     min_margin_override: float | None
@@ -191,6 +192,7 @@ class Collector:
         self._unlock = array("b")
         self._reason = array("b")
         self._week = array("h")
+        self._exposure = array("f")
         self._files: list[str] = []
         self._agree = self._only_logged = self._only_replayed = 0
         self._fa: list[Example] = []
@@ -287,6 +289,8 @@ class Collector:
         second_score = _number(rec, "second_score", nullable=True)
         threshold = _number(rec, "threshold", nullable=False)
         min_margin = _number(rec, "min_margin", nullable=False)
+        # Optional: logs written before face-metered exposure, or with it off, have none.
+        exposure = _number(rec, "exposure_stops", nullable=True) if rec.get("exposure_stops") is not None else math.nan
         sources = rec.get("sources")
         if type(sources) is not list:
             raise _BadField(f"sources: expected a list, got {sources!r}")
@@ -326,6 +330,7 @@ class Collector:
         self._unlock.append(unlock)
         self._reason.append(rcode)
         self._week.append(week)
+        self._exposure.append(exposure)
 
         if unlock and truth is not None and len(self._fa) < MAX_EXAMPLES:
             right = truth == person and (self.enrolled is None or truth in self.enrolled)
@@ -360,6 +365,7 @@ class Collector:
             unlock=view(self._unlock, np.int8).astype(bool),
             reason=view(self._reason, np.int8),
             week=view(self._week, np.int16),
+            exposure=view(self._exposure, np.float32),
             gallery=frozenset(self._gallery),
             settings=dict(self._settings),
             min_margin_override=self.min_margin,

@@ -454,6 +454,52 @@ def liveness_rates(cols: Columns, cls: Classes) -> dict[str, Rate]:
     return {"attacks": rate(cls.attack), "live": rate(live), "genuine": rate(cls.genuine)}
 
 
+# Bands of face-metered exposure compensation, in stops: (label, low, high), low <= x < high.
+EXPOSURE_BANDS = (
+    ("darkened 1 stop or more (light on the face)", -math.inf, -1.0),
+    ("darkened 0.25-1 stop", -1.0, -0.25),
+    ("within 0.25 stop of the camera's own", -0.25, 0.25),
+    ("brightened 0.25-1 stop", 0.25, 1.0),
+    ("brightened 1 stop or more (backlit)", 1.0, math.inf),
+)
+
+
+@dataclass(frozen=True)
+class ExposureRow:
+    band: str
+    decisions: int
+    genuine_frr: Rate  # enrolled people refused, of their attempts
+    negative_accepted: Rate  # strangers and photo attacks let in, of their attempts
+    live_refused_by_liveness: Rate  # live people (enrolled or not) denied as presentation_attack
+
+    def to_json(self) -> dict[str, Any]:
+        return {"band": self.band, "decisions": self.decisions, "genuine_frr": self.genuine_frr.to_json(),
+                "negative_accepted": self.negative_accepted.to_json(),
+                "live_refused_by_liveness": self.live_refused_by_liveness.to_json()}
+
+
+def per_exposure(cols: Columns, cls: Classes) -> list[ExposureRow]:
+    """Outcomes by the face-metered exposure the decision was made at: does a backlit door refuse more?
+
+    Empty when no decision was face-metered.
+    """
+    x = cols.exposure
+    metered = np.isfinite(x)
+    if not metered.any():
+        return []
+    pa = cols.reason == REASON_CODE[Reason.PRESENTATION_ATTACK]
+    live = cls.genuine | cls.impostor
+    rows = [("not face-metered", ~metered)]
+    rows += [(label, metered & (x >= lo) & (x < hi)) for label, lo, hi in EXPOSURE_BANDS]
+
+    def rate(hit: np.ndarray, of: np.ndarray) -> Rate:
+        return Rate(int(np.count_nonzero(hit & of)), int(np.count_nonzero(of)))
+
+    return [ExposureRow(label, int(np.count_nonzero(sel)), rate(~cols.unlock, sel & cls.genuine),
+                        rate(cols.unlock, sel & cls.negative), rate(pa, sel & live))
+            for label, sel in rows if sel.any()]
+
+
 def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
     rows = []
     order = sorted(range(len(cols.weeks)), key=lambda j: cols.weeks[j])
@@ -489,6 +535,7 @@ class Report:
     mean_attack_score: float | None
     locked_out: dict[str, int]
     liveness: dict[str, Rate]  # denials with reason presentation_attack, by truth
+    exposure: list[ExposureRow]  # by face-metered exposure band; empty when nothing was metered
     false_accept_examples: tuple[Example, ...]
     locked_out_examples: tuple[Example, ...]
     redecide: dict[str, int]
@@ -552,6 +599,7 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
                     "attack": int(np.count_nonzero(locked & cls.attack)),
                     "unlabelled": int(np.count_nonzero(locked & cls.unlabelled))},
         liveness=liveness_rates(cols, cls),
+        exposure=per_exposure(cols, cls),
         false_accept_examples=cols.false_accept_examples,
         locked_out_examples=cols.locked_out_examples,
         redecide={"agree": cols.redecide_agree, "logged_unlock_replay_deny": cols.redecide_unlock_only_logged,

@@ -143,6 +143,17 @@ def sections(report: Report, max_examples: int = 20) -> list[Section]:
         f"of them enrolled people: {lv['genuine'].text()}",
         "An attack denied for another reason first (a stranger's photo, a lockout) does not count as caught here.",
     )))
+    if report.exposure:
+        out.append(Section("By face-metered exposure (exposure_stops: the camera's compensation at the decision)", (
+            "A door that refuses more people when it brightens their face a lot is backlit: see README "
+            "\"Liveness\", Exposure.",), (Table(
+                ("exposure", "decisions", "genuine FRR", "strangers+attacks let in", "live refused by liveness"),
+                tuple((e.band, str(e.decisions), e.genuine_frr.text(), e.negative_accepted.text(),
+                       e.live_refused_by_liveness.text()) for e in report.exposure)),)))
+    else:
+        out.append(Section("By face-metered exposure", (
+            "no decision in these logs was face-metered (exposure_stops null or absent: metering off, "
+            "a camera other than picamera2, or a replay)",)))
     rd = report.redecide
     total = sum(rd.values())
     agree = (f"re-deciding every logged attempt by its best frame at its logged threshold reproduces "
@@ -318,6 +329,7 @@ def to_json(report: Report) -> dict[str, Any]:
                             "attack": report.mean_attack_score},
         "locked_out": {**report.locked_out, "examples": [_example_json(x) for x in report.locked_out_examples]},
         "liveness": {k: v.to_json() for k, v in report.liveness.items()},
+        "per_exposure": [e.to_json() for e in report.exposure],
         "false_accept_examples": [_example_json(x) for x in report.false_accept_examples],
         "recommendation": report.recommendation.to_json(),
         "sweep": {"method": SWEEP_METHOD, "min_margin_override": report.min_margin_override,
