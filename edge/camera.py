@@ -562,7 +562,7 @@ class ReconnectingCamera(CameraBase):
     def set_exposure_compensation(self, stops: float) -> None:
         """Set it on the open camera and remember it for the next one after an outage."""
         if not self.controls_exposure:
-            raise CameraError(f"{self.name}: cannot set its exposure compensation")
+            super().set_exposure_compensation(stops)  # raises: this camera cannot
         self._exposure = float(stops)
         if self._cam is not None:
             self._cam.set_exposure_compensation(self._exposure)

@@ -167,12 +167,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         from edge.camera import build_camera
 
         print(f"Look at the camera, {name}: {args.frames} good frames needed.", file=sys.stderr)
-        from edge.exposure import FaceExposure
+        from edge.exposure import for_camera
 
         camera = build_camera(config.camera)
-        metering = config.exposure.face_metering and getattr(camera, "controls_exposure", False)
         good = from_camera(pipeline, camera, config.policy, count=args.frames, timeout_s=args.timeout,
-                           exposure=FaceExposure(config.exposure) if metering else None, report=report)
+                           exposure=for_camera(config.exposure, camera), report=report)
     gallery = add_to_gallery(config, name, good, pipeline.embedder.sha256, pipeline.embedder.card.embedding_size)
     print(f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})")
     return ExitCode.OK

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import Config, PolicyConfig
-from edge.errors import CameraError, FacegateError, NoFaceError
-from edge.exposure import FaceExposure
+from edge.errors import FacegateError, NoFaceError
+from edge.exposure import FaceExposure, meter
 from edge.gallery import Gallery
 from edge.images import read_image
 from edge.pipeline import FacePipeline, FaceResult
@@ -109,7 +109,7 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
             frame = camera.read()
             faces = pipeline.detect(frame)
             if exposure is not None:
-                exposure = _meter(exposure, camera, frame, faces, clock())
+                exposure = meter(exposure, camera, frame.rgb, faces[0].box if len(faces) == 1 else None, clock())
                 if exposure is not None and exposure.settling:
                     continue
             result, why = judge(pipeline, frame, policy, faces)
@@ -126,18 +126,6 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
     finally:
         camera.close()
     return good
-
-
-def _meter(exposure: FaceExposure, camera, frame: Frame, faces: list[Face], now: float) -> FaceExposure | None:
-    """One step of face metering; None (metering off) once the camera refuses it."""
-    stops = exposure.update(frame.rgb, faces[0].box if len(faces) == 1 else None, now)
-    if stops is not None:
-        try:
-            camera.set_exposure_compensation(stops)
-        except CameraError as exc:
-            log.warning("%s; face-metered exposure is off", exc)
-            return None
-    return exposure
 
 
 def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], sha256: str, size: int) -> Gallery:

@@ -29,10 +29,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from edge.config import ExposureConfig
+from edge.errors import CameraError
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +144,31 @@ class FaceExposure:
         self._settling = True  # this frame too was taken at the old exposure
         self._at_limit = False
         return stops
+
+
+def for_camera(cfg: ExposureConfig, camera: Any) -> FaceExposure | None:
+    """The loop for ``camera``; None when metering is off or the camera cannot set its exposure (said once)."""
+    if not cfg.face_metering:
+        return None
+    if not getattr(camera, "controls_exposure", False):
+        log.info("exposure.face_metering: %s cannot set its exposure; it keeps its own metering",
+                 getattr(camera, "name", "the camera"))
+        return None
+    return FaceExposure(cfg)
+
+
+def meter(loop: FaceExposure, camera: Any, rgb: np.ndarray, box: tuple[float, float, float, float] | None,
+          now: float) -> FaceExposure | None:
+    """One step of the loop, sent to the camera; None (metering off) once the camera refuses it.
+
+    A refusal costs the exposure, never the door: the caller carries on with
+    the camera's own metering.
+    """
+    stops = loop.update(rgb, box, now)
+    if stops is not None:
+        try:
+            camera.set_exposure_compensation(stops)
+        except CameraError as exc:
+            log.warning("%s; face-metered exposure is off", exc)
+            return None
+    return loop

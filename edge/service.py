@@ -28,7 +28,7 @@ from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_
 from edge.config import Config
 from edge.decisions import DecisionLog, SnapshotStore, decision_record
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
-from edge.exposure import FaceExposure
+from edge.exposure import FaceExposure, for_camera, meter
 from edge.gallery import Gallery
 from edge.liveness import LivenessChecker
 from edge.match import match
@@ -36,7 +36,7 @@ from edge.notify import FrameWatchdog, Notifier, watchdog_period
 from edge.pipeline import FacePipeline, build_pipeline
 from edge.policy import Observation, Policy
 from edge.track import Tracker
-from edge.types import Decision, Face, Frame
+from edge.types import Decision, Frame
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,7 @@ class Service:
         if config.liveness.enabled and liveness is None:
             raise ValueError("liveness.enabled is true but no LivenessChecker was given")
         self.liveness = liveness if config.liveness.enabled else None
-        self.exposure: FaceExposure | None = None
-        if config.exposure.face_metering:
-            if getattr(camera, "controls_exposure", False):
-                self.exposure = FaceExposure(config.exposure)
-            else:
-                log.info("exposure.face_metering: %s cannot set its exposure; it keeps its own metering",
-                         getattr(camera, "name", "the camera"))
+        self.exposure: FaceExposure | None = for_camera(config.exposure, camera)
         self.tracker = Tracker(timeout_s=config.policy.track_timeout_s)
         self.policy = Policy(
             config.policy, config.match, liveness=config.liveness, model_sha256=pipeline.embedder.sha256,
@@ -227,7 +221,7 @@ class Service:
         faces = self.pipeline.detect(frame)[:1]
         self.stats.faces += len(faces)
         if self.exposure is not None:
-            self._meter(frame, faces[0] if faces else None, now)
+            self.exposure = meter(self.exposure, self.camera, frame.rgb, faces[0].box if faces else None, now)
         settling = self.exposure is not None and self.exposure.settling
         for face, tid in zip(faces, self.tracker.update(faces, now)):
             if self.policy.settled(tid, now):
@@ -251,18 +245,6 @@ class Service:
                 self.act(d, None)
                 out.append(d)
         return out
-
-    def _meter(self, frame: Frame, face: Face | None, now: float) -> None:
-        """Move the camera's exposure towards the face (edge.exposure); a camera that refuses ends it."""
-        assert self.exposure is not None
-        stops = self.exposure.update(frame.rgb, face.box if face is not None else None, now)
-        if stops is None:
-            return
-        try:
-            self.camera.set_exposure_compensation(stops)
-        except CameraError as exc:
-            log.warning("%s; face-metered exposure is off", exc)
-            self.exposure = None
 
     def flush(self) -> None:
         """End every open attempt (end of replay, shutdown) so each one is logged."""

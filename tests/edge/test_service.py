@@ -445,7 +445,7 @@ def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(enro
     svc = picamera2_service(off, MockFactory(), backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls)
     assert svc.exposure is None and svc.run(max_frames=10) == ExitCode.OK
     assert not [c for c in calls if c[0] == "set_controls"]
-    with caplog.at_level(logging.INFO, logger="edge.service"):
+    with caplog.at_level(logging.INFO, logger="edge.exposure"):  # the daemon asks edge.exposure.for_camera
         replay = service_for(enrolled, [lfw_samples["Hugo_Chavez_0002"]], MockFactory())
     assert replay.exposure is None and replay.run() == ExitCode.OK
     assert [r["exposure_stops"] for r in records(enrolled)] == [None]  # no metering: null, not 0

@@ -447,11 +447,12 @@ def liveness_rates(cols: Columns, cls: Classes) -> dict[str, Rate]:
     """
     pa = cols.reason == REASON_CODE[Reason.PRESENTATION_ATTACK]
     live = cls.genuine | cls.impostor
+    return {"attacks": _share(pa, cls.attack), "live": _share(pa, live), "genuine": _share(pa, cls.genuine)}
 
-    def rate(of: np.ndarray) -> Rate:
-        return Rate(int(np.count_nonzero(pa & of)), int(np.count_nonzero(of)))
 
-    return {"attacks": rate(cls.attack), "live": rate(live), "genuine": rate(cls.genuine)}
+def _share(hit: np.ndarray, of: np.ndarray) -> Rate:
+    """The rate of ``hit`` among the attempts in ``of`` (boolean masks)."""
+    return Rate(int(np.count_nonzero(hit & of)), int(np.count_nonzero(of)))
 
 
 # Bands of face-metered exposure compensation, in stops: (label, low, high), low <= x < high.
@@ -491,12 +492,8 @@ def per_exposure(cols: Columns, cls: Classes) -> list[ExposureRow]:
     live = cls.genuine | cls.impostor
     rows = [("not face-metered", ~metered)]
     rows += [(label, metered & (x >= lo) & (x < hi)) for label, lo, hi in EXPOSURE_BANDS]
-
-    def rate(hit: np.ndarray, of: np.ndarray) -> Rate:
-        return Rate(int(np.count_nonzero(hit & of)), int(np.count_nonzero(of)))
-
-    return [ExposureRow(label, int(np.count_nonzero(sel)), rate(~cols.unlock, sel & cls.genuine),
-                        rate(cols.unlock, sel & cls.negative), rate(pa, sel & live))
+    return [ExposureRow(label, int(np.count_nonzero(sel)), _share(~cols.unlock, sel & cls.genuine),
+                        _share(cols.unlock, sel & cls.negative), _share(pa, sel & live))
             for label, sel in rows if sel.any()]
 
 
