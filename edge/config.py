@@ -37,7 +37,8 @@ class RuntimeConfig:
 class ModelsConfig:
     dir: str | None = _opt(None)
     detector: str = _opt("blazeface-short", choices=("blazeface-short", "blazeface-full"))
-    embedder: str = _opt("facenet-keras.float32.tflite")
+    landmarker: str | None = _opt("yunet", choices=("yunet",))
+    embedder: str = _opt("sface.dynamic-int8.tflite")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class MatchConfig:
-    min_cosine_similarity: float = _opt(0.96, lo=-1.0, hi=1.0)
+    min_cosine_similarity: float = _opt(0.53, lo=-1.0, hi=1.0)
     min_margin: float = _opt(0.1, lo=0.0, hi=2.0)
 
 

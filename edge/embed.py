@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelError
-from edge.models import ModelCard, load_card
+from edge.models import ModelCard, load_card, preprocessing_digest
 from edge.runtime import Model
 from edge.types import AlignedFace, Embedding
 
@@ -70,6 +70,10 @@ class Embedder:
                 f"({self.card.embedding_size})"
             )
         self.sha256 = self.card.sha256
+        # Templates are bound to this as well as to the weights: a change of crop,
+        # colour order or normalisation makes old templates meaningless.
+        self.preprocessing = self.card.preprocessing()
+        self.preprocessing_digest = preprocessing_digest(self.preprocessing)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -85,4 +89,4 @@ class Embedder:
             # Test-time mirroring: a face and its mirror image are the same person;
             # averaging both embeddings cancels some pose and lighting asymmetry.
             v = l2_normalize(v) + l2_normalize(self.raw(face.rgb[:, ::-1]))
-        return Embedding(vector=l2_normalize(v), model_sha256=self.sha256)
+        return Embedding(vector=l2_normalize(v), model_sha256=self.sha256, preprocessing=self.preprocessing_digest)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import Config, PolicyConfig
+from edge.embed import Embedder
 from edge.errors import FacegateError, NoFaceError
 from edge.exposure import FaceExposure, meter
 from edge.gallery import Gallery
@@ -55,6 +56,8 @@ def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> 
         out.append(f"head tilted up/down (pitch {q.pitch:+.0f}°): look straight ahead")
     if not abs(q.roll) <= p.max_roll_deg / strict:
         out.append(f"head tilted sideways (roll {q.roll:+.0f}°): hold your head level")
+    if not q.landmarks >= 1.0:
+        out.append("eyes, nose and mouth not all found: face the camera, nothing covering your face")
     return out
 
 
@@ -128,15 +131,20 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
     return good
 
 
-def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], sha256: str, size: int) -> Gallery:
-    """Add templates under ``name`` and save; warn if they look like someone already enrolled."""
+def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder) -> Gallery:
+    """Add templates under ``name`` and save; warn if they look like someone already enrolled.
+
+    The gallery is bound to ``embedder``'s weights and preprocessing; an existing
+    gallery made with another is refused, not mixed.
+    """
     if not good:
         raise NoFaceError(f"{name}: no usable face; nothing enrolled")
     path = Path(config.gallery.path)
+    size = embedder.card.embedding_size
     if path.exists():
-        gallery = Gallery.load(path, model_sha256=sha256)
+        gallery = Gallery.load(path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing)
     else:
-        gallery = Gallery.empty(sha256, size)
+        gallery = Gallery.empty(embedder.sha256, size, embedder.preprocessing)
     matrix, labels = gallery.matrix() if gallery.names() else (np.zeros((0, size), np.float32), [])
     if len(labels):
         sims = np.stack([e.vector for e, _ in good]) @ matrix.T

@@ -4,13 +4,20 @@ In: Embeddings from enrollment (or a gallery file).  Out: a :class:`Gallery`
 that saves itself atomically and hands the matcher one N x D matrix of unit
 templates plus the person each row belongs to.
 
-File format, schema 1 (JSON, so an operator can inspect or diff it)::
+File format, schema 2 (JSON, so an operator can inspect or diff it)::
 
-    {"schema": 1, "model_sha256": "<sha256 of the embedder>", "embedding_size": 128,
+    {"schema": 2, "model_sha256": "<sha256 of the embedder>",
+     "preprocessing": {"input_size": [112, 112], "color": "RGB", "normalization": {...},
+                       "crop": {...}, "flip_average": false},
+     "embedding_size": 128,
      "people": {"alice": {"templates": [[0.0123457, ...], ...],
                           "added": ["2024-05-01T12:00:00Z", ...],
                           "sources": ["camera", "photos/alice.jpg", ...]}}}
 
+Templates are bound to everything that makes an embedding: the model's weights
+(``model_sha256``) and the card's preprocessing (``preprocessing``, from
+``ModelCard.preprocessing``); a change in either refuses matching and asks for
+enrollment again.  Schema 1 recorded only the weights, so it is refused too.
 ``templates``, ``added`` and ``sources`` run in parallel, oldest first.  Floats
 are rounded to 7 significant digits (float32 holds no more).  Templates are
 biometric data: the file is written 0600 in a 0700 directory.  Loading checks
@@ -32,19 +39,19 @@ from typing import Any
 import numpy as np
 
 from edge.errors import GalleryError
-from edge.models import atomic_write_bytes
+from edge.models import atomic_write_bytes, preprocessing_digest
 from edge.types import Embedding
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2
 UNIT_TOLERANCE = 1e-3
 MAX_NAME_LEN = 64
 ENROLL_HINT = "facegate enroll NAME"
 
 # Letters (any script), digits, underscore, space, dot and hyphen.
 _NAME = re.compile(r"[\w .\-]+")
-_TOP_KEYS = {"schema", "model_sha256", "embedding_size", "people"}
+_TOP_KEYS = {"schema", "model_sha256", "preprocessing", "embedding_size", "people"}
 _PERSON_KEYS = {"templates", "added", "sources"}
 
 
@@ -71,6 +78,17 @@ def model_mismatch_message(enrolled: str, embedder: str) -> str:
     )
 
 
+def preprocessing_mismatch_message(enrolled: dict[str, Any], embedder: dict[str, Any]) -> str:
+    """Which part of the preprocessing changed since enrollment, in one line."""
+    keys = sorted(set(enrolled) | set(embedder))
+    key = next((k for k in keys if enrolled.get(k) != embedder.get(k)), "preprocessing")
+    return (
+        f"preprocessing.{key}: enrolled with {json.dumps(enrolled.get(key), sort_keys=True)}, the embedder's card has "
+        f"{json.dumps(embedder.get(key), sort_keys=True)}; templates from another crop, colour order or normalisation "
+        f"do not match: enroll everyone again ({ENROLL_HINT})"
+    )
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -89,12 +107,16 @@ class _Person:
 class Gallery:
     """Enrolled people and their templates, all from one embedder model."""
 
-    def __init__(self, model_sha256: str, embedding_size: int) -> None:
+    def __init__(self, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None) -> None:
         if not isinstance(model_sha256, str) or not model_sha256:
             raise GalleryError("model_sha256: must be a non-empty string")
         if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
             raise GalleryError(f"embedding_size: must be a positive integer, got {embedding_size!r}")
+        if not isinstance(preprocessing, dict) or not preprocessing:
+            raise GalleryError("preprocessing: the embedder card's preprocessing is required (ModelCard.preprocessing)")
         self._model_sha256 = model_sha256
+        self._preprocessing = dict(preprocessing)
+        self._digest = preprocessing_digest(self._preprocessing)
         self._size = embedding_size
         self._people: dict[str, _Person] = {}
         self._matrix: tuple[np.ndarray, list[str]] | None = None
@@ -102,12 +124,14 @@ class Gallery:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def empty(cls, model_sha256: str, embedding_size: int) -> Gallery:
-        return cls(model_sha256, embedding_size)
+    def empty(cls, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None) -> Gallery:
+        return cls(model_sha256, embedding_size, preprocessing)
 
     @classmethod
-    def load(cls, path: str | Path, *, model_sha256: str | None = None) -> Gallery:
-        """Read and check ``path``; with ``model_sha256``, refuse templates from another model."""
+    def load(cls, path: str | Path, *, model_sha256: str | None = None,
+             preprocessing: dict[str, Any] | None = None) -> Gallery:
+        """Read and check ``path``; with ``model_sha256`` (and ``preprocessing``), refuse templates
+        from another model (or another crop, colour order or normalisation)."""
         path = Path(path)
         try:
             data = path.read_bytes()
@@ -128,6 +152,8 @@ class Gallery:
         gallery = cls._from_json(raw, path)
         if model_sha256 is not None and model_sha256 != gallery.model_sha256:
             raise GalleryError(f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}")
+        if preprocessing is not None and preprocessing_digest(preprocessing) != gallery.preprocessing_digest:
+            raise GalleryError(f"{path}: {preprocessing_mismatch_message(gallery.preprocessing, preprocessing)}")
         return gallery
 
     @classmethod
@@ -138,6 +164,9 @@ class Gallery:
         if not isinstance(raw, dict):
             raise GalleryError(f"{path}: expected a JSON object, got {type(raw).__name__}")
         schema = raw.get("schema")
+        if schema == 1 and not isinstance(schema, bool):
+            raise fail("schema", "1 records the embedder's weights but not its preprocessing (crop, colour order, "
+                                 f"normalisation); enroll everyone again ({ENROLL_HINT})")
         if schema != SCHEMA or isinstance(schema, bool):
             raise fail("schema", f"expected {SCHEMA}, got {schema!r}")
         unknown = sorted(set(raw) - _TOP_KEYS)
@@ -149,10 +178,13 @@ class Gallery:
         size = raw.get("embedding_size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise fail("embedding_size", f"expected a positive integer, got {size!r}")
+        pre = raw.get("preprocessing")
+        if not isinstance(pre, dict) or not pre:
+            raise fail("preprocessing", f"expected the embedder card's preprocessing (an object), got {pre!r}")
         people = raw.get("people")
         if not isinstance(people, dict):
             raise fail("people", f"expected an object of name -> person, got {type(people).__name__}")
-        gallery = cls(sha, size)
+        gallery = cls(sha, size, pre)
         for name, person in people.items():
             try:
                 validate_name(name)
@@ -187,6 +219,7 @@ class Gallery:
         doc = {
             "schema": SCHEMA,
             "model_sha256": self._model_sha256,
+            "preprocessing": self._preprocessing,
             "embedding_size": self._size,
             "people": {
                 name: {
@@ -220,6 +253,14 @@ class Gallery:
         return self._model_sha256
 
     @property
+    def preprocessing(self) -> dict[str, Any]:
+        return dict(self._preprocessing)
+
+    @property
+    def preprocessing_digest(self) -> str:
+        return self._digest
+
+    @property
     def embedding_size(self) -> int:
         return self._size
 
@@ -250,6 +291,10 @@ class Gallery:
             if e.model_sha256 != self._model_sha256:
                 mismatch = model_mismatch_message(self._model_sha256, e.model_sha256)
                 raise GalleryError(f"{name}: embedding {i}: {mismatch}")
+            if e.preprocessing != self._digest:
+                raise GalleryError(f"{name}: embedding {i}: preprocessing: made with other preprocessing "
+                                   f"({e.preprocessing or 'none'}) than the gallery's ({self._digest or 'none'}); "
+                                   f"enroll everyone again ({ENROLL_HINT})")
             if not isinstance(src, str):
                 raise GalleryError(f"{name}: sources[{i}]: expected a string, got {type(src).__name__}")
             v = np.asarray(e.vector, dtype=np.float64).ravel()

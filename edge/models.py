@@ -15,6 +15,7 @@ import hashlib
 import importlib.resources
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from edge.errors import ModelError, ModelFetchError
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 CARD_SCHEMA = 1
 CARD_SUFFIX = ".card.json"
 CARD_ROLES = ("embedder", "liveness")
+# Manifest roles whose files the device runs as fetched (the rest are converted by tools/convert).
+FETCHED_ROLES = ("detector", "landmarker")
 
 
 def default_cache_dir() -> Path:
@@ -89,6 +93,7 @@ class ManifestEntry:
     format: str = "tflite"
     tensors: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    license: str = ""  # SPDX identifier of the weights' licence; its text is in models/licenses/
 
     @property
     def filename(self) -> str:
@@ -122,6 +127,7 @@ def load_manifest(path: str | Path | None = None) -> dict[str, ManifestEntry]:
                 format=m.get("format", "tflite"),
                 tensors=m.get("tensors", {}),
                 description=m.get("description", ""),
+                license=str(m.get("license", "")),
             )
     except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{where}: malformed manifest: {exc}") from None
@@ -186,14 +192,20 @@ def fetch(entry: ManifestEntry, cache_dir: Path | None = None, *, pip: list[str]
 # --------------------------------------------------------------------------- model cards
 
 
+CROP_METHODS = ("box", "landmarks", "template")
+
+
 @dataclass(frozen=True)
 class CropRecipe:
     """How to cut the embedder's input out of a frame (see edge.align).
 
-    method: "box" (the detector's box) or "landmarks" (a box derived from the
-    eyes and mouth); margin: fraction of the face size added on every side;
+    method: "box" (the detector's box), "landmarks" (a box derived from the
+    eyes and mouth) or "template" (a similarity warp of named landmarks onto
+    fixed points of the output, as ArcFace-style models were trained);
+    margin: fraction of the face size added on every side;
     rotate: level the eyes first; shift: move the crop down by this fraction;
-    aspect: height / width of the region cut (its width shrinks as aspect grows).
+    aspect: height / width of the region cut (its width shrinks as aspect grows);
+    template: landmark name -> (x, y) in output pixels (method "template" only).
     """
 
     method: str = "landmarks"
@@ -202,17 +214,62 @@ class CropRecipe:
     shift: float = 0.0
     scale: float = 1.0
     aspect: float = 1.0  # crop height / width; >1 is taller, stretched to the model's input like MTCNN's boxes
+    template: tuple[tuple[str, float, float], ...] = ()
+
+    @property
+    def landmarks(self) -> tuple[str, ...]:
+        """The landmark names this recipe needs from the detector."""
+        if self.method == "template":
+            return tuple(name for name, _, _ in self.template)
+        if self.method == "landmarks" or self.rotate:
+            return ("right_eye", "left_eye", "mouth") if self.method == "landmarks" else ("right_eye", "left_eye")
+        return ()
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> CropRecipe:
-        return CropRecipe(
-            method=str(d.get("method", "landmarks")),
+    def from_dict(d: dict[str, Any], where: str = "crop") -> CropRecipe:
+        """The recipe in a card or spec; ValueError naming the field when a value cannot be used."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
+        method = str(d.get("method", "landmarks"))
+        if method not in CROP_METHODS:
+            raise ValueError(f"{where}.method: must be one of {', '.join(CROP_METHODS)}, got {method!r}")
+        template: list[tuple[str, float, float]] = []
+        if method == "template":
+            raw = d.get("template")
+            if not isinstance(raw, dict) or len(raw) < 2:
+                raise ValueError(f"{where}.template: expected an object of at least 2 landmark name -> [x, y]")
+            for name, xy in raw.items():
+                if not (isinstance(xy, list) and len(xy) == 2 and all(_finite(v) for v in xy)):
+                    raise ValueError(f"{where}.template.{name}: expected [x, y] in output pixels, got {xy!r}")
+                template.append((str(name), float(xy[0]), float(xy[1])))
+            pts = np.array([(x, y) for _, x, y in template])
+            if float(np.ptp(pts, axis=0).max()) < 1.0:
+                raise ValueError(f"{where}.template: the points coincide")
+        recipe = CropRecipe(
+            method=method,
             margin=float(d.get("margin", 0.0)),
             rotate=bool(d.get("rotate", True)),
             shift=float(d.get("shift", 0.0)),
             scale=float(d.get("scale", 1.0)),
             aspect=float(d.get("aspect", 1.0)),
+            template=tuple(template),
         )
+        for key, lo, hi in (("margin", -0.4, 2.0), ("shift", -1.0, 1.0), ("scale", 0.1, 10.0), ("aspect", 0.2, 5.0)):
+            value = getattr(recipe, key)
+            if not lo <= value <= hi:
+                raise ValueError(f"{where}.{key}: must be between {lo:g} and {hi:g}, got {value!r}")
+        return recipe
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recipe as a card holds it (what a gallery's templates are bound to)."""
+        if self.method == "template":
+            return {"method": "template", "template": {n: [x, y] for n, x, y in self.template}}
+        return {"method": self.method, "margin": self.margin, "rotate": self.rotate, "shift": self.shift,
+                "scale": self.scale, "aspect": self.aspect}
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -238,6 +295,24 @@ class ModelCard:
     mode: str = "float32"
     role: str = "embedder"
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Everything besides the weights that decides an embedding: a gallery is bound to it."""
+        return {
+            "input_size": list(self.input_size),
+            "color": self.color,
+            "normalization": {k: self.normalization[k] for k in sorted(self.normalization)},
+            "crop": self.crop.as_dict(),
+            "flip_average": self.flip_average,
+        }
+
+
+def preprocessing_digest(preprocessing: dict[str, Any] | None) -> str:
+    """A short stable digest of a card's preprocessing ("" for none, as in tests' synthetic embeddings)."""
+    if not preprocessing:
+        return ""
+    blob = json.dumps(preprocessing, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def card_path_for(model_path: str | Path) -> Path:
@@ -268,6 +343,18 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
         norm = dict(inp["normalization"])
         if norm.get("kind") not in ("prewhiten", "fixed"):
             raise ModelError(f"{card_file}: input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}")
+        if norm["kind"] == "fixed":
+            for key, default in (("mean", 0.0), ("std", 1.0)):
+                value = norm.get(key, default)
+                if not _finite(value) or (key == "std" and value <= 0):
+                    raise ModelError(f"{card_file}: input.normalization.{key}: must be a finite number"
+                                     f"{' above 0' if key == 'std' else ''}, got {value!r}")
+        if not (16 <= h <= 1024 and 16 <= w <= 1024):
+            raise ModelError(f"{card_file}: input.size: must be 16-1024 pixels a side, got {[h, w]}")
+        try:
+            crop = CropRecipe.from_dict(raw.get("crop", {}))
+        except ValueError as exc:
+            raise ModelError(f"{card_file}: {exc}") from None
         role = str(raw.get("role", "embedder"))
         if role not in CARD_ROLES:
             raise ModelError(f"{card_file}: role: must be one of {', '.join(CARD_ROLES)}, got {role!r}")
@@ -285,7 +372,7 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
             color=color,
             normalization=norm,
             embedding_size=size,
-            crop=CropRecipe.from_dict(raw.get("crop", {})),
+            crop=crop,
             flip_average=bool(raw.get("flip_average", role == "embedder")),
             metric=metric,
             suggested_min_cosine_similarity=raw.get("suggested_min_cosine_similarity"),

@@ -1,7 +1,10 @@
 """The on-device face pipeline: Frame -> [FaceResult].
 
-detect (edge.detect) -> align (edge.align) -> quality (edge.quality) -> embed
-(edge.embed).  Built from a Config by :func:`build_pipeline`; each stage can
+detect (edge.detect) -> landmarks (edge.landmarks, when the embedder's crop
+needs points the detector does not give) -> align (edge.align) -> quality
+(edge.quality) -> embed (edge.embed).  Built from a Config by
+:func:`build_pipeline`, which refuses an embedder whose crop asks for landmarks
+that the configured detector and landmark pass cannot give; each stage can
 also be used on its own.
 """
 
@@ -16,9 +19,11 @@ from edge.align import align
 from edge.config import Config
 from edge.detect import DetectorSpec, FaceDetector, largest_first
 from edge.embed import Embedder
-from edge.models import load_manifest, verify_file
+from edge.errors import ModelError
+from edge.landmarks import YuNetLandmarks
+from edge.models import CropRecipe, load_manifest, verify_file
 from edge.quality import Quality, measure
-from edge.types import AlignedFace, Embedding, Face, Frame
+from edge.types import KEYPOINT_NAMES, AlignedFace, Embedding, Face, Frame
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +47,40 @@ class StageTimes:
     last: dict[str, float] = field(default_factory=dict)
 
 
+class Cropper:
+    """Frame, Face -> (AlignedFace, landmarks found) as a card's crop recipe asks.
+
+    Runs the landmark pass first when the recipe names points the detector does
+    not give, and refuses (ModelError, one line) a recipe that asks for points
+    neither gives.  ``found`` is False when the pass missed the face: the crop is
+    then a stand-in (edge.align.template_points) that must not decide anything.
+    """
+
+    def __init__(self, recipe: CropRecipe, size: tuple[int, int], *, landmarker: YuNetLandmarks | None = None,
+                 where: str = "embedder") -> None:
+        self.recipe, self.size = recipe, size
+        missing = sorted(set(recipe.landmarks) - set(KEYPOINT_NAMES))
+        if missing and (landmarker is None or set(missing) - set(landmarker.names)):
+            raise ModelError(f"{where}: crop needs landmarks {', '.join(missing)}, which the detector does not give; "
+                             "set models.landmarker: yunet")
+        # Run the landmark pass only when the crop needs a point the detector lacks.
+        self.landmarker = landmarker if missing else None
+
+    def __call__(self, frame: Frame, face: Face) -> tuple[AlignedFace, bool]:
+        src, src_face = _crop_source(frame, face)
+        found = True
+        if self.landmarker is not None:
+            src_face = self.landmarker(src, src_face)
+            found = src_face.landmarks is not None
+        return align(src, src_face, self.recipe, self.size), found
+
+
 class FacePipeline:
-    def __init__(self, detector: FaceDetector, embedder: Embedder) -> None:
+    def __init__(self, detector: FaceDetector, embedder: Embedder, *, landmarker: YuNetLandmarks | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.recipe = embedder.card.crop
+        self.cropper = Cropper(self.recipe, embedder.input_size, landmarker=landmarker, where=str(embedder.card.path))
         self.times = StageTimes()
 
     def detect(self, frame: Frame) -> list[Face]:
@@ -58,9 +92,9 @@ class FacePipeline:
 
     def process(self, frame: Frame, face: Face) -> FaceResult:
         t0 = time.perf_counter()
-        aligned = align(*_crop_source(frame, face), self.recipe, self.embedder.input_size)
+        aligned, found = self.cropper(frame, face)
         # Quality is judged on the detection-stream face (its px are what the gates mean).
-        quality = measure(AlignedFace(aligned.rgb, face, aligned.crop_box))
+        quality = measure(AlignedFace(aligned.rgb, face, aligned.crop_box), landmarks=found)
         t1 = time.perf_counter()
         embedding = self.embedder(aligned)
         t2 = time.perf_counter()
@@ -101,8 +135,30 @@ def build_detector(config: Config) -> FaceDetector:
     )
 
 
+def build_landmarker(config: Config) -> YuNetLandmarks | None:
+    """The landmark pass of ``models.landmarker`` (sha256-checked), or None when it is null."""
+    if config.models.landmarker is None:
+        return None
+    entry = load_manifest()[config.models.landmarker]
+    path = config.model_dir() / entry.filename
+    verify_file(path, entry.sha256)
+    spec = entry.spec
+    return YuNetLandmarks(path, face_px=int(spec.get("face_px", 64)), region=float(spec.get("region", 2.0)),
+                          min_score=float(spec.get("min_score", 0.5)), source=entry.name)
+
+
 def build_pipeline(config: Config, *, embedder_path: str | Path | None = None) -> FacePipeline:
     embedder = Embedder(
         embedder_path or config.embedder_path(), runtime=config.runtime.backend, threads=config.runtime.threads
     )
-    return FacePipeline(build_detector(config), embedder)
+    return FacePipeline(build_detector(config), embedder, landmarker=landmarker_for(config, embedder.card.crop))
+
+
+def landmarker_for(config: Config, recipe: CropRecipe) -> YuNetLandmarks | None:
+    """The configured landmark pass if ``recipe`` needs points the detector lacks, else None (not loaded)."""
+    return build_landmarker(config) if set(recipe.landmarks) - set(KEYPOINT_NAMES) else None
+
+
+def build_cropper(config: Config, recipe: CropRecipe, size: tuple[int, int], *, where: str = "crop") -> Cropper:
+    """The device's crop for ``recipe`` (tools/convert and tools/liveness crop through this)."""
+    return Cropper(recipe, size, landmarker=landmarker_for(config, recipe), where=where)

@@ -164,6 +164,7 @@ class Policy:
             and abs(quality.yaw) <= p.max_yaw_deg
             and abs(quality.pitch) <= p.max_pitch_deg
             and abs(quality.roll) <= p.max_roll_deg
+            and quality.landmarks >= 1.0  # a stand-in crop (landmark pass missed) never votes
         ):
             return Reason.LOW_QUALITY
         return None

@@ -25,6 +25,7 @@ class Quality:
     yaw: float  # degrees, + = the subject turned to their left
     pitch: float  # degrees, + = looking down (rough: from the nose between eyes and mouth)
     roll: float  # degrees, + = head tilted clockwise in the image
+    landmarks: float = 1.0  # 1: the crop's landmarks were found as its recipe asks; 0: a stand-in crop (never decides)
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 3) for k, v in asdict(self).items()}
@@ -54,7 +55,7 @@ def pose(face: Face) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-def measure(aligned: AlignedFace) -> Quality:
+def measure(aligned: AlignedFace, *, landmarks: bool = True) -> Quality:
     grey = cv2.cvtColor(aligned.rgb, cv2.COLOR_RGB2GRAY)
     sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
     yaw, pitch, roll = pose(aligned.face)
@@ -66,4 +67,5 @@ def measure(aligned: AlignedFace) -> Quality:
         yaw=yaw,
         pitch=pitch,
         roll=roll,
+        landmarks=1.0 if landmarks else 0.0,
     )

@@ -318,7 +318,8 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
 
     pipeline = build_pipeline(config)
     liveness = build_liveness(config)
-    gallery = Gallery.load(config.gallery.path, model_sha256=pipeline.embedder.sha256)
+    gallery = Gallery.load(config.gallery.path, model_sha256=pipeline.embedder.sha256,
+                           preprocessing=pipeline.embedder.preprocessing)
     cam = camera or build_camera(config.camera)
     decisions = DecisionLog(
         Path(config.log.decisions), max_bytes=int(config.log.max_mb * 1024 * 1024), backups=config.log.backups

@@ -47,12 +47,29 @@ class Frame:
 
 
 @dataclass(frozen=True, eq=False)
+class Landmarks:
+    """Named facial landmarks (N x 2 pixels) from a landmark pass (edge.landmarks), and which one."""
+
+    names: tuple[str, ...]
+    points: np.ndarray = field(repr=False)
+    source: str = ""
+
+    def point(self, name: str) -> np.ndarray:
+        return self.points[self.names.index(name)]
+
+
+@dataclass(frozen=True, eq=False)
 class Face:
-    """A detected face: box (x0, y0, x1, y1), detector score, six keypoints (6x2)."""
+    """A detected face: box (x0, y0, x1, y1), detector score, six keypoints (6x2).
+
+    ``landmarks`` holds a landmark pass's points when one ran (None: not run, or
+    it found no face there); the detector's own keypoints stay in ``keypoints``.
+    """
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray = field(repr=False)
+    landmarks: Landmarks | None = field(default=None, repr=False)
 
     @property
     def width(self) -> float:
@@ -77,10 +94,12 @@ class AlignedFace:
 
 @dataclass(frozen=True, eq=False)
 class Embedding:
-    """An L2-normalised face embedding and the sha256 of the model that made it."""
+    """An L2-normalised face embedding, the sha256 of the model that made it, and a
+    digest of the preprocessing its crop went through (edge.models.preprocessing_digest)."""
 
     vector: np.ndarray = field(repr=False)
     model_sha256: str
+    preprocessing: str = ""
 
     def cosine(self, other: Embedding) -> float:
         """Cosine similarity; both vectors are unit length."""

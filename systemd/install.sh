@@ -28,7 +28,7 @@ install -d -o facegate -g facegate -m 0750 /var/log/facegate
 
 # Models: detectors from their wheels; the embedder (.tflite + card) converted on a
 # workstation with `make models` and copied here, e.g.
-#   scp ~/.cache/facegate/models/facenet-keras.float32.tflite* pi:/var/lib/facegate/models/
+#   scp ~/.cache/facegate/models/sface.dynamic-int8.tflite* pi:/var/lib/facegate/models/
 sudo -u facegate FACEGATE_MODEL_DIR=/var/lib/facegate/models "$prefix/venv/bin/facegate" models fetch || \
   echo "install.sh: could not fetch the detectors now; run 'facegate models fetch' later" >&2
 

@@ -10,12 +10,13 @@ import pytest
 from dataclasses import replace
 
 from edge.config import Config, RuntimeConfig, load_config
-from edge.models import default_cache_dir, load_manifest
+from edge.models import FETCHED_ROLES, default_cache_dir, load_manifest
 
 TESTS = Path(__file__).resolve().parent
 SAMPLES = TESTS / "data"
 SHARED_DATA = TESTS.parent.parent / "shared" / "data"
-EMBEDDER = "facenet-keras.float32.tflite"
+# The default embedder, and FaceNet (the liveness tests use its stem; it stays a documented option).
+EMBEDDERS = (load_config().models.embedder, "facenet-keras.float32.tflite")
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +34,8 @@ def lfw_samples() -> dict[str, Path]:
 def model_dir() -> Path:
     """The model cache filled by `make models`; its absence is an install error, not a skip."""
     d = default_cache_dir()
-    missing = [e.filename for e in load_manifest().values() if e.role == "detector" and not (d / e.filename).is_file()]
-    if not (d / EMBEDDER).is_file():
-        missing.append(EMBEDDER)
+    missing = [e.filename for e in load_manifest().values() if e.role in FETCHED_ROLES and not (d / e.filename).is_file()]
+    missing += [name for name in EMBEDDERS if not (d / name).is_file()]
     if missing:
         pytest.fail(f"models missing from {d}: {', '.join(missing)}; run `make models` first", pytrace=False)
     return d

@@ -304,3 +304,9 @@ def write_frames(directory: str | Path, n: int, size: tuple[int, int] = (64, 48)
 def grey_of(rgb: np.ndarray) -> int:
     """The grey level of a write_frames() picture, ignoring its marker corner."""
     return int(round(float(np.median(rgb))))
+
+
+# A card's preprocessing for synthetic galleries (tests that need no model).
+PREPROCESSING = {"input_size": [112, 112], "color": "RGB", "normalization": {"kind": "fixed", "mean": 0.0, "std": 1.0},
+                 "crop": {"method": "box", "margin": 0.1, "rotate": False, "shift": 0.0, "scale": 1.0, "aspect": 1.0},
+                 "flip_average": False}

@@ -46,10 +46,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: skipped {Path(a.source).name}: {a.reason}")
 
         labels = {str(f): a for a in attempts for f in a.frames}
+        threshold = config.match.min_cosine_similarity
+        best_by_kind: dict[str, list[float]] = {"genuine": [], "stranger": []}
 
         def on_decision(d, record) -> None:
             truth = next((labels[s] for s in d.sources if s in labels), None)
             who = truth.label if truth else "?"
+            if truth is not None and truth.label != "attack":
+                best_by_kind["stranger" if truth.label == "impostor" else "genuine"].append(d.best_score)
             if who == "attack":
                 who = f"printed photo of subject{truth.subject}"
             elif who == "impostor":
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             live = d.liveness or {}
             lv = f" live={live['live_probability']:.2f}" if live.get("live_probability") is not None else ""
             print(f"  {verdict} {d.reason:19} person={d.person or '-':12} best={d.best_score:+.3f} "
-                  f"frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}")
+                  f"({d.best_score - threshold:+.3f}) frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}")
 
         result = replay.run(config, people, attempts, out, on_decision=on_decision, on_enroll=on_enroll, snapshots=True)
     except FacegateError as exc:
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; strangers let in: {o.impostor_accepted}/{o.impostor}; "
           f"wrong person let in: {o.wrong_person}; photo attacks let in: {o.attack_accepted}/{o.attack} "
           f"(liveness {'on' if config.liveness.enabled else 'OFF'})")
+    genuine, stranger = best_by_kind["genuine"], best_by_kind["stranger"]
+    if genuine and stranger:
+        print(f"margins at threshold {threshold}: lowest genuine best {min(genuine):.3f} ({min(genuine) - threshold:+.3f}), "
+              f"highest stranger best {max(stranger):.3f} ({max(stranger) - threshold:+.3f})")
     print(f"relay energised {result.relay_on_events} time(s) on the mock pin; it is off now.")
     print(f"decision log: {result.log_path}")
     print(f"snapshots:    {out / 'snapshots'}")

@@ -70,7 +70,7 @@ def enroll_all(config: Config, people: dict[str, list[Path]],
     counts = {}
     for name, images in people.items():
         good = from_images(pipeline, images, config.policy, lambda a, n=name: report(n, a))
-        add_to_gallery(config, name, good, pipeline.embedder.sha256, pipeline.embedder.card.embedding_size)
+        add_to_gallery(config, name, good, pipeline.embedder)
         counts[name] = len(good)
     return counts
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.config import load_config
 from edge.errors import ExitCode
 
 
@@ -88,9 +89,9 @@ def test_corrupt_model_is_one_line(model_dir, tmp_path, lfw_samples):
     import shutil
 
     for f in model_dir.iterdir():
-        if f.suffix in (".tflite", ".json"):
+        if f.suffix in (".tflite", ".json", ".onnx"):
             shutil.copyfile(f, tmp_path / f.name)
-    emb = tmp_path / "facenet-keras.float32.tflite"
+    emb = tmp_path / load_config().models.embedder  # the default embedder
     good = emb.read_bytes()
     emb.write_bytes(good[:-100])
     p = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]), env_dir=tmp_path)

@@ -82,12 +82,14 @@ def test_null_models_dir_means_the_cache(monkeypatch, tmp_path):
     assert str(cfg.embedder_path()) == "/opt/m/x.tflite"
 
 
-def test_shipped_configs_are_valid():
+def test_shipped_configs_are_valid_and_share_the_default_embedder_and_threshold():
     root = DEFAULT_CONFIG.parents[1]
+    default = load_config()
     for rel in ("systemd/facegate.yaml", "tools/demo.yaml"):
         cfg = load_config(root / rel)
-        assert cfg.match.min_cosine_similarity == 0.75, rel  # both use the door-measured embedder and threshold
-        assert cfg.models.embedder == "facenet-20180408.float32.tflite", rel
+        assert cfg.models.embedder == default.models.embedder == Config().models.embedder, rel
+        assert cfg.models.landmarker == default.models.landmarker, rel
+        assert cfg.match == default.match == Config().match, rel  # one threshold everywhere
 
 
 def test_liveness_is_on_by_default_with_the_shipped_model():

@@ -13,6 +13,8 @@ import pytest
 
 from edge.errors import GalleryError
 from edge.gallery import Gallery
+from fakes import PREPROCESSING
+from edge.models import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "1a2b3c4d5e6f" + "0" * 52
@@ -27,12 +29,12 @@ def rng() -> np.random.Generator:
 
 def _emb(rng: np.random.Generator, size: int = D, sha: str = SHA) -> Embedding:
     v = rng.normal(size=size)
-    return Embedding(vector=(v / np.linalg.norm(v)).astype(np.float32), model_sha256=sha)
+    return Embedding(vector=(v / np.linalg.norm(v)).astype(np.float32), model_sha256=sha, preprocessing=preprocessing_digest(PREPROCESSING))
 
 
 @pytest.fixture
 def gallery(rng) -> Gallery:
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     g.add("alice", [_emb(rng) for _ in range(3)], ["a0.jpg", "a1.jpg", "camera"], max_templates=20)
     g.add("bob", [_emb(rng)], ["camera"], max_templates=20)
     return g
@@ -81,7 +83,8 @@ def test_saved_file_is_private_inspectable_json(saved, tmp_path):
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     text = saved.read_text()
     doc = json.loads(text)
-    assert (doc["schema"], doc["model_sha256"], doc["embedding_size"]) == (1, SHA, D)
+    assert (doc["schema"], doc["model_sha256"], doc["embedding_size"]) == (2, SHA, D)
+    assert doc["preprocessing"] == PREPROCESSING
     # one template per line, floats at most 7 significant digits
     assert len([line for line in text.splitlines() if re.match(r"\s*\[-?\d", line)]) == 4
     assert all(float(f"{x:.7g}") == x for t in doc["people"]["alice"]["templates"] for x in t)
@@ -126,6 +129,36 @@ def test_gallery_of_another_model_says_to_re_enroll(saved):
     )
 
 
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda p: p.update(color="BGR"), "color"),
+        (lambda p: p["crop"].update(margin=0.2), "crop"),
+        (lambda p: p["normalization"].update(std=128.0), "normalization"),
+        (lambda p: p.update(input_size=[160, 160]), "input_size"),
+        (lambda p: p.update(flip_average=True), "flip_average"),
+    ],
+)
+def test_templates_are_bound_to_the_preprocessing(saved, change, field):
+    """The same weights with another crop, colour order or normalisation must not match old templates."""
+    card = json.loads(json.dumps(PREPROCESSING))
+    change(card)
+    msg = _one_line_error(saved, model_sha256=SHA, preprocessing=card)
+    assert f"gallery.json: preprocessing.{field}: enrolled with " in msg and msg.endswith("enroll everyone again (facegate enroll NAME)")
+    assert Gallery.load(saved, model_sha256=SHA, preprocessing=PREPROCESSING).names() == ["alice", "bob"]
+
+
+def test_embedding_from_other_preprocessing_is_neither_added_nor_matched(gallery, rng):
+    from edge.match import match
+
+    v = rng.normal(size=D)
+    other = Embedding(vector=(v / np.linalg.norm(v)).astype(np.float32), model_sha256=SHA, preprocessing="0123456789abcdef")
+    with pytest.raises(GalleryError, match="embedding 0: preprocessing: made with other preprocessing"):
+        gallery.add("carol", [other], ["camera"], max_templates=20)
+    with pytest.raises(GalleryError, match="preprocessing: the templates were made with another crop"):
+        match(other, gallery)
+
+
 def test_not_json_names_the_line(tmp_path):
     path = tmp_path / "gallery.json"
     path.write_text('{\n  "schema": 1,\n  "people": {oops}\n}\n')
@@ -139,8 +172,11 @@ def _set_template(doc, index, value):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda d: d.update(schema=2), "schema: expected 1, got 2"),
-        (lambda d: d.pop("schema"), "schema: expected 1, got None"),
+        (lambda d: d.update(schema=3), "schema: expected 2, got 3"),
+        (lambda d: d.pop("schema"), "schema: expected 2, got None"),
+        (lambda d: d.update(schema=1), "schema: 1 records the embedder's weights but not its preprocessing"),
+        (lambda d: d.pop("preprocessing"), "preprocessing: expected the embedder card's preprocessing"),
+        (lambda d: d.update(preprocessing=[]), "preprocessing: expected the embedder card's preprocessing"),
         (lambda d: d.update(embedding_size="128"), "embedding_size: expected a positive integer, got '128'"),
         (lambda d: d.update(model_sha256=""), "model_sha256: expected a non-empty string"),
         (lambda d: d.update(people=[]), "people: expected an object"),
@@ -173,7 +209,7 @@ def test_non_finite_template_is_refused(saved):
 
 
 def test_add_keeps_the_newest_templates(rng):
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     first = [_emb(rng) for _ in range(3)]
     second = [_emb(rng) for _ in range(2)]
     g.add("alice", first, ["s0", "s1", "s2"], max_templates=4)
@@ -192,13 +228,13 @@ def test_add_keeps_the_newest_templates(rng):
     [
         (lambda r: [_emb(r, sha=OTHER_SHA)], ["camera"], r"embedding 0: model_sha256: .*enroll everyone again"),
         (lambda r: [_emb(r, size=64)], ["camera"], r"embedding 0: expected 128 numbers, got 64"),
-        (lambda r: [Embedding(np.full(D, 0.5, np.float32), SHA)], ["camera"], r"not unit length"),
+        (lambda r: [Embedding(np.full(D, 0.5, np.float32), SHA, preprocessing_digest(PREPROCESSING))], ["camera"], r"not unit length"),
         (lambda r: [_emb(r), _emb(r)], ["camera"], r"2 embeddings but 1 sources"),
         (lambda r: [], [], r"no embeddings"),
     ],
 )
 def test_add_refuses_bad_embeddings(rng, embeddings, sources, pattern):
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     with pytest.raises(GalleryError, match=pattern):
         g.add("alice", embeddings(rng), sources, max_templates=5)
     assert g.names() == []
@@ -206,14 +242,14 @@ def test_add_refuses_bad_embeddings(rng, embeddings, sources, pattern):
 
 @pytest.mark.parametrize("name", ["Alice", "Anne-Marie O.", "bob_2", "José", "x" * 64])
 def test_valid_names(rng, name):
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     g.add(name, [_emb(rng)], ["camera"], max_templates=5)
     assert g.names() == [name]
 
 
 @pytest.mark.parametrize("name", ["", " bob", "bob ", "a/b", "a\nb", "x" * 65, "<script>", "a,b"])
 def test_invalid_names_are_refused(rng, name):
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     with pytest.raises(GalleryError, match=re.escape(repr(name))):
         g.add(name, [_emb(rng)], ["camera"], max_templates=5)
 
@@ -252,5 +288,5 @@ def test_matrix_is_cached_until_modified(gallery, rng):
 
 
 def test_empty_gallery_matrix_has_no_rows():
-    m, rows = Gallery.empty(SHA, D).matrix()
+    m, rows = Gallery.empty(SHA, D, PREPROCESSING).matrix()
     assert m.shape == (0, D) and rows == []

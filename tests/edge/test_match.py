@@ -8,6 +8,8 @@ import pytest
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 from edge.match import match
+from fakes import PREPROCESSING
+from edge.models import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "a" * 64
@@ -24,11 +26,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _emb(v: np.ndarray, sha: str = SHA) -> Embedding:
-    return Embedding(vector=_unit(v), model_sha256=sha)
+    return Embedding(vector=_unit(v), model_sha256=sha, preprocessing=preprocessing_digest(PREPROCESSING))
 
 
 def _gallery(people: dict[str, list[np.ndarray]]) -> Gallery:
-    g = Gallery.empty(SHA, D)
+    g = Gallery.empty(SHA, D, PREPROCESSING)
     for name, vectors in people.items():
         g.add(name, [_emb(v) for v in vectors], ["test"] * len(vectors), max_templates=20)
     return g
@@ -60,7 +62,7 @@ def test_a_person_with_many_templates_is_only_listed_once(rng):
 
 
 def test_empty_gallery_matches_nobody():
-    m = match(_emb(np.ones(D)), Gallery.empty(SHA, D))
+    m = match(_emb(np.ones(D)), Gallery.empty(SHA, D, PREPROCESSING))
     assert m.best is None and m.best_score == -1.0 and m.second is None
 
 

@@ -214,6 +214,7 @@ def test_decision_fields_medians_and_sources():
             "yaw": 0.0,
             "pitch": 0.0,
             "roll": 0.0,
+            "landmarks": 1.0,
         },
         liveness=None,
         model_sha256="cafe",
@@ -590,3 +591,11 @@ def test_a_track_that_leaves_before_liveness_was_judged_is_judged_on_the_frames_
     feed_live(p, [(WEAK, LIVE_S)] * 3)  # a live stranger who walked off
     d = p.end_track(1, 5.0)
     assert d is not None and d.reason == Reason.UNKNOWN_FACE and d.liveness["live"] is False
+
+
+def test_a_stand_in_crop_never_votes():
+    """A frame whose landmark pass missed the face has a stand-in crop: it may not decide anything."""
+    p = make()
+    assert p.gate(replace(GOOD, landmarks=0.0)) == Reason.LOW_QUALITY
+    d = only(feed(p, [(ALICE, replace(GOOD, landmarks=0.0))] * 5))
+    assert not d.unlock and d.frames_matched == 0

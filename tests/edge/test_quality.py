@@ -36,4 +36,5 @@ def test_blur_and_darkness_show_in_the_measures(config, lfw_samples):
     assert blurred.sharpness < sharp.sharpness / 3
     assert dark.brightness < sharp.brightness / 3
     assert sharp.face_px == pytest.approx(min(face.width, face.height))
-    assert set(sharp.as_dict()) == {"face_px", "sharpness", "brightness", "contrast", "yaw", "pitch", "roll"}
+    assert set(sharp.as_dict()) == {"face_px", "sharpness", "brightness", "contrast", "yaw", "pitch", "roll",
+                                     "landmarks"}

@@ -31,7 +31,7 @@ from edge.notify import Notifier
 from edge.pipeline import build_pipeline
 from edge.service import build_service
 from edge.types import Frame, Reason
-from fakes import FakeClock, FakePicamera2, backlit_door
+from fakes import PREPROCESSING, FakeClock, FakePicamera2, backlit_door
 
 PIN = 17
 
@@ -59,7 +59,7 @@ def enrolled(door_config, lfw_samples):
     p = build_pipeline(door_config)
     for name, stem in (("colin", "Colin_Powell_0038"), ("serena", "Serena_Williams_0001")):
         good = from_images(p, [lfw_samples[stem]], door_config.policy)
-        add_to_gallery(door_config, name, good, p.embedder.sha256, p.embedder.card.embedding_size)
+        add_to_gallery(door_config, name, good, p.embedder)
     return door_config
 
 
@@ -383,11 +383,39 @@ def test_missing_or_foreign_gallery_refuses_to_start(config, tmp_path, lfw_sampl
         build_service(missing, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
     from edge.gallery import Gallery
 
-    other = Gallery.empty("0" * 64, 128)
+    other = Gallery.empty("0" * 64, 128, PREPROCESSING)
     other.save(tmp_path / "g.json")
     foreign = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "g.json")))
     with pytest.raises(GalleryError, match="enroll everyone again"):
         build_service(foreign, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
+
+
+@pytest.mark.parametrize("field, change", [
+    ("color", lambda card: card["input"].update(color="BGR")),
+    ("normalization", lambda card: card["input"]["normalization"].update(std=2.0)),
+    ("crop", lambda card: card["crop"]["template"]["nose_tip"].__setitem__(1, 80.0)),
+])
+def test_a_card_whose_preprocessing_changed_refuses_the_old_templates(enrolled, model_dir, tmp_path, lfw_samples,
+                                                                        field, change):
+    """Same weights (same sha256), another colour order, normalisation or crop: no unlock from old templates."""
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for f in model_dir.iterdir():
+        if f.is_file() and f.suffix in (".tflite", ".json", ".onnx"):
+            shutil.copyfile(f, models / f.name)
+    card_file = models / (enrolled.models.embedder + ".card.json")
+    card = json.loads(card_file.read_text())
+    change(card)
+    card_file.write_text(json.dumps(card))
+    changed = replace(enrolled, models=replace(enrolled.models, dir=str(models)))
+    pins = MockFactory()
+    with pytest.raises(GalleryError) as info:
+        service_for(changed, [lfw_samples["Colin_Powell_0040"]] * 5, pins)
+    msg = str(info.value)
+    assert "\n" not in msg and f"preprocessing.{field}: enrolled with" in msg and "enroll everyone again" in msg
+    assert relay_history(pins) in ([], [False])  # the relay was never energised
 
 
 def test_snapshot_retention_runs_from_the_daemon(enrolled, lfw_samples, tmp_path):

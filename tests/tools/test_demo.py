@@ -15,6 +15,8 @@ def test_demo_then_report_end_to_end(model_dir, tmp_path, capsys, monkeypatch):
     assert "strangers let in: 0/1" in out and "genuine attempts accepted: 2/2" in out
     assert "photo attacks let in: 0/" in out and "(liveness on)" in out and "presentation_attack" in out
     assert "relay energised" in out and f"decision log: {tmp_path / 'decisions.jsonl'}" in out
+    margins = out.split("margins at threshold ")[1].splitlines()[0]
+    assert "lowest genuine best" in margins and "highest stranger best" in margins
     rc = report_main([str(tmp_path / "decisions.jsonl"), "--labels-from-sources", "nuaa",
                       "--enrolled", ",".join(f"subject{s}" for s in demo.ENROLLED),
                       "--threshold-ignores-attacks", "--outdir", str(tmp_path / "report"), "-q"])

@@ -41,6 +41,7 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
     out: dict = {"liveness": config.liveness.enabled, "folds": []}
     frames, seconds = 0, 0.0
     held_out_attacks = held_out_accepted = 0
+    scores = {"impostor": -1.0, "genuine": 2.0}  # highest stranger attempt, lowest genuine attempt (best scores)
     stage_ms: dict[str, float] = {}
     for i, enrolled in enumerate(FOLDS):
         people, attempts = nuaa.split(nuaa_dir, enrolled)
@@ -53,6 +54,10 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
         for k, v in asdict(o).items():
             setattr(total, k, getattr(total, k) + v)
         for attempt, decisions in result.labelled:
+            if decisions and attempt.label != "attack":  # the margin: best scores of strangers and of genuine attempts
+                best = max(d["best_score"] for d in decisions)
+                kind = "impostor" if attempt.label == "impostor" else "genuine"
+                scores[kind] = max(scores[kind], best) if kind == "impostor" else min(scores[kind], best)
             if attempt.label == "attack" and attempt.subject in TEST_SUBJECTS:
                 held_out_attacks += 1
                 held_out_accepted += any(d["decision"] == "unlock" for d in decisions)
@@ -78,6 +83,11 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
     print(f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
           f"{bound}; FRR {100 * total.frr:.1f}% per attempt; photo attacks accepted {total.attack_accepted}/{total.attack} "
           f"(of subjects the liveness model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})")
+    th = config.match.min_cosine_similarity
+    out["margin"] = {"highest_stranger_best": scores["impostor"], "below_threshold": th - scores["impostor"],
+                     "lowest_genuine_best": scores["genuine"], "above_threshold": scores["genuine"] - th}
+    print(f"  margin: highest stranger attempt's best score {scores['impostor']:.3f}, {th - scores['impostor']:.3f} below "
+          f"the threshold {th}; lowest genuine attempt's {scores['genuine']:.3f} ({scores['genuine'] - th:+.3f})")
     print(f"  speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "
           f"({config.runtime.threads} threads); mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_ms.items()))
     return out

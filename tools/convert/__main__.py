@@ -71,6 +71,21 @@ def parse_normalization(text: str) -> dict:
     raise ConvertError(f"--normalization: expected prewhiten or fixed:MEAN:STD, got {text!r}")
 
 
+# ArcFace's five-point template for a 112x112 crop (insightface), the subject's right eye
+# on the image's left: what ArcFace-style models (SFace, MobileFaceNet, IResNet) train on.
+ARCFACE_112 = {"right_eye": (38.2946, 51.6963), "left_eye": (73.5318, 51.5014), "nose_tip": (56.0252, 71.7366),
+               "mouth_right": (41.5493, 92.3655), "mouth_left": (70.7299, 92.2041)}
+
+
+def crop_spec(method: str, margin: float, rotate: bool, size: tuple[int, int]) -> dict:
+    """The card's crop for --crop-method; "template" is ArcFace's, scaled to the input size."""
+    if method == "template":
+        h, w = size
+        return {"method": "template",
+                "template": {n: [round(x * w / 112, 4), round(y * h / 112, 4)] for n, (x, y) in ARCFACE_112.items()}}
+    return {"method": method, "margin": margin, "rotate": rotate}
+
+
 def resolve_source(args: argparse.Namespace) -> Source:
     manifest = load_manifest()
     if args.model in manifest and not Path(args.model).exists():
@@ -97,7 +112,7 @@ def resolve_source(args: argparse.Namespace) -> Source:
         "color": args.color,
         "normalization": parse_normalization(args.normalization),
         **task,
-        "crop": {"method": args.crop_method, "margin": args.crop_margin, "rotate": not args.no_rotate},
+        "crop": crop_spec(args.crop_method, args.crop_margin, not args.no_rotate, tuple(args.input_size)),
     }
     tensors = {k: v for k, v in (("input", args.input_name), ("output", args.output_name)) if v}
     sha = sha256_file(path) if path.is_file() else "directory"
@@ -119,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedding-size", type=int, help="embedding length (not for --task liveness)")
     ap.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
     ap.add_argument("--normalization", default="prewhiten", help="prewhiten | fixed:MEAN:STD")
-    ap.add_argument("--crop-method", choices=("landmarks", "box"), default="landmarks")
+    ap.add_argument("--crop-method", choices=("landmarks", "box", "template"), default="landmarks",
+                    help="box or landmarks: a face box (FaceNet-style); template: ArcFace's 5-point warp")
     ap.add_argument("--crop-margin", type=float, default=0.0)
     ap.add_argument("--no-rotate", action="store_true")
     ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image (a liveness model never is)")

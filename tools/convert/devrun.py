@@ -64,12 +64,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_crops(args: argparse.Namespace) -> int:
-    from edge.align import align
     from edge.config import load_config
     from edge.detect import largest_first
     from edge.errors import FacegateError
     from edge.images import read_image
-    from edge.pipeline import build_detector
+    from edge.pipeline import build_cropper, build_detector
 
     from dataclasses import replace
 
@@ -78,6 +77,7 @@ def cmd_crops(args: argparse.Namespace) -> int:
     config = load_config()
     config = replace(config, models=replace(config.models, detector=args.detector, dir=args.model_dir))
     detector = build_detector(config)
+    cropper = build_cropper(config, card.crop, card.input_size, where=args.spec)
     paths = list(args.images)
     if args.list:
         paths += [line.strip() for line in Path(args.list).read_text().splitlines() if line.strip()]
@@ -98,8 +98,11 @@ def cmd_crops(args: argparse.Namespace) -> int:
         if not faces:
             no_face.append(p)
             continue
-        face = largest_first(faces)[0]
-        crops.append(align(frame, face, card.crop, card.input_size).rgb)
+        aligned, found = cropper(frame, largest_first(faces)[0])
+        if not found:  # the device would not decide on this crop either
+            no_face.append(p)
+            continue
+        crops.append(aligned.rgb)
         kept.append(p)
     h, w = card.input_size
     np.savez(
