@@ -124,3 +124,15 @@ def test_models_list(model_dir):
 
 def test_usage_error_exit_code():
     assert run("frobnicate").returncode == ExitCode.USAGE
+
+
+def test_an_embedder_whose_crop_needs_landmarks_nobody_gives_is_one_line(model_dir, tmp_path, lfw_samples):
+    """SFace's card asks for mouth corners; with the landmark pass switched off the command refuses, naming the card."""
+    cfg = tmp_path / "no-landmarks.yaml"
+    cfg.write_text("models:\n  landmarker: null\n")
+    p = run("-c", str(cfg), "compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]),
+            env_dir=model_dir)
+    assert p.returncode == ExitCode.MODEL
+    line = one_line_error(p)
+    assert f"{load_config().models.embedder}: crop needs landmarks mouth_left, mouth_right" in line
+    assert "set models.landmarker: yunet" in line

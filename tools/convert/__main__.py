@@ -121,7 +121,7 @@ def resolve_source(args: argparse.Namespace) -> Source:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="model file/directory, or a manifest name (facenet-keras, facenet-20180408)")
+    ap.add_argument("model", help="model file/directory, or a manifest name (sface, facenet-keras, facenet-20180408)")
     ap.add_argument("--task", choices=TASKS, default="embedding", help="embedding (a face embedder) or liveness (one logit, positive = live)")
     ap.add_argument("--mode", choices=MODES, default="float32")
     ap.add_argument("--out", help="output .tflite (default: MODEL_DIR/NAME.MODE.tflite)")
