@@ -12,9 +12,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from edge.errors import ExitCode, FacegateError, NoFaceError
+from edge.errors import ExitCode, FacegateError, NoFaceError, UsageError
 
 log = logging.getLogger("edge.cli")
 
@@ -174,15 +174,27 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                            exposure=for_camera(config.exposure, camera), report=report)
     gallery = add_to_gallery(config, name, good, pipeline.embedder)
     print(f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})")
+    _report_taken(config)
     return ExitCode.OK
 
 
+def _report_taken(config: Any) -> None:
+    """Say whether the running daemon took the gallery just saved (it reloads within a second)."""
+    from edge.gallery_watch import confirm_taken
+
+    print(confirm_taken(config.gallery.path, config.log.decisions))
+
+
 def cmd_users(args: argparse.Namespace) -> int:
-    from edge.gallery import Gallery
+    from edge.gallery import Gallery, gallery_writer
 
     config = _config(args)
     path = Path(config.gallery.path)
-    gallery = Gallery.load(path)
+    with gallery_writer(path):
+        return _users(args, config, path, Gallery.load(path))
+
+
+def _users(args: argparse.Namespace, config: Any, path: Path, gallery: Any) -> int:
     if args.action == "list":
         for name in gallery.names():
             print(f"{name}\t{gallery.count(name)} template(s)")
@@ -190,15 +202,19 @@ def cmd_users(args: argparse.Namespace) -> int:
             print("(nobody enrolled)")
         return ExitCode.OK
     if args.action == "remove":
+        if len(args.names) != 1:
+            raise UsageError("users remove needs one NAME")
         gallery.remove(args.names[0])
         gallery.save(path)
         print(f"removed {args.names[0]}")
+        _report_taken(config)
     elif args.action == "rename":
         if len(args.names) != 2:
-            raise FacegateError("users rename needs OLD and NEW")
+            raise UsageError("users rename needs OLD and NEW")
         gallery.rename(args.names[0], args.names[1])
         gallery.save(path)
         print(f"renamed {args.names[0]} to {args.names[1]}")
+        _report_taken(config)
     return ExitCode.OK
 
 
@@ -210,10 +226,16 @@ def relay_off(lock, *, pin_factory=None) -> None:
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
-    """Force the relay off: systemd's ExecStopPost runs this after any exit, SIGKILL included."""
-    config = _config(args)
-    relay_off(config.lock, pin_factory=_mock_pins(args))
-    print(f"relay on pin {config.lock.relay_pin} is off (locked)")
+    """Force the relay off: systemd's ExecStopPost runs this after any exit, SIGKILL included.
+
+    It reads only lock.relay_pin and lock.active_high (edge.config.load_lock_config),
+    so an error elsewhere in the config cannot stop the door from being relocked.
+    """
+    from edge.config import load_lock_config
+
+    lock = load_lock_config(args.config)
+    relay_off(lock, pin_factory=_mock_pins(args))
+    print(f"relay on pin {lock.relay_pin} is off (locked)")
     return ExitCode.OK
 
 

@@ -207,6 +207,9 @@ def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: l
         if not isinstance(value, str):
             errors.append(f"{key}: must be a string, got {_describe(value)}")
             return _INVALID
+        if "\0" in value or len(value) > 4096:
+            errors.append(f"{key}: must be at most 4096 characters with no NUL byte")
+            return _INVALID
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if choices is not None and value not in choices:
         errors.append(f"{key}: must be one of {', '.join(map(str, choices))}, got {_describe(value)}")
@@ -245,9 +248,14 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
 
 
 def _cross_checks(config: Config) -> list[str]:
-    """Rules between keys of different sections."""
+    """Rules between keys (of one section or several)."""
     errors = []
     live, policy = config.liveness, config.policy
+    if policy.min_matching_frames > policy.frames:
+        errors.append(
+            f"policy.min_matching_frames: must be at most policy.frames ({policy.frames}), "
+            f"got {policy.min_matching_frames}: nobody could ever be accepted"
+        )
     if live.enabled and live.min_frames > policy.frames:
         errors.append(
             f"liveness.min_frames: must be at most policy.frames ({policy.frames}), got {live.min_frames}: "
@@ -256,15 +264,53 @@ def _cross_checks(config: Config) -> list[str]:
     return errors
 
 
-def parse_config(text: str, source: str = "<string>") -> Config:
-    """Validate YAML text; raise one ConfigError naming every bad key."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what a config never needs and an attacker can abuse.
+
+    A key given twice would silently override the first (``match:`` twice, the
+    second with a threshold of -1); an alias can multiply a small file into
+    gigabytes (a "billion laughs").  Both are refused with their line.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(problem="aliases (*name) are not allowed in a facegate config",
+                                       problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.MarkedYAMLError(
+                        problem=f"key {key!r} given twice (first on line {seen[key].line + 1}); the second would "
+                                "silently replace the first", problem_mark=key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """YAML text -> Python data with the strict loader; one ConfigError line naming the place."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate YAML text; raise one ConfigError naming every bad key."""
+    data = load_yaml(text, source)
     errors: list[str] = []
     config = _build(Config, data, "", errors)
     errors += _cross_checks(config)
@@ -277,9 +323,35 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read the config at ``path``; None means the shipped defaults."""
     if path is None:
         return parse_config(DEFAULT_CONFIG.read_text(), str(DEFAULT_CONFIG))
+    return parse_config(read_config_text(path), str(path))
+
+
+def read_config_text(path: str | Path) -> str:
+    """The config file's text, UTF-8; one ConfigError line when it cannot be read as such."""
     path = Path(path)
     try:
-        text = path.read_text()
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    return parse_config(text, str(path))
+    except ValueError as exc:  # a NUL byte in the path
+        raise ConfigError(f"{path!r}: cannot read config: {exc}") from None
+
+
+def load_lock_config(path: str | Path | None = None) -> LockConfig:
+    """Only ``lock.relay_pin`` and ``lock.active_high``, for ``facegate relay-off``.
+
+    The backstop that relocks the door after any stop must not fail because of
+    a typo elsewhere in the file: it reads these two keys and nothing else, and
+    refuses only when they themselves are missing a valid value.
+    """
+    source = str(path) if path is not None else str(DEFAULT_CONFIG)
+    data = load_yaml(read_config_text(path if path is not None else DEFAULT_CONFIG), source)
+    lock = data.get("lock") if isinstance(data, dict) else None
+    wanted = {k: lock[k] for k in ("relay_pin", "active_high") if isinstance(lock, dict) and k in lock}
+    errors: list[str] = []
+    config = _build(LockConfig, wanted, "lock.", errors)
+    if errors:
+        raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
+    return config

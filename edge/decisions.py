@@ -210,9 +210,26 @@ class DecisionLog:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         os.fsync(self._fd)
 
+    def open(self) -> None:
+        """Open (create) the log now: the daemon calls this before READY, so an unwritable log is found
+        at start, not at the first decision; DecisionLogError naming the file if it cannot be."""
+        with self._lock:
+            if self._fd is not None:
+                return
+            try:
+                self._open()
+            except OSError as exc:
+                raise DecisionLogError(f"{self.path}: cannot open the decision log: {exc.strerror or exc}") from None
+
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            # Never through a symlink: whoever plants one would choose what facegate appends to (and cuts).
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "is a symbolic link; refusing to write through it") from None
+            raise
         try:
             self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
             if self._regular:
@@ -232,15 +249,16 @@ class DecisionLog:
         size = os.fstat(fd).st_size
         if size == 0:
             return
-        with open(self.path, "rb") as f:
-            pos, tail = size, b""
-            while pos > 0:
+        with open(fd, "rb", buffering=0, closefd=False) as f:  # the fd just opened (read-write), not the path again
+            pos, chunks = size, []
+            while pos > 0:  # backwards, a block at a time, until a newline: linear in the tail's length
                 step = min(65536, pos)
                 pos -= step
                 f.seek(pos)
-                tail = f.read(step) + tail
-                if b"\n" in tail:
+                chunks.append(f.read(step))
+                if b"\n" in chunks[-1]:
                     break
+            tail = b"".join(reversed(chunks))
         if tail.endswith(b"\n"):
             return
         cut = tail.rfind(b"\n") + 1  # 0 when the whole file is one torn line

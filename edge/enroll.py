@@ -22,7 +22,7 @@ from edge.config import Config, PolicyConfig
 from edge.embed import Embedder
 from edge.errors import FacegateError, NoFaceError
 from edge.exposure import FaceExposure, meter
-from edge.gallery import Gallery
+from edge.gallery import Gallery, gallery_writer
 from edge.images import read_image
 from edge.pipeline import FacePipeline, FaceResult
 from edge.quality import Quality
@@ -141,6 +141,12 @@ def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]],
         raise NoFaceError(f"{name}: no usable face; nothing enrolled")
     path = Path(config.gallery.path)
     size = embedder.card.embedding_size
+    with gallery_writer(path):
+        return _add_and_save(config, name, good, embedder, path, size)
+
+
+def _add_and_save(config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder,
+                  path: Path, size: int) -> Gallery:
     if path.exists():
         gallery = Gallery.load(path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing)
     else:

@@ -25,12 +25,19 @@ class ExitCode(enum.IntEnum):
     PARITY = 9  # a converted model failed its parity gate
     LOG = 10
     DATA = 11  # a labels, pairs or other input data file is malformed (workstation tools)
+    BUSY = 12  # another facegate process holds the lock (a second daemon on one door, or a gallery writer)
 
 
 class FacegateError(Exception):
     """Root of every error facegate raises on purpose."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+
+
+class UsageError(FacegateError, ValueError):
+    """The command line asks for something that cannot be done as given."""
+
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(FacegateError, ValueError):
@@ -87,6 +94,12 @@ class DecisionLogError(FacegateError, OSError):
     """The decision log could not be written or read."""
 
     exit_code = ExitCode.LOG
+
+
+class LockError(FacegateError, OSError):
+    """A lock file could not be taken: another facegate process holds it, or it cannot be opened."""
+
+    exit_code = ExitCode.BUSY
 
 
 class DataError(FacegateError, ValueError):

@@ -26,9 +26,11 @@ every field and refuses the file with one line naming the file and the field.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import GalleryError
+from edge.filelock import FileLock, lock_path_for
 from edge.models import atomic_write_bytes, preprocessing_digest
 from edge.types import Embedding
 
@@ -89,6 +92,58 @@ def preprocessing_mismatch_message(enrolled: dict[str, Any], embedder: dict[str,
     )
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a person (or field) named twice is an error, not 'last one wins'."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _read_trusted(path: Path) -> tuple[bytes, int]:
+    """The gallery's bytes and mode, refused unless it is a regular file, not a symlink, that only
+    its owner can write, in a directory that only its owner can write (as sshd's StrictModes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise GalleryError(f"{path}: is a symbolic link; refusing to trust it (use the real path)") from None
+        raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise GalleryError(f"{path!r}: cannot read gallery: {exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise GalleryError(f"{path}: not a regular file")
+        if st.st_mode & 0o022:
+            raise GalleryError(f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
+                               f"themselves; run chmod 600 {path}")
+        parent = os.stat(path.parent)
+        if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+            raise GalleryError(f"{path}: its directory {path.parent} is writable by others (mode "
+                               f"{stat.S_IMODE(parent.st_mode):04o}): anyone could replace the gallery; "
+                               f"run chmod 700 {path.parent}")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(), st.st_mode
+    except OSError as exc:
+        raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def gallery_writer(path: str | Path, wait_s: float = 30.0) -> FileLock:
+    """Hold this while loading, changing and saving the gallery: two writers at once would lose one's change."""
+    return FileLock.acquire(lock_path_for(path), what="another command changing this gallery", wait_s=wait_s)
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -129,31 +184,39 @@ class Gallery:
 
     @classmethod
     def load(cls, path: str | Path, *, model_sha256: str | None = None,
-             preprocessing: dict[str, Any] | None = None) -> Gallery:
+             preprocessing: dict[str, Any] | None = None, embedding_size: int | None = None,
+             max_templates: int | None = None) -> Gallery:
         """Read and check ``path``; with ``model_sha256`` (and ``preprocessing``), refuse templates
-        from another model (or another crop, colour order or normalisation)."""
+        from another model (or another crop, colour order or normalisation); with ``embedding_size``
+        and ``max_templates``, refuse what the embedder and the config could never have made."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
-        except OSError as exc:
-            raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
-        if stat.S_IMODE(mode) & 0o077:
-            log.warning("%s: gallery is accessible to group/others (mode %04o); run chmod 600 on it",
+        data, mode = _read_trusted(path)
+        if stat.S_IMODE(mode) & 0o044:
+            log.warning("%s: gallery is readable by group/others (mode %04o); run chmod 600 on it",
                         path, stat.S_IMODE(mode))
         try:
-            raw = json.loads(data)
+            raw = json.loads(data, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise GalleryError(f"{path}: not valid JSON (line {exc.lineno})") from None
         except UnicodeDecodeError:
             raise GalleryError(f"{path}: not valid JSON (not UTF-8 text)") from None
+        except _DuplicateKey as exc:
+            raise GalleryError(f"{path}: {exc.args[0]}: given twice; the second would silently replace the first") from None
+        except RecursionError:
+            raise GalleryError(f"{path}: not valid JSON (nested too deeply)") from None
         gallery = cls._from_json(raw, path)
         if model_sha256 is not None and model_sha256 != gallery.model_sha256:
             raise GalleryError(f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}")
         if preprocessing is not None and preprocessing_digest(preprocessing) != gallery.preprocessing_digest:
             raise GalleryError(f"{path}: {preprocessing_mismatch_message(gallery.preprocessing, preprocessing)}")
+        if embedding_size is not None and gallery.embedding_size != embedding_size:
+            raise GalleryError(f"{path}: embedding_size: {gallery.embedding_size}, but the embedder gives {embedding_size}; "
+                               f"enroll everyone again ({ENROLL_HINT})")
+        if max_templates is not None:
+            for name in gallery.names():
+                if gallery.count(name) > max_templates:
+                    raise GalleryError(f"{path}: people.{name}.templates: {gallery.count(name)} templates, more than "
+                                       f"gallery.max_templates_per_person ({max_templates})")
         return gallery
 
     @classmethod

@@ -87,6 +87,7 @@ class Relay:
         self._deadline: float | None = None
         self._generation = 0  # bumped by every pulse/lock: stale timers do nothing
         self._closed = False
+        self._disarmed = False  # set by disarm(): no pulse may energise the relay again
         self._device = OutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
 
     # -- state -------------------------------------------------------------------------
@@ -118,6 +119,9 @@ class Relay:
         with self._lock:
             if self._closed:
                 raise GPIODeviceClosed(f"relay on pin {self.pin} is closed")
+            if self._disarmed:
+                log.warning("relay pin %d: stopping, so this unlock is not carried out", self.pin)
+                return
             now = self._clock()
             deadline = now + seconds
             if self._deadline is not None:
@@ -141,10 +145,13 @@ class Relay:
                 except BaseException:
                     pass  # _off logged it as critical; the caller needs the original error
                 raise
-            if self._generation != generation and self._deadline is None:
-                # lock() ran re-entrantly while we were switching on (a signal
-                # handler): the pin may now be on again behind its back.  It wins.
+            if self._disarmed or (self._generation != generation and self._deadline is None):
+                # lock() or disarm() ran re-entrantly while we were switching on (a
+                # signal handler): the pin may now be on again behind its back.  It wins.
+                self._cancel_timer()
+                self._deadline = None
                 self._off("locked during pulse")
+                return
         log.debug("relay pin %d energised until %.3f (%.2f s)", self.pin, deadline, deadline - now)
 
     def lock(self) -> None:
@@ -155,6 +162,17 @@ class Relay:
             self._deadline = None
             if not self._closed:
                 self._off("lock()")
+
+    def disarm(self) -> None:
+        """Relock now and refuse every later pulse: the daemon is stopping.
+
+        A stop (SIGTERM) can arrive between a decision and its pulse; relocking
+        alone would let that pulse energise the relay after the relock.  Checked
+        under the relay's lock, before and after energising.
+        """
+        with self._lock:
+            self._disarmed = True
+            self.lock()
 
     def enforce_deadline(self, now: float | None = None) -> bool:
         """Relock if the pulse is overdue (a backstop should the timer thread not run); True if it did."""
@@ -504,6 +522,13 @@ class Door:
         log.debug("lock requested")
         try:
             self.relay.lock()
+        finally:
+            self.indicator.idle()
+
+    def disarm(self) -> None:
+        """Relock now and refuse every later unlock (the daemon is stopping); safe from a signal handler."""
+        try:
+            self.relay.disarm()
         finally:
             self.indicator.idle()
 

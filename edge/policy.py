@@ -33,6 +33,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
 from edge.liveness import LivenessSample, LivenessVerdict, judge
@@ -347,6 +348,44 @@ class Policy:
                 decision.frames_used,
             )
         return decision
+
+    def lockout_state(self, now: float, wall: float) -> dict[str, Any]:
+        """The lockout's state in Unix time (the policy's clock is monotonic), for the state directory.
+
+        A power cut must not reset an attacker's doubling lockout: the daemon
+        saves this after every decision and restores it at start.
+        """
+        off = wall - now
+
+        def unix(t: float) -> float | None:
+            return None if not math.isfinite(t) else round(t + off, 3)
+
+        return {"schema": 1, "level": self._level, "last_denial": unix(self._last_denial),
+                "locked_until": unix(self._locked_until), "denials": [unix(t) for t in self._denials]}
+
+    def restore_lockout(self, state: Any, now: float, wall: float) -> None:
+        """Take back a saved lockout_state; ValueError naming the field if it is not one."""
+        if not isinstance(state, dict) or state.get("schema") != 1:
+            raise ValueError("schema: expected 1")
+        level = state.get("level")
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 64:
+            raise ValueError(f"level: expected a whole number 0-64, got {level!r}")
+
+        def mono(key: str, value: Any) -> float:
+            if value is None:
+                return -math.inf
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{key}: expected Unix seconds or null, got {value!r}")
+            return float(value) - wall + now
+
+        denials = state.get("denials")
+        if not isinstance(denials, list) or len(denials) > 10_000:
+            raise ValueError("denials: expected a list of Unix seconds")
+        times = [mono("denials", t) for t in denials]
+        self._level = level
+        self._last_denial = mono("last_denial", state.get("last_denial"))
+        self._locked_until = mono("locked_until", state.get("locked_until"))
+        self._denials = deque(sorted(t for t in times if math.isfinite(t)))
 
     def _count_denial(self, now: float) -> None:
         """Record a counted denial; start a lockout when there are lockout_attempts in the window.

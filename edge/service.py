@@ -15,6 +15,7 @@ and goes on, and too many in a row end the process (systemd restarts it).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import signal
 import threading
@@ -29,9 +30,12 @@ from edge.config import Config
 from edge.decisions import DecisionLog, SnapshotStore, decision_record
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.exposure import FaceExposure, for_camera, meter
+from edge.filelock import FileLock, lock_path_for
 from edge.gallery import Gallery
+from edge.gallery_watch import GalleryWatcher
 from edge.liveness import LivenessChecker
 from edge.match import match
+from edge.models import atomic_write_bytes
 from edge.notify import FrameWatchdog, Notifier, watchdog_period
 from edge.pipeline import FacePipeline, build_pipeline
 from edge.policy import Observation, Policy
@@ -99,16 +103,19 @@ class Service:
         )
         self.stats = Stats()
         self._stop = threading.Event()
+        self.instance: FileLock | None = None  # the door's instance lock (build_service), released when run() ends
+        self._saved_lockout: dict[str, Any] | None = None
+        self.gallery_watcher: GalleryWatcher | None = None  # reloads the gallery when its file changes
         self._ready = False
         self._last_prune = -float("inf")
 
     # ---------------------------------------------------------------- control
 
     def stop(self, *_: object) -> None:
-        """Ask the loop to end; relock at once (safe from a signal handler)."""
+        """Ask the loop to end; relock at once and refuse any later unlock (safe from a signal handler)."""
         self._stop.set()
         try:
-            self.door.lock()
+            self.door.disarm()  # a pulse the interrupted step was about to start must not energise after this
         finally:
             stopper = getattr(self.camera, "stop", None)
             if callable(stopper):
@@ -187,12 +194,45 @@ class Service:
                     self.camera.close()
                 finally:
                     self.decisions.close()
+                    if self.instance is not None:
+                        self.instance.release()
             log.info(
                 "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
                 self.stats.frames, self.stats.decisions, self.stats.unlocks, self.stats.corrupt_frames, self.stats.errors,
             )
             self._log_stage_times()
         return code
+
+    def _save_lockout(self) -> None:
+        """Keep the lockout in the state directory, so a restart does not clear it."""
+        state = self.policy.lockout_state(self.clock(), self.wall())
+        if state == self._saved_lockout:
+            return
+        try:
+            atomic_write_bytes(lockout_path(self.config), (json.dumps(state) + "\n").encode(), mode=0o600)
+            self._saved_lockout = state
+        except OSError as exc:  # the door keeps its lockout in memory; only a restart would lose it
+            log.warning("%s: cannot save the lockout: %s", lockout_path(self.config), exc.strerror or exc)
+
+    def restore_lockout(self) -> None:
+        """Take back the lockout a previous run saved (a bad file is reported and ignored)."""
+        path = lockout_path(self.config)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable lockout state, ignored: %s", path, exc)
+            return
+        try:
+            self.policy.restore_lockout(raw, self.clock(), self.wall())
+        except ValueError as exc:
+            log.warning("%s: %s; lockout state ignored", path, exc)
+            return
+        self._saved_lockout = self.policy.lockout_state(self.clock(), self.wall())
+        until = self.policy.locked_out_until(self.clock())
+        if until is not None:
+            log.warning("restored a lockout from %s: nobody is let in for %.0f s more", path, until - self.clock())
 
     def stage_ms(self) -> dict[str, float]:
         """Mean ms per call of each stage (detect per frame, the rest per judged face); NaN if never run."""
@@ -216,6 +256,8 @@ class Service:
         """One frame through detect -> track -> gate -> embed -> match -> policy."""
         now = self.clock()
         out = []
+        if self.gallery_watcher is not None:
+            self.gallery = self.gallery_watcher.poll(now)
         # Only the largest face is at the door: others are passers-by behind the
         # person (and would only fill the log with low-quality attempts).
         faces = self.pipeline.detect(frame)[:1]
@@ -287,6 +329,7 @@ class Service:
             log.error("decision %s could not be logged: not acting on it, door stays locked", d.event_id)
             raise
         self.stats.decisions += 1
+        self._save_lockout()
         if d.unlock:
             self.door.unlock(d.person or "")
             self.stats.unlocks += 1
@@ -297,6 +340,11 @@ class Service:
                  d.frames_matched, d.frames_used)
         if self.on_decision is not None:
             self.on_decision(d, record)
+
+
+def lockout_path(config: Config) -> Path:
+    """The lockout's state, in the state directory beside the gallery (it survives a restart or power cut)."""
+    return Path(config.gallery.path).with_name("lockout.json")
 
 
 def build_liveness(config: Config) -> LivenessChecker | None:
@@ -318,17 +366,35 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
 
     pipeline = build_pipeline(config)
     liveness = build_liveness(config)
-    gallery = Gallery.load(config.gallery.path, model_sha256=pipeline.embedder.sha256,
-                           preprocessing=pipeline.embedder.preprocessing)
+    watcher = GalleryWatcher.load(config.gallery.path, model_sha256=pipeline.embedder.sha256,
+                                  preprocessing=pipeline.embedder.preprocessing,
+                                  embedding_size=pipeline.embedder.card.embedding_size,
+                                  max_templates=config.gallery.max_templates_per_person, clock=clock)
     cam = camera or build_camera(config.camera)
-    decisions = DecisionLog(
-        Path(config.log.decisions), max_bytes=int(config.log.max_mb * 1024 * 1024), backups=config.log.backups
-    )
+    # One daemon per door: a second one would append to a log the first rotated away.
+    instance = FileLock.acquire(lock_path_for(config.log.decisions), what="a facegate daemon for this door")
+    try:
+        decisions = DecisionLog(
+            Path(config.log.decisions), max_bytes=int(config.log.max_mb * 1024 * 1024), backups=config.log.backups
+        )
+        decisions.open()  # before READY: an unwritable log (or one behind a symlink) is found now, not at the first decision
+    except BaseException:
+        instance.release()
+        raise
     snapshots = None
     if config.log.snapshots_dir:
         snapshots = SnapshotStore(config.log.snapshots_dir, max_days=config.log.snapshot_days, max_mb=config.log.snapshot_max_mb)
     # The door keeps real time even on a virtual-time replay: its pulse is real.
-    door = Door.from_config(config.lock, pin_factory=pin_factory)
-    return Service(config, camera=cam, pipeline=pipeline, gallery=gallery, door=door, decisions=decisions,
-                   snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock,
-                   liveness=liveness)
+    try:
+        door = Door.from_config(config.lock, pin_factory=pin_factory)
+    except BaseException:
+        decisions.close()
+        instance.release()
+        raise
+    service = Service(config, camera=cam, pipeline=pipeline, gallery=watcher.gallery, door=door, decisions=decisions,
+                      snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock,
+                      liveness=liveness)
+    service.instance = instance
+    service.gallery_watcher = watcher  # a revocation or enrollment reaches the running door within a second
+    service.restore_lockout()  # a restart or power cut does not clear an attacker's lockout
+    return service

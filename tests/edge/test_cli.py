@@ -136,3 +136,64 @@ def test_an_embedder_whose_crop_needs_landmarks_nobody_gives_is_one_line(model_d
     line = one_line_error(p)
     assert f"{load_config().models.embedder}: crop needs landmarks mouth_left, mouth_right" in line
     assert "set models.landmarker: yunet" in line
+
+
+def test_relay_off_relocks_even_when_the_rest_of_the_config_is_broken(tmp_path):
+    """ExecStopPost's backstop: a typo made while the daemon ran must not leave the next stop without its relock."""
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("lock:\n  relay_pin: 22\nmatch:\n  min_cosine_similarty: 0.5\npolicy: [oops]\n")
+    assert run("-c", str(cfg), "check-config").returncode == ExitCode.CONFIG
+    p = run("-c", str(cfg), "relay-off", "--mock-gpio")
+    assert p.returncode == ExitCode.OK, p.stderr
+    assert p.stdout.strip() == "relay on pin 22 is off (locked)"
+    cfg.write_text("lock:\n  relay_pin: 22\n  relay_pin: 23\n")  # which pin is meant cannot be known: refuse, loudly
+    p = run("-c", str(cfg), "relay-off", "--mock-gpio")
+    assert p.returncode == ExitCode.CONFIG and "key 'relay_pin' given twice" in one_line_error(p)
+
+
+def test_users_remove_says_when_the_running_daemon_took_it(model_dir, tmp_path, samples):
+    """A real daemon on a paced replay; `users remove` returns only with the daemon's acknowledgement (or a warning)."""
+    import shutil
+    import time
+
+    from edge.gallery_watch import ack_path_for
+
+    cfg = tmp_path / "door.yaml"
+    gallery = tmp_path / "gallery.json"
+    cfg.write_text(f"gallery: {{path: {gallery}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
+                   "liveness: {enabled: false}\ncamera: {fps: 10}\n")
+    frames = sorted((samples / "nuaa" / "ClientRaw" / "0005").glob("*.jpg"))
+    for name, subject in (("alice", "0005"), ("bob", "0009")):
+        shots = [str(p) for p in sorted((samples / "nuaa" / "ClientRaw" / subject).glob("*.jpg"))[:3]]
+        assert run("-c", str(cfg), "enroll", name, *shots, env_dir=model_dir).returncode == 0
+    p = run("-c", str(cfg), "users", "remove", "bob", env_dir=model_dir)
+    assert p.returncode == 0 and "no facegate daemon is running for this door" in p.stdout
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    for i in range(100):  # 10 s at 10 fps
+        shutil.copyfile(frames[i % len(frames)], replay / f"{i:04d}.jpg")
+    import os
+
+    env = {**os.environ, "FACEGATE_MODEL_DIR": str(model_dir)}
+    daemon = subprocess.Popen([sys.executable, "-m", "edge", "-c", str(cfg), "run", "--mock-gpio", "--replay", str(replay)],
+                              stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(ack_path_for(gallery).read_text())["pid"] == daemon.pid:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the daemon never acknowledged its gallery")
+        p = run("-c", str(cfg), "users", "remove", "alice", env_dir=model_dir)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.strip().splitlines()
+        assert lines[0] == "removed alice"
+        assert lines[1].startswith(f"the running daemon (pid {daemon.pid}) took the change after "), lines
+        assert float(lines[1].split("after ")[1].split(" s")[0]) < 1.0
+    finally:
+        daemon.kill()
+        daemon.wait()

@@ -352,3 +352,35 @@ def test_prune_by_size_removes_oldest_first(tmp_path):
     store = SnapshotStore(tmp_path, max_days=30, max_mb=keep / (1024 * 1024), clock=lambda: NOW)
     assert store.prune(now=NOW) == 3
     assert [p.exists() for p in paths] == [False, False, False, True, True]
+
+
+def test_the_log_is_never_written_through_a_symlink(tmp_path):
+    """A planted link must not choose what facegate appends to, nor let it cut the target's last line as 'torn'."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious line without a newline")
+    link = tmp_path / "decisions.jsonl"
+    link.symlink_to(victim)
+    dlog = DecisionLog(link, max_bytes=1 << 20, backups=1)
+    with pytest.raises(DecisionLogError) as e:
+        dlog.open()
+    assert str(e.value) == f"{link}: cannot open the decision log: is a symbolic link; refusing to write through it"
+    with pytest.raises(DecisionLogError, match="is a symbolic link"):
+        dlog.append({"event_id": "e1"})
+    assert victim.read_bytes() == b"precious line without a newline"
+
+
+def test_an_unusable_log_directory_is_found_when_the_log_opens(tmp_path):
+    """The daemon opens its log before READY (edge.service.build_service): a path it cannot create fails there."""
+    (tmp_path / "not-a-dir").write_text("")
+    with pytest.raises(DecisionLogError, match=r"not-a-dir/decisions.jsonl: cannot open the decision log: File exists"):
+        DecisionLog(tmp_path / "not-a-dir" / "decisions.jsonl", max_bytes=1000, backups=1).open()
+
+
+def test_a_long_torn_tail_is_repaired_in_linear_time(tmp_path):
+    """A 20 MB newline-free tail (a crash mid-write of garbage) is cut in one backwards pass, keeping what came before."""
+    path = tmp_path / "decisions.jsonl"
+    good = json.dumps({"event_id": "e0", "schema": 1}).encode() + b"\n"
+    path.write_bytes(good + b"x" * (20 << 20))
+    with DecisionLog(path, max_bytes=1 << 30, backups=1) as dlog:
+        dlog.append({"event_id": "e1"})
+    assert path.read_bytes() == good + b'{"event_id":"e1"}\n'

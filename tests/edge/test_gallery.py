@@ -110,7 +110,43 @@ def test_group_readable_gallery_warns(saved, caplog):
     saved.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="edge.gallery"):
         Gallery.load(saved)
-    assert "gallery.json" in caplog.text and "0644" in caplog.text
+    assert "gallery.json" in caplog.text and "0644" in caplog.text and "readable by group/others" in caplog.text
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_a_gallery_others_can_write_is_refused(saved, mode):
+    """Whoever can write the gallery can enroll themselves: refused, as sshd refuses such an authorized_keys."""
+    saved.chmod(mode)
+    msg = _one_line_error(saved)
+    assert f"others can write it (mode {mode:04o})" in msg and msg.endswith(f"run chmod 600 {saved}")
+
+
+def test_a_gallery_in_a_directory_others_can_write_is_refused(saved):
+    saved.parent.chmod(0o777)
+    try:
+        msg = _one_line_error(saved)
+        assert f"its directory {saved.parent} is writable by others (mode 0777)" in msg
+        saved.parent.chmod(0o1777)  # sticky, as /tmp: others cannot replace a file they do not own
+        assert Gallery.load(saved).names() == ["alice", "bob"]
+    finally:
+        saved.parent.chmod(0o700)
+
+
+def test_a_gallery_behind_a_symlink_or_not_a_file_is_refused(saved, tmp_path):
+    link = tmp_path / "link.json"
+    link.symlink_to(saved)
+    assert _one_line_error(link).endswith("link.json: is a symbolic link; refusing to trust it (use the real path)")
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    assert _one_line_error(folder).endswith("folder.json: not a regular file")
+
+
+def test_a_person_named_twice_is_refused_not_last_one_wins(saved):
+    text = saved.read_text()
+    doubled = text.replace('"bob": {', '"alice": {', 1)
+    assert doubled != text
+    saved.write_text(doubled)
+    assert _one_line_error(saved).endswith("gallery.json: alice: given twice; the second would silently replace the first")
 
 
 # --------------------------------------------------------------------------- load errors
@@ -290,3 +326,11 @@ def test_matrix_is_cached_until_modified(gallery, rng):
 def test_empty_gallery_matrix_has_no_rows():
     m, rows = Gallery.empty(SHA, D, PREPROCESSING).matrix()
     assert m.shape == (0, D) and rows == []
+
+
+def test_what_the_embedder_and_config_could_never_have_made_is_refused(saved):
+    msg = _one_line_error(saved, embedding_size=512)
+    assert msg.endswith("gallery.json: embedding_size: 128, but the embedder gives 512; enroll everyone again (facegate enroll NAME)")
+    msg = _one_line_error(saved, max_templates=2)
+    assert msg.endswith("people.alice.templates: 3 templates, more than gallery.max_templates_per_person (2)")
+    assert Gallery.load(saved, embedding_size=D, max_templates=3).names() == ["alice", "bob"]

@@ -482,3 +482,40 @@ def test_failed_set_up_releases_every_pin_relay_off(factory, monkeypatch):
     # Every pin was released: building again on them works.
     with Relay(RELAY, pin_factory=factory) as relay:
         DoorContact(CONTACT, relay=relay, held_open_s=1.0, pin_factory=factory).close()
+
+
+def test_a_disarmed_relay_never_energises_again(factory):
+    """Once the daemon is stopping, a pulse the interrupted step was about to start is refused."""
+    with Relay(RELAY, pin_factory=factory) as relay:
+        relay.pulse(5.0)
+        assert level(factory, RELAY)
+        relay.disarm()
+        assert not level(factory, RELAY) and relay.deadline is None
+        relay.pulse(5.0)
+        assert not level(factory, RELAY) and relay.deadline is None
+        assert [s.state for s in factory.pin(RELAY).states].count(True) == 1
+
+
+def test_a_stop_that_lands_while_the_relay_switches_on_wins(factory, monkeypatch):
+    """SIGTERM's handler runs in the pulsing thread, between the pin going on and pulse() returning."""
+    with Relay(RELAY, pin_factory=factory) as relay:
+        device = relay._device
+        original_on = device.on
+
+        def on_then_signal() -> None:
+            original_on()
+            relay.disarm()  # what Service.stop does from the signal handler, re-entrantly
+
+        monkeypatch.setattr(device, "on", on_then_signal)
+        relay.pulse(5.0)
+        assert not level(factory, RELAY) and relay.deadline is None
+        monkeypatch.setattr(device, "on", original_on)
+        relay.pulse(5.0)  # and nothing after it energises
+        assert not level(factory, RELAY)
+
+
+def test_the_service_stop_disarms_the_door(make_door, factory):
+    door = make_door()
+    door.disarm()
+    door.unlock("late decision")
+    assert not level(factory, door.relay.pin)

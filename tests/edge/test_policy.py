@@ -599,3 +599,22 @@ def test_a_stand_in_crop_never_votes():
     assert p.gate(replace(GOOD, landmarks=0.0)) == Reason.LOW_QUALITY
     d = only(feed(p, [(ALICE, replace(GOOD, landmarks=0.0))] * 5))
     assert not d.unlock and d.frames_matched == 0
+
+
+def test_the_lockout_survives_a_restart_in_unix_time():
+    """Saved as Unix time (the policy's clock is monotonic and restarts at boot), restored into a new policy."""
+    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0)
+    deny(p, 100.0), deny(p, 101.0)
+    assert p.locked_out_until(101.0) == 131.0
+    state = p.lockout_state(now=101.0, wall=1_700_000_000.0)
+    assert state["level"] == 1 and state["locked_until"] == pytest.approx(1_700_000_030.0)
+    fresh = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0)
+    fresh.restore_lockout(state, now=5.0, wall=1_700_000_010.0)  # 10 s later, after a reboot: monotonic restarted
+    assert fresh.locked_out_until(5.0) == pytest.approx(25.0)  # 20 s of the lockout left
+    assert deny(fresh, 6.0, ALICE).reason == Reason.LOCKED_OUT
+    deny(fresh, 30.0), deny(fresh, 31.0)  # the next lockout doubles: the level came back too
+    assert fresh.locked_out_until(31.0) == pytest.approx(91.0)
+    for bad in ({"schema": 2}, {"schema": 1, "level": -1, "denials": []},
+                {"schema": 1, "level": 0, "denials": ["x"]}, {"schema": 1, "level": 0, "denials": [], "locked_until": "inf"}):
+        with pytest.raises(ValueError):
+            make().restore_lockout(bad, now=0.0, wall=0.0)

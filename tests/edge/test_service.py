@@ -490,3 +490,87 @@ def test_a_camera_refusing_exposure_control_ends_metering_not_the_door(enrolled,
     assert len([c for c in calls if c[0] == "set_controls"]) == 1 and svc.exposure is None
     assert "setting ExposureValue failed" in caplog.text and "face-metered exposure is off" in caplog.text
     assert True not in relay_history(pins)  # a stranger: nobody let in, metering or not
+
+
+def test_a_person_removed_while_the_daemon_runs_is_refused_within_a_second(enrolled, lfw_samples, tmp_path):
+    """`facegate users remove` saves the gallery; the running daemon reloads it and acknowledges the new file."""
+    from edge.gallery import Gallery, gallery_writer
+    from edge.gallery_watch import ack_path_for, file_sha256
+
+    clock = FakeClock()
+    removed_at: list[float] = []
+
+    def on_decision(d, record) -> None:
+        if d.unlock and not removed_at:  # the first unlock: now remove colin, as the CLI does
+            with gallery_writer(enrolled.gallery.path):
+                g = Gallery.load(enrolled.gallery.path)
+                g.remove("colin")
+                g.save(enrolled.gallery.path)
+            removed_at.append(clock())
+
+    pins = MockFactory()
+    empty = tmp_path / "empty.jpg"
+    cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
+    colin = lfw_samples["Colin_Powell_0040"]
+    # Colin at the door, gone for 3 s (his track ends), back again: a new attempt after the removal.
+    svc = service_for(enrolled, [colin] * 10 + [empty] * 30 + [colin] * 10, pins, clock=clock, on_decision=on_decision)
+    assert json.loads(ack_path_for(enrolled.gallery.path).read_text())["people"] == 2
+    assert svc.run() == ExitCode.OK
+    recs = list(read_records(log_files(enrolled.log.decisions)))
+    unlocks = [r for r in recs if r["decision"] == "unlock"]
+    assert len(unlocks) == 1 and removed_at  # the only unlock is the one before the removal
+    later = recs[recs.index(unlocks[0]) + 1 :]
+    assert later and all(r["decision"] == "deny" and r["person"] != "colin" for r in later)
+    assert svc.gallery_watcher.reloads == 1 and svc.gallery.names() == ["serena"]
+    ack = json.loads(ack_path_for(enrolled.gallery.path).read_text())
+    assert ack["sha256"] == file_sha256(enrolled.gallery.path) and ack["people"] == 1
+    assert relay_history(pins).count(True) == 1
+
+
+def test_a_gallery_that_stops_loading_refuses_everyone_not_the_old_templates(enrolled, lfw_samples):
+    clock = FakeClock()
+    broken: list[bool] = []
+
+    def on_decision(d, record) -> None:
+        if d.unlock and not broken:
+            path = Path(enrolled.gallery.path)
+            path.write_text(path.read_text()[:-20])  # torn: no longer valid JSON
+            broken.append(True)
+
+    pins = MockFactory()
+    empty = Path(enrolled.gallery.path).with_name("empty.jpg")
+    cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
+    colin = lfw_samples["Colin_Powell_0040"]
+    svc = service_for(enrolled, [colin] * 10 + [empty] * 30 + [colin] * 10, pins, clock=clock, on_decision=on_decision)
+    svc.run()
+    recs = list(read_records(log_files(enrolled.log.decisions)))
+    assert [r["decision"] for r in recs].count("unlock") == 1
+    assert recs[-1]["decision"] == "deny" and svc.gallery.names() == []
+
+
+def test_a_restart_does_not_clear_the_lockout(enrolled, lfw_samples, tmp_path):
+    """Power-cycling the Pi must not reset an attacker's doubling lockout: it is kept beside the gallery."""
+    from edge.service import lockout_path
+
+    cfg = replace(enrolled, policy=replace(enrolled.policy, lockout_attempts=2, lockout_window_s=600.0,
+                                            lockout_s=600.0, retry_after_s=0.0))
+    empty = tmp_path / "empty.jpg"
+    cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
+    stranger = lfw_samples["Tony_Blair_0006"]
+    svc = service_for(cfg, ([stranger] * 4 + [empty] * 25) * 2, MockFactory())
+    svc.run()
+    state = json.loads(lockout_path(cfg).read_text())
+    assert state["level"] == 1 and state["locked_until"] is not None
+    assert stat_mode(lockout_path(cfg)) == 0o600
+    pins = MockFactory()
+    again = service_for(cfg, [lfw_samples["Colin_Powell_0040"]] * 4, pins)  # colin is enrolled, but the door is locked out
+    again.run()
+    recs = list(read_records(log_files(cfg.log.decisions)))
+    assert recs[-1]["reason"] == Reason.LOCKED_OUT and recs[-1]["person"] == "colin"
+    assert True not in relay_history(pins)
+
+
+def stat_mode(path: Path) -> int:
+    import stat as _stat
+
+    return _stat.S_IMODE(path.stat().st_mode)
