@@ -40,7 +40,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     dest = Path(args.dir) if args.dir else config.model_dir()
     for name in names:
         if name not in manifest:
-            raise FacegateError(f"unknown model {name!r}; the manifest has: {', '.join(manifest)}")
+            raise UsageError(f"unknown model {name!r}; the manifest has: {', '.join(manifest)}")
         path = fetch(manifest[name], dest)
         print(f"{name}: {path} (sha256 verified)")
     return ExitCode.OK
@@ -73,6 +73,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from edge.images import read_image
     from edge.pipeline import build_pipeline
 
+    if args.npy is not None and (Path(args.npy).is_dir() or not Path(args.npy).parent.is_dir()):
+        raise UsageError(f"--npy {args.npy}: must name a file in an existing folder")
     pipeline = build_pipeline(_config(args))
     worst = ExitCode.OK
     vectors = []
@@ -107,7 +109,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
         buf = io.BytesIO()
         np.save(buf, np.stack(vectors) if vectors else np.zeros((0, pipeline.embedder.card.embedding_size), np.float32))
-        atomic_write_bytes(args.npy, buf.getvalue())
+        try:
+            atomic_write_bytes(args.npy, buf.getvalue())
+        except OSError as exc:
+            raise UsageError(f"--npy {args.npy}: cannot write: {exc.strerror or exc}") from None
         print(f"wrote {len(vectors)} embedding(s) to {args.npy}", file=sys.stderr)
     return int(worst)
 
@@ -128,12 +133,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _mock_pins(args: argparse.Namespace):
-    """gpiozero's MockFactory when asked (demo, machines without GPIO), else the default (lgpio on a Pi)."""
+    """gpiozero's MockFactory when asked (demo, machines without GPIO), else the default (lgpio on a Pi).
+
+    The default is found here, before anything else is built, so a machine without
+    GPIO gets one line saying so instead of gpiozero's BadPinFactory.
+    """
     if getattr(args, "mock_gpio", False):
         from gpiozero.pins.mock import MockFactory
 
         return MockFactory()
-    return None
+    import warnings
+
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
+
+    from edge.errors import GPIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PinFactoryFallback)  # the one line below says it all
+            return Device.ensure_pin_factory()
+    except BadPinFactory as exc:
+        raise GPIOError(f"no GPIO on this machine: {exc} (on a Pi install python3-lgpio; elsewhere use --mock-gpio)") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import yaml
 from edge.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the commented default is 12 kB
 
 
 def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None) -> Any:
@@ -251,6 +254,11 @@ def _cross_checks(config: Config) -> list[str]:
     """Rules between keys (of one section or several)."""
     errors = []
     live, policy = config.liveness, config.policy
+    lg = config.log
+    if lg.snapshots_dir is not None and (lg.snapshot_days == 0 or lg.snapshot_max_mb == 0):
+        key = "log.snapshot_days" if lg.snapshot_days == 0 else "log.snapshot_max_mb"
+        errors.append(f"{key}: 0 keeps no snapshot, yet log.snapshots_dir is set (each would be written, then "
+                      "deleted, leaving its path in the log): set log.snapshots_dir: null to turn snapshots off")
     if policy.min_matching_frames > policy.frames:
         errors.append(
             f"policy.min_matching_frames: must be at most policy.frames ({policy.frames}), "
@@ -330,7 +338,19 @@ def read_config_text(path: str | Path) -> str:
     """The config file's text, UTF-8; one ConfigError line when it cannot be read as such."""
     path = Path(path)
     try:
-        return path.read_bytes().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO cannot hang us
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"{path}: not a regular file")
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path}: {st.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+            data = os.read(fd, MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
+        return data.decode("utf-8")
+    except ConfigError:
+        raise
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:

@@ -51,6 +51,7 @@ import re
 import stat
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -341,12 +342,14 @@ def read_records(paths: Iterable[str | Path], *, strict: bool = True) -> Iterato
         opener = gzip.open if path.name.endswith(".gz") else open
         lineno = 0
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block forever, a device never end
+                raise DecisionLogError(f"{path}: not a regular file")
             with opener(path, "rb") as f:
                 for lineno, raw in enumerate(f, 1):
                     record = _parse(path, lineno, raw, strict)
                     if record is not None:
                         yield record
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a corrupt .gz
             if isinstance(exc, DecisionLogError):
                 raise
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -361,7 +364,7 @@ def _parse(path: Path, lineno: int, raw: bytes, strict: bool) -> dict[str, Any] 
         return None
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         record = None
     if not isinstance(record, dict):
         if not raw.endswith(b"\n"):

@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     LOG = 10
     DATA = 11  # a labels, pairs or other input data file is malformed (workstation tools)
     BUSY = 12  # another facegate process holds the lock (a second daemon on one door, or a gallery writer)
+    GPIO = 13  # no GPIO here (no pin factory: not a Pi, or lgpio missing) or a pin that cannot be driven
 
 
 class FacegateError(Exception):
@@ -94,6 +95,12 @@ class DecisionLogError(FacegateError, OSError):
     """The decision log could not be written or read."""
 
     exit_code = ExitCode.LOG
+
+
+class GPIOError(FacegateError, OSError):
+    """The GPIO pins cannot be reached: no pin factory (not a Pi, lgpio missing) or a pin in use."""
+
+    exit_code = ExitCode.GPIO
 
 
 class LockError(FacegateError, OSError):

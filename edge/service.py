@@ -169,6 +169,7 @@ class Service:
                         break
                     continue
                 self.stats.frames += 1
+                self._prune_snapshots()  # retention also when nobody comes to the door (throttled to every 10 min)
                 if not self._ready:
                     self._ready = True
                     self.notifier.ready(status="watching the door")

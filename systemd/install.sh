@@ -19,7 +19,8 @@ cp -r "$src/README.md" "$prefix/"
 # --system-site-packages: the venv sees apt's picamera2/libcamera bindings.
 [ -d "$prefix/venv" ] || python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
-"$prefix/venv/bin/pip" install "$src[pi]"
+# The versions the tests ran with (constraints.txt); lgpio stays apt's (python3-lgpio).
+"$prefix/venv/bin/pip" install -c "$src/constraints.txt" "$src[pi]"
 
 install -d -m 0755 /etc/facegate
 [ -f /etc/facegate/facegate.yaml ] || install -m 0644 "$src/systemd/facegate.yaml" /etc/facegate/facegate.yaml

@@ -163,3 +163,10 @@ def test_a_nul_byte_in_a_path_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         parse_config('gallery: {path: "/var/lib/facegate/g\\0.json"}\n', "my.yaml")
     assert str(e.value) == "my.yaml: gallery.path: must be at most 4096 characters with no NUL byte"
+
+
+def test_snapshots_kept_for_zero_days_is_a_config_error():
+    with pytest.raises(ConfigError) as e:
+        parse_config("log: {snapshots_dir: /tmp/s, snapshot_days: 0}\n", "my.yaml")
+    assert str(e.value).startswith("my.yaml: log.snapshot_days: 0 keeps no snapshot, yet log.snapshots_dir is set")
+    assert parse_config("log: {snapshots_dir: null, snapshot_days: 0}\n").log.snapshot_days == 0

@@ -196,3 +196,29 @@ def test_every_fetched_model_names_a_licence_shipped_in_models_licenses():
     for name, e in load_manifest().items():
         assert e.license in ("Apache-2.0", "MIT"), name
         assert f"`{name}`" in shipped, name
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda c: c["input"]["normalization"].update(std=0), "input.normalization.std: must be a finite number above 0"),
+    (lambda c: c.update(crop={"method": "box", "aspect": 0}), "crop.aspect: must be between 0.2 and 5"),
+    (lambda c: c.update(crop={"method": "box", "margin": 1e9}), "crop.margin: must be between -0.4 and 2"),
+    (lambda c: c["input"].update(size=[0, 0]), "input.size: must be 16-1024 pixels a side"),
+    (lambda c: c.update(crop={"method": "template", "template": {"nose_tip": [1, 2]}}), "crop.template: expected an object of at least 2"),
+])
+def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(model_dir, tmp_path, change, field):
+    """Each passed start-up before and crashed at the first face: now one line at load, before READY."""
+    import json
+    import shutil
+
+    from edge.config import load_config
+    from edge.errors import ModelError
+    from edge.models import card_path_for, load_card
+
+    name = load_config().models.embedder
+    shutil.copyfile(model_dir / name, tmp_path / name)
+    card = json.loads(card_path_for(model_dir / name).read_text())
+    change(card)
+    card_path_for(tmp_path / name).write_text(json.dumps(card))
+    with pytest.raises(ModelError) as e:
+        load_card(tmp_path / name)
+    assert "\n" not in str(e.value) and f"card.json: {field}" in str(e.value)

@@ -54,3 +54,12 @@ def test_security_exposure_is_low(analyzable):
     m = re.search(r"Overall exposure level for facegate.service: ([0-9.]+)", proc.stdout)
     assert m, proc.stdout[-500:] + proc.stderr
     assert float(m.group(1)) <= 2.0
+
+
+def test_install_script_installs_the_tested_versions():
+    """install.sh pins what it installs to constraints.txt, the versions CI ran with."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "systemd" / "install.sh").read_text()
+    pip_lines = [line for line in script.splitlines() if "pip\" install" in line and "--upgrade pip" not in line]
+    assert pip_lines and all('-c "$src/constraints.txt"' in line for line in pip_lines)

@@ -163,3 +163,25 @@ def test_review_command_fed_by_stdin(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert labels.read_text() == "event_id,truth\ne1,attack\n"
     assert "1 unlabelled decision(s) to review" in proc.stdout
+
+
+def test_a_log_given_twice_counts_each_decision_once(hand_files, tmp_path):
+    log, labels = hand_files
+    copy = tmp_path / "copy" / "decisions.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes(log.read_bytes())
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert main([str(log), "--labels", str(labels), "--enrolled", "alice,bob", "--outdir", str(once), "-q"]) == 0
+    assert main([str(log), str(copy), "--labels", str(labels), "--enrolled", "alice,bob", "--outdir", str(twice),
+                 "-q"]) == 0
+    a, b = (json.loads((d / "report.json").read_text()) for d in (once, twice))
+    assert a["confusion"] == b["confusion"] and a["records"] == b["records"]
+
+
+def test_a_name_with_terminal_escapes_is_a_bad_record_not_printed_raw(tmp_path):
+    rec = make_record(event_id="esc", person="\x1b[2J\x1b[31mowned", best="\x1b[2J\x1b[31mowned")
+    log = write_log(tmp_path / "decisions.jsonl", [rec])
+    labels = write_labels(tmp_path / "labels.csv", {"esc": "impostor"})
+    p = run(str(log), "--labels", str(labels), "-q")
+    assert p.returncode == ExitCode.LOG and "\x1b" not in p.stderr + p.stdout
+    assert "person: holds control characters" in one_line_error(p.stderr)

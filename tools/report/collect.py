@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import re
 import sys
 from array import array
 from collections import Counter
@@ -135,10 +136,16 @@ def _text(rec: dict[str, Any], key: str) -> str:
     return v
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _opt_text(rec: dict[str, Any], key: str) -> str | None:
     v = rec.get(key)
     if v is not None and type(v) is not str:
         raise _BadField(f"{key}: expected a string or null, got {v!r}")
+    if v is not None and _CONTROL.search(v):
+        # facegate never enrolls such a name: printed raw it could rewrite the reviewer's terminal.
+        raise _BadField(f"{key}: holds control characters ({ascii(v)[:80]}), which no enrolled name has")
     return v
 
 
@@ -198,6 +205,8 @@ class Collector:
         self._fa: list[Example] = []
         self._locked: list[Example] = []
         self._skipped = 0
+        self._seen: set[int] = set()  # hashes of event ids: a record given twice (a log copied beside itself) counts once
+        self.duplicates = 0
 
     # -- codes --------------------------------------------------------------------------
 
@@ -271,6 +280,14 @@ class Collector:
 
     def _add(self, rec: dict[str, Any], path: Path) -> None:
         event_id = _text(rec, "event_id")
+        key = hash(event_id)
+        if key in self._seen:
+            self.duplicates += 1
+            if self.duplicates == 1:
+                log.warning("%s: event_id %s seen before; each decision is counted once (the same log given twice?)",
+                            path, ascii(event_id)[:40])
+            return
+        self._seen.add(key)
         t = _text(rec, "time")
         decision = rec.get("decision")
         if decision != "unlock" and decision != "deny":
