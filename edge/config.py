@@ -331,6 +331,9 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read the config at ``path``; None means the shipped defaults."""
     if path is None:
         return parse_config(DEFAULT_CONFIG.read_text(), str(DEFAULT_CONFIG))
+    from edge.trust import refuse_world_writable
+
+    refuse_world_writable(path, "config", ConfigError)  # whoever can write it chooses the threshold
     return parse_config(read_config_text(path), str(path))
 
 

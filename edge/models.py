@@ -326,6 +326,10 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
     card_file = card_path_for(model_path)
     if not model_path.is_file():
         raise ModelError(f"{model_path}: model file not found")
+    from edge.trust import refuse_world_writable
+
+    refuse_world_writable(model_path, "model", ModelError)
+    refuse_world_writable(card_file, "model card", ModelError)
     try:
         raw = json.loads(card_file.read_text())
     except FileNotFoundError:

@@ -170,3 +170,20 @@ def test_snapshots_kept_for_zero_days_is_a_config_error():
         parse_config("log: {snapshots_dir: /tmp/s, snapshot_days: 0}\n", "my.yaml")
     assert str(e.value).startswith("my.yaml: log.snapshot_days: 0 keeps no snapshot, yet log.snapshots_dir is set")
     assert parse_config("log: {snapshots_dir: null, snapshot_days: 0}\n").log.snapshot_days == 0
+
+
+def test_a_config_anyone_can_write_is_refused(tmp_path):
+    cfg = tmp_path / "door.yaml"
+    cfg.write_text("match: {min_margin: 0.1}\n")
+    cfg.chmod(0o666)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert str(e.value) == f"{cfg}: any user can write this config (mode 0666); run chmod o-w {cfg}"
+    cfg.chmod(0o644)
+    tmp_path.chmod(0o777)
+    try:
+        with pytest.raises(ConfigError, match="its folder .* is world-writable"):
+            load_config(cfg)
+    finally:
+        tmp_path.chmod(0o700)
+    assert load_config(cfg).match.min_margin == 0.1

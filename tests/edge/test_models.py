@@ -222,3 +222,20 @@ def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(model_
     with pytest.raises(ModelError) as e:
         load_card(tmp_path / name)
     assert "\n" not in str(e.value) and f"card.json: {field}" in str(e.value)
+
+
+def test_a_model_or_card_anyone_can_write_is_refused(model_dir, tmp_path):
+    """Whoever can replace the embedder or its card decides who the door lets in."""
+    import shutil
+
+    from edge.config import load_config
+    from edge.errors import ModelError
+    from edge.models import card_path_for, load_card
+
+    name = load_config().models.embedder
+    for f in (model_dir / name, card_path_for(model_dir / name)):
+        shutil.copyfile(f, tmp_path / f.name)
+    load_card(tmp_path / name)
+    card_path_for(tmp_path / name).chmod(0o646)
+    with pytest.raises(ModelError, match=r"card.json: any user can write this model card \(mode 0646\)"):
+        load_card(tmp_path / name)
