@@ -15,7 +15,9 @@ is; the file comes from a PyPI wheel, sha256-checked like every other model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -25,6 +27,21 @@ from edge.errors import ModelError
 from edge.types import Face, Frame, Landmarks
 
 log = logging.getLogger(__name__)
+
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log at ERROR for the block (its warnings would be extra stderr lines)."""
+    logging_ = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_ is None:
+        yield
+        return
+    old = logging_.getLogLevel()
+    logging_.setLogLevel(logging_.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_.setLogLevel(old)
+
 
 # YuNet's five points, in its output order ("right" is the subject's right, on the image's left).
 YUNET_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
@@ -41,7 +58,8 @@ class YuNetLandmarks:
             raise ModelError(f"{path}: landmark pass: face_px 16-512 and region 1.2-4.0, got {face_px} and {region}")
         side = int(round(face_px * region))
         try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (side, side), min_score, 0.3, 20)
+            with _opencv_quiet():  # newer OpenCV warns on stderr that its new DNN engine ignores targets
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (side, side), min_score, 0.3, 20)
         except cv2.error as exc:
             first = (str(exc).strip().splitlines() or ["unreadable"])[-1]
             raise ModelError(f"{path}: OpenCV cannot load this landmark model: {first}") from None
