@@ -224,6 +224,10 @@ class DecisionLog:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.stat(self.path.parent)
+        if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+            raise OSError(errno.EPERM, f"its folder {self.path.parent} is world-writable (mode "
+                                       f"{stat.S_IMODE(parent.st_mode):04o}): anyone could replace the log")
         try:
             # Never through a symlink: whoever plants one would choose what facegate appends to (and cuts).
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
@@ -424,6 +428,9 @@ class SnapshotStore:
                 raise ValueError("JPEG encoding failed")
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.parent.mkdir(mode=0o700, exist_ok=True)
+            for d in (self.directory, path.parent):  # never through a planted link: faces would land elsewhere
+                if d.is_symlink():
+                    raise OSError(errno.ELOOP, f"{d} is a symbolic link; refusing to write through it")
             atomic_write_bytes(path, buf.tobytes(), mode=0o600)
         except (OSError, ValueError, cv2.error) as exc:
             lines = str(exc).strip().splitlines()  # cv2.error spans several lines

@@ -384,3 +384,29 @@ def test_a_long_torn_tail_is_repaired_in_linear_time(tmp_path):
     with DecisionLog(path, max_bytes=1 << 30, backups=1) as dlog:
         dlog.append({"event_id": "e1"})
     assert path.read_bytes() == good + b'{"event_id":"e1"}\n'
+
+
+def test_snapshots_are_never_written_through_a_symlinked_day_folder(tmp_path):
+    import time as _time
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    snaps = tmp_path / "snaps"
+    snaps.mkdir(mode=0o700)
+    day = _time.strftime("%Y-%m-%d", _time.gmtime(1_767_225_600.0))
+    (snaps / day).symlink_to(elsewhere)
+    store = SnapshotStore(snaps, max_days=30, max_mb=10, clock=lambda: 1_767_225_600.0)
+    with pytest.raises(DecisionLogError, match="is a symbolic link; refusing to write through it"):
+        store.save("abcdef0123456789", np.zeros((8, 8, 3), np.uint8))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_log_in_a_world_writable_folder_is_refused(tmp_path):
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    try:
+        with pytest.raises(DecisionLogError, match="is world-writable"):
+            DecisionLog(open_dir / "decisions.jsonl", max_bytes=1000, backups=1).open()
+    finally:
+        open_dir.chmod(0o700)

@@ -433,6 +433,22 @@ def test_snapshot_retention_runs_from_the_daemon(enrolled, lfw_samples, tmp_path
     assert any(snaps.rglob("*.jpg"))  # today's snapshot was kept
 
 
+def test_snapshot_retention_runs_when_nobody_comes_to_the_door(enrolled, tmp_path):
+    """Retention is not only a side effect of a decision: a quiet door prunes too."""
+    import os as _os
+
+    snaps = Path(enrolled.log.snapshots_dir)
+    old = snaps / "2000-01-01" / "ancient.jpg"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x")
+    _os.utime(old, (946684800, 946684800))
+    empty = tmp_path / "empty.jpg"
+    cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
+    svc = service_for(enrolled, [empty] * 3, MockFactory())
+    svc.run()
+    assert svc.stats.decisions == 0 and not old.exists()
+
+
 # ---------------------------------------------------------------------------- face-metered exposure
 
 
