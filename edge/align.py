@@ -130,7 +130,7 @@ def _warp_template(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
     if zoom < 0.5:
         # A large face: shrink its region with INTER_AREA first, so the warp does not alias.
-        region = _padded_crop(rgb, int(x0), int(y0), int(x1), int(y1))
+        region = padded_crop(rgb, int(x0), int(y0), int(x1), int(y1))
         small_w, small_h = max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))
         region = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
         pre = np.array([[small_w / (x1 - x0), 0, -x0 * small_w / (x1 - x0)],
@@ -159,7 +159,7 @@ def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -
         half = side * 0.75  # covers the square at any rotation (sqrt(2)/2 < 0.75)
         x0, y0 = int(math.floor(cx - half)), int(math.floor(cy - half))
         x1, y1 = int(math.ceil(cx + half)), int(math.ceil(cy + half))
-        region = _padded_crop(rgb, x0, y0, x1, y1)
+        region = padded_crop(rgb, x0, y0, x1, y1)
         small_w = max(1, round((x1 - x0) * zoom))
         small_h = max(1, round((y1 - y0) * zoom))
         region = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
@@ -179,8 +179,8 @@ def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -
     return AlignedFace(rgb=crop, face=face, crop_box=(cx - half_w, cy - half_h, cx + half_w, cy + half_h))
 
 
-def _padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    """img[y0:y1, x0:x1], edge-replicated where the window leaves the image."""
+def padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, *, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """img[y0:y1, x0:x1], edge-replicated (or, with BORDER_CONSTANT, black) where the window leaves the image."""
     h, w = img.shape[:2]
     px0, py0 = max(0, -x0), max(0, -y0)
     px1, py1 = max(0, x1 - w), max(0, y1 - h)
@@ -188,5 +188,5 @@ def _padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndar
     if px0 or py0 or px1 or py1:
         if inner.size == 0:
             return np.zeros((y1 - y0, x1 - x0, 3), img.dtype)
-        inner = cv2.copyMakeBorder(inner, py0, py1, px0, px1, cv2.BORDER_REPLICATE)
+        inner = cv2.copyMakeBorder(inner, py0, py1, px0, px1, border)
     return inner

@@ -62,6 +62,7 @@ import numpy as np
 
 from edge.errors import DecisionLogError
 from edge.models import atomic_write_bytes
+from edge.trust import folder_writable_by
 from edge.types import Decision
 
 log = logging.getLogger(__name__)
@@ -224,10 +225,10 @@ class DecisionLog:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        parent = os.stat(self.path.parent)
-        if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+        open_folder = folder_writable_by(self.path.parent, stat.S_IWOTH)
+        if open_folder is not None:
             raise OSError(errno.EPERM, f"its folder {self.path.parent} is world-writable (mode "
-                                       f"{stat.S_IMODE(parent.st_mode):04o}): anyone could replace the log")
+                                       f"{open_folder:04o}): anyone could replace the log")
         try:
             # Never through a symlink: whoever plants one would choose what facegate appends to (and cuts).
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)

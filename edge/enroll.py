@@ -140,13 +140,13 @@ def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]],
     if not good:
         raise NoFaceError(f"{name}: no usable face; nothing enrolled")
     path = Path(config.gallery.path)
-    size = embedder.card.embedding_size
-    with gallery_writer(path):
-        return _add_and_save(config, name, good, embedder, path, size)
+    with gallery_writer(path):  # load, add and save as one step: a concurrent writer waits
+        return _add_and_save(config, name, good, embedder, path)
 
 
 def _add_and_save(config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder,
-                  path: Path, size: int) -> Gallery:
+                  path: Path) -> Gallery:
+    size = embedder.card.embedding_size
     if path.exists():
         gallery = Gallery.load(path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing)
     else:

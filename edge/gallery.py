@@ -27,6 +27,7 @@ every field and refuses the file with one line naming the file and the field.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ import numpy as np
 from edge.errors import GalleryError
 from edge.filelock import FileLock, lock_path_for
 from edge.models import atomic_write_bytes, preprocessing_digest
+from edge.trust import folder_writable_by
 from edge.types import Embedding
 
 log = logging.getLogger(__name__)
@@ -126,11 +128,10 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
         if st.st_mode & 0o022:
             raise GalleryError(f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
                                f"themselves; run chmod 600 {path}")
-        parent = os.stat(path.parent)
-        if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        open_folder = folder_writable_by(path.parent, 0o022)
+        if open_folder is not None:
             raise GalleryError(f"{path}: its directory {path.parent} is writable by others (mode "
-                               f"{stat.S_IMODE(parent.st_mode):04o}): anyone could replace the gallery; "
-                               f"run chmod 700 {path.parent}")
+                               f"{open_folder:04o}): anyone could replace the gallery; run chmod 700 {path.parent}")
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(), st.st_mode
     except OSError as exc:
@@ -175,6 +176,7 @@ class Gallery:
         self._size = embedding_size
         self._people: dict[str, _Person] = {}
         self._matrix: tuple[np.ndarray, list[str]] | None = None
+        self.source_sha256: str | None = None  # sha256 of the file bytes load() parsed (None: not loaded from a file)
 
     # ------------------------------------------------------------------ construction
 
@@ -205,6 +207,7 @@ class Gallery:
         except RecursionError:
             raise GalleryError(f"{path}: not valid JSON (nested too deeply)") from None
         gallery = cls._from_json(raw, path)
+        gallery.source_sha256 = hashlib.sha256(data).hexdigest()
         if model_sha256 is not None and model_sha256 != gallery.model_sha256:
             raise GalleryError(f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}")
         if preprocessing is not None and preprocessing_digest(preprocessing) != gallery.preprocessing_digest:

@@ -53,19 +53,22 @@ def file_sha256(path: str | Path) -> str | None:
 
 
 class GalleryWatcher:
-    def __init__(self, path: str | Path, gallery: Gallery, *, model_sha256: str, preprocessing: dict[str, Any],
-                 embedding_size: int | None = None, max_templates: int | None = None,
-                 clock: Callable[[], float] = time.monotonic, interval_s: float = 0.25) -> None:
+    """The gallery the daemon matches against, reloaded when its file changes (build it with ``load``)."""
+
+    def __init__(self, path: str | Path, gallery: Gallery, identity: tuple[int, int, int, int] | None, *,
+                 model_sha256: str, preprocessing: dict[str, Any], embedding_size: int | None = None,
+                 max_templates: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 interval_s: float = 0.25) -> None:
         self.path = Path(path)
         self.gallery = gallery
         self._sha, self._pre = model_sha256, preprocessing
         self._checks = {"embedding_size": embedding_size, "max_templates": max_templates}
         self._clock = clock
         self.interval_s = interval_s
-        self._identity = _identity(self.path)
+        self._identity = identity  # of the file as it was before ``gallery`` was read from it
         self._checked = clock()
         self.reloads = 0
-        self._acknowledge(file_sha256(self.path))
+        self._acknowledge(gallery.source_sha256)
 
     @classmethod
     def load(cls, path: str | Path, *, model_sha256: str, preprocessing: dict[str, Any],
@@ -73,13 +76,11 @@ class GalleryWatcher:
              clock: Callable[[], float] = time.monotonic) -> GalleryWatcher:
         """Load the gallery for the daemon (refusing it as Gallery.load does) and watch it from then on."""
         path = Path(path)
-        before = _identity(path)
+        before = _identity(path)  # taken first: a change made while loading is seen at the first poll
         gallery = Gallery.load(path, model_sha256=model_sha256, preprocessing=preprocessing,
                                embedding_size=embedding_size, max_templates=max_templates)
-        watcher = cls(path, gallery, model_sha256=model_sha256, preprocessing=preprocessing,
-                      embedding_size=embedding_size, max_templates=max_templates, clock=clock)
-        watcher._identity = before  # a change made while loading is seen at the first poll
-        return watcher
+        return cls(path, gallery, before, model_sha256=model_sha256, preprocessing=preprocessing,
+                   embedding_size=embedding_size, max_templates=max_templates, clock=clock)
 
     def poll(self, now: float | None = None) -> Gallery:
         """The gallery to match against now; reloaded if the file changed since it was read."""
@@ -91,16 +92,14 @@ class GalleryWatcher:
         if ident == self._identity:
             return self.gallery
         self._identity = ident
-        digest = file_sha256(self.path)
         try:
             self.gallery = Gallery.load(self.path, model_sha256=self._sha, preprocessing=self._pre, **self._checks)
             log.info("gallery %s changed: reloaded, %d people", self.path, len(self.gallery.names()))
         except GalleryError as exc:
             self.gallery = Gallery.empty(self._sha, self.gallery.embedding_size, self._pre)
-            digest = None
             log.error("%s; nobody is let in until the gallery is fixed", exc)
         self.reloads += 1
-        self._acknowledge(digest)
+        self._acknowledge(self.gallery.source_sha256)  # None for the empty stand-in: nothing was taken
         return self.gallery
 
     def _acknowledge(self, digest: str | None) -> None:

@@ -23,10 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.align import padded_crop
 from edge.errors import ModelError
 from edge.types import Face, Frame, Landmarks
 
 log = logging.getLogger(__name__)
+
 
 @contextlib.contextmanager
 def _opencv_quiet() -> Iterator[None]:
@@ -66,12 +68,10 @@ class YuNetLandmarks:
         self.face_px = face_px
         self.region = region
         self.source = source
-        self.calls = 0
         self.misses = 0
 
     def __call__(self, frame: Frame, face: Face) -> Face:
         """``face`` with its landmarks, or with ``landmarks=None`` if YuNet does not find it."""
-        self.calls += 1
         points = self._points(frame.rgb, face)
         if points is None:
             self.misses += 1
@@ -85,23 +85,18 @@ class YuNetLandmarks:
         half = width * self.region / 2.0
         cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
         side = int(round(2 * half * k))
-        # frame -> region: scale by k about the region's corner; out-of-frame parts are black.
-        m = np.array([[k, 0.0, -(cx - half) * k], [0.0, k, -(cy - half) * k]])
-        interp = cv2.INTER_AREA if k < 1.0 else cv2.INTER_LINEAR
         if k < 1.0:
-            # INTER_AREA is only honoured by resize: cut the region, then shrink it.
+            # INTER_AREA is only honoured by resize: cut the region (black outside the frame), then shrink it.
             ix0, iy0 = int(np.floor(cx - half)), int(np.floor(cy - half))
             ix1, iy1 = int(np.ceil(cx + half)), int(np.ceil(cy + half))
-            h, w = rgb.shape[:2]
-            cut = np.zeros((iy1 - iy0, ix1 - ix0, 3), np.uint8)
-            sx0, sy0, sx1, sy1 = max(0, ix0), max(0, iy0), min(w, ix1), min(h, iy1)
-            if sx1 > sx0 and sy1 > sy0:
-                cut[sy0 - iy0 : sy1 - iy0, sx0 - ix0 : sx1 - ix0] = rgb[sy0:sy1, sx0:sx1]
-            roi = cv2.resize(cut, (side, side), interpolation=interp)
+            cut = padded_crop(rgb, ix0, iy0, ix1, iy1, border=cv2.BORDER_CONSTANT)
+            roi = cv2.resize(cut, (side, side), interpolation=cv2.INTER_AREA)
             scale = side / (ix1 - ix0)
             m = np.array([[scale, 0.0, -ix0 * scale], [0.0, scale, -iy0 * scale]])
         else:
-            roi = cv2.warpAffine(rgb, m, (side, side), flags=interp, borderMode=cv2.BORDER_CONSTANT)
+            # frame -> region: scale by k about the region's corner; out-of-frame parts are black.
+            m = np.array([[k, 0.0, -(cx - half) * k], [0.0, k, -(cy - half) * k]])
+            roi = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         bgr = np.ascontiguousarray(roi[..., ::-1])
         self._net.setInputSize((side, side))
         _, found = self._net.detect(bgr)

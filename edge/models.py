@@ -221,9 +221,9 @@ class CropRecipe:
         """The landmark names this recipe needs from the detector."""
         if self.method == "template":
             return tuple(name for name, _, _ in self.template)
-        if self.method == "landmarks" or self.rotate:
-            return ("right_eye", "left_eye", "mouth") if self.method == "landmarks" else ("right_eye", "left_eye")
-        return ()
+        if self.method == "landmarks":
+            return ("right_eye", "left_eye", "mouth")
+        return ("right_eye", "left_eye") if self.rotate else ()  # a box levelled by the eye line
 
     @staticmethod
     def from_dict(d: dict[str, Any], where: str = "crop") -> CropRecipe:

@@ -59,7 +59,7 @@ class Cropper:
     def __init__(self, recipe: CropRecipe, size: tuple[int, int], *, landmarker: YuNetLandmarks | None = None,
                  where: str = "embedder") -> None:
         self.recipe, self.size = recipe, size
-        missing = sorted(set(recipe.landmarks) - set(KEYPOINT_NAMES))
+        missing = landmarks_beyond_detector(recipe)
         if missing and (landmarker is None or set(missing) - set(landmarker.names)):
             raise ModelError(f"{where}: crop needs landmarks {', '.join(missing)}, which the detector does not give; "
                              "set models.landmarker: yunet")
@@ -154,9 +154,14 @@ def build_pipeline(config: Config, *, embedder_path: str | Path | None = None) -
     return FacePipeline(build_detector(config), embedder, landmarker=landmarker_for(config, embedder.card.crop))
 
 
+def landmarks_beyond_detector(recipe: CropRecipe) -> list[str]:
+    """The landmarks ``recipe`` needs that the detector's keypoints do not give (sorted; empty: no pass needed)."""
+    return sorted(set(recipe.landmarks) - set(KEYPOINT_NAMES))
+
+
 def landmarker_for(config: Config, recipe: CropRecipe) -> YuNetLandmarks | None:
     """The configured landmark pass if ``recipe`` needs points the detector lacks, else None (not loaded)."""
-    return build_landmarker(config) if set(recipe.landmarks) - set(KEYPOINT_NAMES) else None
+    return build_landmarker(config) if landmarks_beyond_detector(recipe) else None
 
 
 def build_cropper(config: Config, recipe: CropRecipe, size: tuple[int, int], *, where: str = "crop") -> Cropper:

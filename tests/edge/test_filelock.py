@@ -66,8 +66,6 @@ def test_a_lock_file_behind_a_symlink_is_refused(tmp_path):
 
 def test_two_daemons_on_one_door_the_second_refuses_in_one_line(tmp_path, model_dir, samples):
     """The real command: a second `facegate run` on the same decision log exits BUSY before touching the relay."""
-    from edge.config import load_config  # noqa: F401  (the default config must load)
-
     cfg = tmp_path / "door.yaml"
     cfg.write_text(f"gallery: {{path: {tmp_path / 'gallery.json'}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
                    "liveness: {enabled: false}\n")

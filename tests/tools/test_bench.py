@@ -10,7 +10,6 @@ import pytest
 from edge.images import read_image
 from edge.models import CropRecipe
 from edge.pipeline import build_pipeline
-from edge.types import Frame
 from tools.bench import impostors, peer, wild
 from tools.convert.__main__ import ARCFACE_112, crop_spec
 

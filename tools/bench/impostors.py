@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.cli import setup_logging
-from edge.config import RuntimeConfig, load_config
 from edge.pipeline import build_pipeline
-from tools.bench.lfw import DEFAULT_LFW, embed_all
+from tools.bench import DEFAULT_LFW, bench_config
+from tools.bench.lfw import embed_all
 from tools.lfw import read_pairs
 
 RATES = (1e-3, 1e-4, 1e-5, 1e-6)
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     setup_logging(30)
-    config = load_config(args.config)
-    config = replace(config, runtime=RuntimeConfig(backend=config.runtime.backend, threads=2))
+    config = bench_config(args.config, 2)
     pairs = read_pairs(args.lfw / "pairsDevTrain.txt") + read_pairs(args.lfw / "pairsDevTest.txt")
     paths = sorted({p for pr in pairs for p in (pr.a, pr.b)})
     pipeline = build_pipeline(config, embedder_path=args.embedder)

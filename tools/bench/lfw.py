@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.cli import setup_logging
-from edge.config import RuntimeConfig, load_config
+from edge.config import RuntimeConfig
 from edge.images import read_image
 from edge.pipeline import build_pipeline
 from edge.runtime import RUNTIMES, available_runtimes
 from edge.service import build_liveness
+from tools.bench import add_lfw_pairs_arguments, bench_config
 from tools.lfw import read_pairs
 from tools.verification import eer, kfold_accuracy, tar_at_far
 
-DEFAULT_LFW = Path(__file__).resolve().parents[3] / "shared" / "data" / "lfw"
 
 
 def centre_face(faces, frame):
@@ -92,9 +92,7 @@ def score_pairs(pairs, emb):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
-    ap.add_argument("--pairs", default="pairs.txt", help="pairs file inside --lfw (default: View 2)")
-    ap.add_argument("-c", "--config", help="facegate config (default: the shipped one)")
+    add_lfw_pairs_arguments(ap)
     ap.add_argument("--embedder", help="embedder .tflite (default: the config's)")
     ap.add_argument("--threads", type=int, default=2, help="threads for the accuracy pass")
     ap.add_argument("--latency-images", type=int, default=100, help="images per runtime x threads latency run (0: skip)")
@@ -102,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
     args = ap.parse_args(argv)
     setup_logging(30)
-    config = load_config(args.config)
-    config = replace(config, runtime=RuntimeConfig(backend=config.runtime.backend, threads=args.threads))
+    config = bench_config(args.config, args.threads)
     pairs = read_pairs(args.lfw / args.pairs)
     paths = sorted({p for pr in pairs for p in (pr.a, pr.b)})
     pipeline = build_pipeline(config, embedder_path=args.embedder)

@@ -20,13 +20,12 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from edge.cli import setup_logging
-from edge.config import RuntimeConfig, load_config
 from edge.images import read_image
 from edge.pipeline import build_pipeline
+from tools.bench import bench_config
 from tools.demo import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +61,7 @@ def facegate_ms(paths: list[Path], repeat: int) -> tuple[list[float], int, str]:
     import cv2
 
     cv2.setNumThreads(1)
-    config = load_config()
-    config = replace(config, runtime=RuntimeConfig(backend=config.runtime.backend, threads=1))
+    config = bench_config(None, 1)
     pipeline = build_pipeline(config)
     frames = [read_image(p) for p in paths]
 

@@ -22,18 +22,16 @@ import argparse
 import hashlib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.cli import setup_logging
-from edge.config import RuntimeConfig, load_config
 from edge.images import read_image
 from edge.pipeline import build_pipeline
 from edge.types import Frame
-from tools.bench.lfw import DEFAULT_LFW
+from tools.bench import add_lfw_pairs_arguments, bench_config
 from tools.lfw import read_pairs
 from tools.verification import kfold_accuracy, tar_at_far
 
@@ -95,16 +93,13 @@ def figures(pairs, emb: dict, common: set) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
-    ap.add_argument("--pairs", default="pairs.txt", help="pairs file inside --lfw (default: View 2)")
-    ap.add_argument("-c", "--config", help="facegate config (default: the shipped one)")
+    add_lfw_pairs_arguments(ap)
     ap.add_argument("--embedder", action="append", required=True, help="an embedder .tflite (repeat to compare)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     setup_logging(30)
-    config = load_config(args.config)
-    config = replace(config, runtime=RuntimeConfig(backend=config.runtime.backend, threads=args.threads))
+    config = bench_config(args.config, args.threads)
     pairs = read_pairs(args.lfw / args.pairs)
     paths = sorted({p for pr in pairs for p in (pr.a, pr.b)})
     embs = {e: embed_reframed(build_pipeline(config, embedder_path=e), paths) for e in args.embedder}
