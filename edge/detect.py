@@ -128,12 +128,16 @@ class FaceDetector:
         self.spec = spec
         expected = (1, spec.input_size, spec.input_size, 3)
         if self.model.inputs[0].shape != expected:
-            raise ModelError(f"{model_path}: detector input shape is {self.model.inputs[0].shape}, expected {expected}")
+            raise ModelError(
+                f"{model_path}: detector input shape is {self.model.inputs[0].shape}, expected {expected}"
+            )
         self.anchors = make_anchors(spec)
         n = len(self.anchors)
         shapes = sorted((o.shape for o in self.model.outputs), key=lambda s: s[-1])
         if shapes != [(1, n, 1), (1, n, 16)]:
-            raise ModelError(f"{model_path}: detector outputs are {shapes}, expected {n} anchors x (16, 1)")
+            raise ModelError(
+                f"{model_path}: detector outputs are {shapes}, expected {n} anchors x (16, 1)"
+            )
         self._box_out = [i for i, o in enumerate(self.model.outputs) if o.shape[-1] == 16][0]
         self.min_score = min_score
         self.iou_threshold = iou_threshold
@@ -167,7 +171,11 @@ class FaceDetector:
             # normalised letterbox coordinates -> frame pixels
             bx = (box.reshape(2, 2) * size - (pad_x, pad_y)) / scale
             kx = (kp * size - (pad_x, pad_y)) / scale
-            face = Face(box=tuple(float(v) for v in bx.reshape(-1)), score=score, keypoints=kx.astype(np.float32))
+            face = Face(
+                box=tuple(float(v) for v in bx.reshape(-1)),
+                score=score,
+                keypoints=kx.astype(np.float32),
+            )
             if min(face.width, face.height) >= self.min_face_px:
                 faces.append(face)
         return faces

@@ -47,15 +47,21 @@ def l2_normalize(v: np.ndarray) -> np.ndarray:
 _ROLE_NAMES = {"embedder": "face embedder", "liveness": "liveness model"}
 
 
-def open_with_card(model_path: str | Path, role: str, *, runtime: str, threads: int) -> tuple[ModelCard, Model]:
+def open_with_card(
+    model_path: str | Path, role: str, *, runtime: str, threads: int
+) -> tuple[ModelCard, Model]:
     """The card (sha256-verified) and the loaded model, refused unless its role and input match the card."""
     card = load_card(model_path)
     if card.role != role:
-        raise ModelError(f"{model_path}: a {card.role} model (by its card), not a {_ROLE_NAMES[role]}")
+        raise ModelError(
+            f"{model_path}: a {card.role} model (by its card), not a {_ROLE_NAMES[role]}"
+        )
     model = Model(model_path, runtime=runtime, threads=threads)
     h, w = card.input_size
     if model.inputs[0].shape != (1, h, w, 3):
-        raise ModelError(f"{model_path}: input shape {model.inputs[0].shape} does not match its card (1, {h}, {w}, 3)")
+        raise ModelError(
+            f"{model_path}: input shape {model.inputs[0].shape} does not match its card (1, {h}, {w}, 3)"
+        )
     return card, model
 
 
@@ -63,7 +69,9 @@ class Embedder:
     """Runs the embedder named by a model card, verified by sha256 on load."""
 
     def __init__(self, model_path: str | Path, *, runtime: str = "auto", threads: int = 1) -> None:
-        self.card, self.model = open_with_card(model_path, "embedder", runtime=runtime, threads=threads)
+        self.card, self.model = open_with_card(
+            model_path, "embedder", runtime=runtime, threads=threads
+        )
         if self.model.outputs[0].shape[-1] != self.card.embedding_size:
             raise ModelError(
                 f"{model_path}: output size {self.model.outputs[0].shape[-1]} does not match its card "
@@ -89,4 +97,8 @@ class Embedder:
             # Test-time mirroring: a face and its mirror image are the same person;
             # averaging both embeddings cancels some pose and lighting asymmetry.
             v = l2_normalize(v) + l2_normalize(self.raw(face.rgb[:, ::-1]))
-        return Embedding(vector=l2_normalize(v), model_sha256=self.sha256, preprocessing=self.preprocessing_digest)
+        return Embedding(
+            vector=l2_normalize(v),
+            model_sha256=self.sha256,
+            preprocessing=self.preprocessing_digest,
+        )

@@ -47,9 +47,13 @@ def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> 
     if not q.brightness >= p.min_brightness:
         out.append(f"too dark (brightness {q.brightness:.0f} < {p.min_brightness:.0f}): add light")
     if not q.face_px >= p.min_face_px * strict:
-        out.append(f"face too small ({q.face_px:.0f} px < {p.min_face_px * strict:.0f}): come closer")
+        out.append(
+            f"face too small ({q.face_px:.0f} px < {p.min_face_px * strict:.0f}): come closer"
+        )
     if not q.sharpness >= p.min_sharpness * strict:
-        out.append(f"blurry (sharpness {q.sharpness:.0f} < {p.min_sharpness * strict:.0f}): hold still")
+        out.append(
+            f"blurry (sharpness {q.sharpness:.0f} < {p.min_sharpness * strict:.0f}): hold still"
+        )
     if not abs(q.yaw) <= p.max_yaw_deg / strict:
         out.append(f"turned sideways (yaw {q.yaw:+.0f}°): look at the camera")
     if not abs(q.pitch) <= p.max_pitch_deg / strict:
@@ -57,12 +61,15 @@ def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> 
     if not abs(q.roll) <= p.max_roll_deg / strict:
         out.append(f"head tilted sideways (roll {q.roll:+.0f}°): hold your head level")
     if not q.landmarks >= 1.0:
-        out.append("eyes, nose and mouth not all found: face the camera, nothing covering your face")
+        out.append(
+            "eyes, nose and mouth not all found: face the camera, nothing covering your face"
+        )
     return out
 
 
-def judge(pipeline: FacePipeline, frame: Frame, policy: PolicyConfig,
-          faces: list[Face] | None = None) -> tuple[FaceResult | None, str]:
+def judge(
+    pipeline: FacePipeline, frame: Frame, policy: PolicyConfig, faces: list[Face] | None = None
+) -> tuple[FaceResult | None, str]:
     """The frame's one face, embedded, if it passes the (stricter) enrollment gates; else why not."""
     faces = pipeline.detect(frame) if faces is None else faces
     if not faces:
@@ -74,8 +81,12 @@ def judge(pipeline: FacePipeline, frame: Frame, policy: PolicyConfig,
     return (None, "; ".join(bad)) if bad else (result, "ok")
 
 
-def from_images(pipeline: FacePipeline, paths: Iterable[Path], policy: PolicyConfig,
-                report: Callable[[Attempt], None] = lambda a: None) -> list[tuple[Embedding, str]]:
+def from_images(
+    pipeline: FacePipeline,
+    paths: Iterable[Path],
+    policy: PolicyConfig,
+    report: Callable[[Attempt], None] = lambda a: None,
+) -> list[tuple[Embedding, str]]:
     """Good faces from image files; every rejected file is reported with its reason."""
     good = []
     for path in paths:
@@ -91,10 +102,18 @@ def from_images(pipeline: FacePipeline, paths: Iterable[Path], policy: PolicyCon
     return good
 
 
-def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: int, timeout_s: float = 60.0,
-                min_interval_s: float = 0.3, clock: Callable[[], float] = time.monotonic,
-                exposure: FaceExposure | None = None,
-                report: Callable[[Attempt], None] = lambda a: None) -> list[tuple[Embedding, str]]:
+def from_camera(
+    pipeline: FacePipeline,
+    camera,
+    policy: PolicyConfig,
+    *,
+    count: int,
+    timeout_s: float = 60.0,
+    min_interval_s: float = 0.3,
+    clock: Callable[[], float] = time.monotonic,
+    exposure: FaceExposure | None = None,
+    report: Callable[[Attempt], None] = lambda a: None,
+) -> list[tuple[Embedding, str]]:
     """Guided capture: keep the good frames (spaced in time), say why others are refused.
 
     With ``exposure`` the camera is metered on the face as the daemon will
@@ -108,11 +127,15 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
     try:
         while len(good) < count:
             if clock() - start > timeout_s:
-                raise NoFaceError(f"enrollment timed out after {timeout_s:.0f} s with {len(good)} of {count} good frames")
+                raise NoFaceError(
+                    f"enrollment timed out after {timeout_s:.0f} s with {len(good)} of {count} good frames"
+                )
             frame = camera.read()
             faces = pipeline.detect(frame)
             if exposure is not None:
-                exposure = meter(exposure, camera, frame.rgb, faces[0].box if len(faces) == 1 else None, clock())
+                exposure = meter(
+                    exposure, camera, frame.rgb, faces[0].box if len(faces) == 1 else None, clock()
+                )
                 if exposure is not None and exposure.settling:
                     continue
             result, why = judge(pipeline, frame, policy, faces)
@@ -125,13 +148,17 @@ def from_camera(pipeline: FacePipeline, camera, policy: PolicyConfig, *, count: 
                 continue
             last, last_reason = clock(), None
             good.append((result.embedding, getattr(camera, "name", "camera")))
-            report(Attempt(frame.source or f"frame {frame.index}", True, f"ok ({len(good)}/{count})"))
+            report(
+                Attempt(frame.source or f"frame {frame.index}", True, f"ok ({len(good)}/{count})")
+            )
     finally:
         camera.close()
     return good
 
 
-def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder) -> Gallery:
+def add_to_gallery(
+    config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder
+) -> Gallery:
     """Add templates under ``name`` and save; warn if they look like someone already enrolled.
 
     The gallery is bound to ``embedder``'s weights and preprocessing; an existing
@@ -144,11 +171,14 @@ def add_to_gallery(config: Config, name: str, good: list[tuple[Embedding, str]],
         return _add_and_save(config, name, good, embedder, path)
 
 
-def _add_and_save(config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder,
-                  path: Path) -> Gallery:
+def _add_and_save(
+    config: Config, name: str, good: list[tuple[Embedding, str]], embedder: Embedder, path: Path
+) -> Gallery:
     size = embedder.card.embedding_size
     if path.exists():
-        gallery = Gallery.load(path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing)
+        gallery = Gallery.load(
+            path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing
+        )
     else:
         gallery = Gallery.empty(embedder.sha256, size, embedder.preprocessing)
     matrix, labels = gallery.matrix() if gallery.names() else (np.zeros((0, size), np.float32), [])
@@ -158,8 +188,18 @@ def _add_and_save(config: Config, name: str, good: list[tuple[Embedding, str]], 
             cols = [i for i, l in enumerate(labels) if l == other]
             best = float(sims[:, cols].max())
             if best >= config.match.min_cosine_similarity:
-                log.warning("%s looks like %s (cosine %.3f >= %.3f): check this is not the same person twice",
-                            name, other, best, config.match.min_cosine_similarity)
-    gallery.add(name, [e for e, _ in good], [s for _, s in good], max_templates=config.gallery.max_templates_per_person)
+                log.warning(
+                    "%s looks like %s (cosine %.3f >= %.3f): check this is not the same person twice",
+                    name,
+                    other,
+                    best,
+                    config.match.min_cosine_similarity,
+                )
+    gallery.add(
+        name,
+        [e for e, _ in good],
+        [s for _, s in good],
+        max_templates=config.gallery.max_templates_per_person,
+    )
     gallery.save(path)
     return gallery

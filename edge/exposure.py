@@ -105,12 +105,19 @@ class FaceExposure:
         """The last frame was taken before a change could take effect: judge none until this is False."""
         return self._settling
 
-    def update(self, rgb: np.ndarray, box: tuple[float, float, float, float] | None, now: float) -> float | None:
+    def update(
+        self, rgb: np.ndarray, box: tuple[float, float, float, float] | None, now: float
+    ) -> float | None:
         """The compensation to send now, or None to leave the camera as it is."""
         if box is None:
             self._settling = self._wait > 0
-            if self.compensation and (self._last_face is None or now - self._last_face >= self.cfg.release_s):
-                log.debug("no face for %.1f s: exposure back to the camera's own metering", self.cfg.release_s)
+            if self.compensation and (
+                self._last_face is None or now - self._last_face >= self.cfg.release_s
+            ):
+                log.debug(
+                    "no face for %.1f s: exposure back to the camera's own metering",
+                    self.cfg.release_s,
+                )
                 return self._set(0.0)
             return None
         self._last_face = now
@@ -131,11 +138,19 @@ class FaceExposure:
         if abs(wanted - self.compensation) < 1e-6:
             if not self._at_limit:
                 self._at_limit = True
-                log.info("face exposure: at the %+.1f-stop limit, the face is still %+.1f stops off its target",
-                         wanted, error)
+                log.info(
+                    "face exposure: at the %+.1f-stop limit, the face is still %+.1f stops off its target",
+                    wanted,
+                    error,
+                )
             return None
-        log.debug("face luma %.2f (%.0f%% blown): exposure %+.2f -> %+.2f stops",
-                  m.luma, 100 * m.clipped, self.compensation, wanted)
+        log.debug(
+            "face luma %.2f (%.0f%% blown): exposure %+.2f -> %+.2f stops",
+            m.luma,
+            100 * m.clipped,
+            self.compensation,
+            wanted,
+        )
         return self._set(wanted)
 
     def _set(self, stops: float) -> float:
@@ -151,14 +166,21 @@ def for_camera(cfg: ExposureConfig, camera: Any) -> FaceExposure | None:
     if not cfg.face_metering:
         return None
     if not getattr(camera, "controls_exposure", False):
-        log.info("exposure.face_metering: %s cannot set its exposure; it keeps its own metering",
-                 getattr(camera, "name", "the camera"))
+        log.info(
+            "exposure.face_metering: %s cannot set its exposure; it keeps its own metering",
+            getattr(camera, "name", "the camera"),
+        )
         return None
     return FaceExposure(cfg)
 
 
-def meter(loop: FaceExposure, camera: Any, rgb: np.ndarray, box: tuple[float, float, float, float] | None,
-          now: float) -> FaceExposure | None:
+def meter(
+    loop: FaceExposure,
+    camera: Any,
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float] | None,
+    now: float,
+) -> FaceExposure | None:
     """One step of the loop, sent to the camera; None (metering off) once the camera refuses it.
 
     A refusal costs the exposure, never the door: the caller carries on with

@@ -28,14 +28,20 @@ class FileLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, path: str | Path, *, what: str, wait_s: float = 0.0, poll_s: float = 0.05) -> FileLock:
+    def acquire(
+        cls, path: str | Path, *, what: str, wait_s: float = 0.0, poll_s: float = 0.05
+    ) -> FileLock:
         """Take the lock on ``path`` (waiting up to ``wait_s``), or raise LockError naming ``what``."""
         path = Path(path)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            reason = "is a symbolic link; refusing it" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+            reason = (
+                "is a symbolic link; refusing it"
+                if exc.errno == errno.ELOOP
+                else (exc.strerror or str(exc))
+            )
             raise LockError(f"{path}: cannot open the lock file: {reason}") from None
         deadline = time.monotonic() + wait_s
         while True:
@@ -46,7 +52,9 @@ class FileLock:
                 if time.monotonic() >= deadline:
                     holder = _holder(fd)
                     os.close(fd)
-                    raise LockError(f"{path}: {what} is already running{holder}; refusing to run a second") from None
+                    raise LockError(
+                        f"{path}: {what} is already running{holder}; refusing to run a second"
+                    ) from None
                 time.sleep(poll_s)
             except OSError as exc:
                 os.close(fd)

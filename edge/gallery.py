@@ -117,7 +117,9 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
         raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise GalleryError(f"{path}: is a symbolic link; refusing to trust it (use the real path)") from None
+            raise GalleryError(
+                f"{path}: is a symbolic link; refusing to trust it (use the real path)"
+            ) from None
         raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
     except ValueError as exc:  # a NUL byte in the path
         raise GalleryError(f"{path!r}: cannot read gallery: {exc}") from None
@@ -126,12 +128,16 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
         if not stat.S_ISREG(st.st_mode):
             raise GalleryError(f"{path}: not a regular file")
         if st.st_mode & 0o022:
-            raise GalleryError(f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
-                               f"themselves; run chmod 600 {path}")
+            raise GalleryError(
+                f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
+                f"themselves; run chmod 600 {path}"
+            )
         open_folder = folder_writable_by(path.parent, 0o022)
         if open_folder is not None:
-            raise GalleryError(f"{path}: its directory {path.parent} is writable by others (mode "
-                               f"{open_folder:04o}): anyone could replace the gallery; run chmod 700 {path.parent}")
+            raise GalleryError(
+                f"{path}: its directory {path.parent} is writable by others (mode "
+                f"{open_folder:04o}): anyone could replace the gallery; run chmod 700 {path.parent}"
+            )
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(), st.st_mode
     except OSError as exc:
@@ -142,7 +148,9 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
 
 def gallery_writer(path: str | Path, wait_s: float = 30.0) -> FileLock:
     """Hold this while loading, changing and saving the gallery: two writers at once would lose one's change."""
-    return FileLock.acquire(lock_path_for(path), what="another command changing this gallery", wait_s=wait_s)
+    return FileLock.acquire(
+        lock_path_for(path), what="another command changing this gallery", wait_s=wait_s
+    )
 
 
 def _now_iso() -> str:
@@ -163,39 +171,62 @@ class _Person:
 class Gallery:
     """Enrolled people and their templates, all from one embedder model."""
 
-    def __init__(self, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None
+    ) -> None:
         if not isinstance(model_sha256, str) or not model_sha256:
             raise GalleryError("model_sha256: must be a non-empty string")
-        if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
-            raise GalleryError(f"embedding_size: must be a positive integer, got {embedding_size!r}")
+        if (
+            isinstance(embedding_size, bool)
+            or not isinstance(embedding_size, int)
+            or embedding_size < 1
+        ):
+            raise GalleryError(
+                f"embedding_size: must be a positive integer, got {embedding_size!r}"
+            )
         if not isinstance(preprocessing, dict) or not preprocessing:
-            raise GalleryError("preprocessing: the embedder card's preprocessing is required (ModelCard.preprocessing)")
+            raise GalleryError(
+                "preprocessing: the embedder card's preprocessing is required (ModelCard.preprocessing)"
+            )
         self._model_sha256 = model_sha256
         self._preprocessing = dict(preprocessing)
         self._digest = preprocessing_digest(self._preprocessing)
         self._size = embedding_size
         self._people: dict[str, _Person] = {}
         self._matrix: tuple[np.ndarray, list[str]] | None = None
-        self.source_sha256: str | None = None  # sha256 of the file bytes load() parsed (None: not loaded from a file)
+        self.source_sha256: str | None = (
+            None  # sha256 of the file bytes load() parsed (None: not loaded from a file)
+        )
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def empty(cls, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None) -> Gallery:
+    def empty(
+        cls, model_sha256: str, embedding_size: int, preprocessing: dict[str, Any] | None = None
+    ) -> Gallery:
         return cls(model_sha256, embedding_size, preprocessing)
 
     @classmethod
-    def load(cls, path: str | Path, *, model_sha256: str | None = None,
-             preprocessing: dict[str, Any] | None = None, embedding_size: int | None = None,
-             max_templates: int | None = None) -> Gallery:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        model_sha256: str | None = None,
+        preprocessing: dict[str, Any] | None = None,
+        embedding_size: int | None = None,
+        max_templates: int | None = None,
+    ) -> Gallery:
         """Read and check ``path``; with ``model_sha256`` (and ``preprocessing``), refuse templates
         from another model (or another crop, colour order or normalisation); with ``embedding_size``
         and ``max_templates``, refuse what the embedder and the config could never have made."""
         path = Path(path)
         data, mode = _read_trusted(path)
         if stat.S_IMODE(mode) & 0o044:
-            log.warning("%s: gallery is readable by group/others (mode %04o); run chmod 600 on it",
-                        path, stat.S_IMODE(mode))
+            log.warning(
+                "%s: gallery is readable by group/others (mode %04o); run chmod 600 on it",
+                path,
+                stat.S_IMODE(mode),
+            )
         try:
             raw = json.loads(data, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
@@ -203,23 +234,36 @@ class Gallery:
         except UnicodeDecodeError:
             raise GalleryError(f"{path}: not valid JSON (not UTF-8 text)") from None
         except _DuplicateKey as exc:
-            raise GalleryError(f"{path}: {exc.args[0]}: given twice; the second would silently replace the first") from None
+            raise GalleryError(
+                f"{path}: {exc.args[0]}: given twice; the second would silently replace the first"
+            ) from None
         except RecursionError:
             raise GalleryError(f"{path}: not valid JSON (nested too deeply)") from None
         gallery = cls._from_json(raw, path)
         gallery.source_sha256 = hashlib.sha256(data).hexdigest()
         if model_sha256 is not None and model_sha256 != gallery.model_sha256:
-            raise GalleryError(f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}")
-        if preprocessing is not None and preprocessing_digest(preprocessing) != gallery.preprocessing_digest:
-            raise GalleryError(f"{path}: {preprocessing_mismatch_message(gallery.preprocessing, preprocessing)}")
+            raise GalleryError(
+                f"{path}: {model_mismatch_message(gallery.model_sha256, model_sha256)}"
+            )
+        if (
+            preprocessing is not None
+            and preprocessing_digest(preprocessing) != gallery.preprocessing_digest
+        ):
+            raise GalleryError(
+                f"{path}: {preprocessing_mismatch_message(gallery.preprocessing, preprocessing)}"
+            )
         if embedding_size is not None and gallery.embedding_size != embedding_size:
-            raise GalleryError(f"{path}: embedding_size: {gallery.embedding_size}, but the embedder gives {embedding_size}; "
-                               f"enroll everyone again ({ENROLL_HINT})")
+            raise GalleryError(
+                f"{path}: embedding_size: {gallery.embedding_size}, but the embedder gives {embedding_size}; "
+                f"enroll everyone again ({ENROLL_HINT})"
+            )
         if max_templates is not None:
             for name in gallery.names():
                 if gallery.count(name) > max_templates:
-                    raise GalleryError(f"{path}: people.{name}.templates: {gallery.count(name)} templates, more than "
-                                       f"gallery.max_templates_per_person ({max_templates})")
+                    raise GalleryError(
+                        f"{path}: people.{name}.templates: {gallery.count(name)} templates, more than "
+                        f"gallery.max_templates_per_person ({max_templates})"
+                    )
         return gallery
 
     @classmethod
@@ -231,8 +275,11 @@ class Gallery:
             raise GalleryError(f"{path}: expected a JSON object, got {type(raw).__name__}")
         schema = raw.get("schema")
         if schema == 1 and not isinstance(schema, bool):
-            raise fail("schema", "1 records the embedder's weights but not its preprocessing (crop, colour order, "
-                                 f"normalisation); enroll everyone again ({ENROLL_HINT})")
+            raise fail(
+                "schema",
+                "1 records the embedder's weights but not its preprocessing (crop, colour order, "
+                f"normalisation); enroll everyone again ({ENROLL_HINT})",
+            )
         if schema != SCHEMA or isinstance(schema, bool):
             raise fail("schema", f"expected {SCHEMA}, got {schema!r}")
         unknown = sorted(set(raw) - _TOP_KEYS)
@@ -246,10 +293,15 @@ class Gallery:
             raise fail("embedding_size", f"expected a positive integer, got {size!r}")
         pre = raw.get("preprocessing")
         if not isinstance(pre, dict) or not pre:
-            raise fail("preprocessing", f"expected the embedder card's preprocessing (an object), got {pre!r}")
+            raise fail(
+                "preprocessing",
+                f"expected the embedder card's preprocessing (an object), got {pre!r}",
+            )
         people = raw.get("people")
         if not isinstance(people, dict):
-            raise fail("people", f"expected an object of name -> person, got {type(people).__name__}")
+            raise fail(
+                "people", f"expected an object of name -> person, got {type(people).__name__}"
+            )
         gallery = cls(sha, size, pre)
         for name, person in people.items():
             try:
@@ -265,15 +317,20 @@ class Gallery:
             templates = person.get("templates")
             if not isinstance(templates, list) or not templates:
                 raise fail(f"{where}.templates", "expected a non-empty list of templates")
-            rows = [_check_template(t, size, lambda msg, i=i: fail(f"{where}.templates[{i}]", msg))
-                    for i, t in enumerate(templates)]
+            rows = [
+                _check_template(t, size, lambda msg, i=i: fail(f"{where}.templates[{i}]", msg))
+                for i, t in enumerate(templates)
+            ]
             lists = {}
             for key in ("added", "sources"):
                 value = person.get(key)
                 if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                     raise fail(f"{where}.{key}", "expected a list of strings")
                 if len(value) != len(rows):
-                    raise fail(f"{where}.{key}", f"expected {len(rows)} entries (one per template), got {len(value)}")
+                    raise fail(
+                        f"{where}.{key}",
+                        f"expected {len(rows)} entries (one per template), got {len(value)}",
+                    )
                 lists[key] = list(value)
             gallery._people[name] = _Person(np.stack(rows), lists["added"], lists["sources"])
         return gallery
@@ -299,8 +356,14 @@ class Gallery:
         text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
         # Collapse arrays of numbers onto one line.  JSON strings never hold a raw
         # newline, so this cannot touch a name or a source.
-        return re.sub(r"\[\n\s+([-+0-9.eE,\s]+?)\n\s*\]",
-                      lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"
+        return (
+            re.sub(
+                r"\[\n\s+([-+0-9.eE,\s]+?)\n\s*\]",
+                lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
+                text,
+            )
+            + "\n"
+        )
 
     def save(self, path: str | Path) -> None:
         """Replace ``path`` atomically (0600): a crash leaves the old gallery or the new one."""
@@ -310,7 +373,12 @@ class Gallery:
             atomic_write_bytes(path, self.to_json().encode("utf-8"), mode=0o600)
         except OSError as exc:
             raise GalleryError(f"{path}: cannot save gallery: {exc.strerror or exc}") from None
-        log.info("saved gallery %s (%d people, %d templates)", path, len(self._people), self.matrix()[0].shape[0])
+        log.info(
+            "saved gallery %s (%d people, %d templates)",
+            path,
+            len(self._people),
+            self.matrix()[0].shape[0],
+        )
 
     # ------------------------------------------------------------------ editing
 
@@ -339,7 +407,9 @@ class Gallery:
         p = self._people.get(name)
         return 0 if p is None else int(p.templates.shape[0])
 
-    def add(self, name: str, embeddings: list[Embedding], sources: list[str], *, max_templates: int) -> None:
+    def add(
+        self, name: str, embeddings: list[Embedding], sources: list[str], *, max_templates: int
+    ) -> None:
         """Add templates for ``name`` (new or existing), keeping only the newest ``max_templates``.
 
         Newest wins because faces change (beard, glasses, ageing): re-enrolling
@@ -358,20 +428,31 @@ class Gallery:
                 mismatch = model_mismatch_message(self._model_sha256, e.model_sha256)
                 raise GalleryError(f"{name}: embedding {i}: {mismatch}")
             if e.preprocessing != self._digest:
-                raise GalleryError(f"{name}: embedding {i}: preprocessing: made with other preprocessing "
-                                   f"({e.preprocessing or 'none'}) than the gallery's ({self._digest or 'none'}); "
-                                   f"enroll everyone again ({ENROLL_HINT})")
+                raise GalleryError(
+                    f"{name}: embedding {i}: preprocessing: made with other preprocessing "
+                    f"({e.preprocessing or 'none'}) than the gallery's ({self._digest or 'none'}); "
+                    f"enroll everyone again ({ENROLL_HINT})"
+                )
             if not isinstance(src, str):
-                raise GalleryError(f"{name}: sources[{i}]: expected a string, got {type(src).__name__}")
+                raise GalleryError(
+                    f"{name}: sources[{i}]: expected a string, got {type(src).__name__}"
+                )
             v = np.asarray(e.vector, dtype=np.float64).ravel()
-            rows.append(_check_template(v.tolist(), self._size,
-                                        lambda msg, i=i: GalleryError(f"{name}: embedding {i}: {msg}")))
+            rows.append(
+                _check_template(
+                    v.tolist(),
+                    self._size,
+                    lambda msg, i=i: GalleryError(f"{name}: embedding {i}: {msg}"),
+                )
+            )
         now = _now_iso()
         old = self._people.get(name)
         templates = np.concatenate([old.templates, np.stack(rows)]) if old else np.stack(rows)
         added = (old.added if old else []) + [now] * len(rows)
         srcs = (old.sources if old else []) + list(sources)
-        self._people[name] = _Person(templates[-max_templates:], added[-max_templates:], srcs[-max_templates:])
+        self._people[name] = _Person(
+            templates[-max_templates:], added[-max_templates:], srcs[-max_templates:]
+        )
         self._matrix = None
 
     def remove(self, name: str) -> None:
@@ -414,7 +495,9 @@ class Gallery:
 
 def _check_template(t: Any, size: int, fail: Any) -> np.ndarray:
     """One template as a unit float32 row, or ``fail(message)`` raised."""
-    if not isinstance(t, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in t):
+    if not isinstance(t, list) or not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in t
+    ):
         raise fail("expected a list of numbers")
     if len(t) != size:
         raise fail(f"expected {size} numbers, got {len(t)}")

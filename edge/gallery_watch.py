@@ -19,8 +19,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge.errors import GalleryError
 from edge.filelock import is_held, lock_path_for
@@ -55,10 +56,19 @@ def file_sha256(path: str | Path) -> str | None:
 class GalleryWatcher:
     """The gallery the daemon matches against, reloaded when its file changes (build it with ``load``)."""
 
-    def __init__(self, path: str | Path, gallery: Gallery, identity: tuple[int, int, int, int] | None, *,
-                 model_sha256: str, preprocessing: dict[str, Any], embedding_size: int | None = None,
-                 max_templates: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 interval_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        gallery: Gallery,
+        identity: tuple[int, int, int, int] | None,
+        *,
+        model_sha256: str,
+        preprocessing: dict[str, Any],
+        embedding_size: int | None = None,
+        max_templates: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        interval_s: float = 0.25,
+    ) -> None:
         self.path = Path(path)
         self.gallery = gallery
         self._sha, self._pre = model_sha256, preprocessing
@@ -71,16 +81,38 @@ class GalleryWatcher:
         self._acknowledge(gallery.source_sha256)
 
     @classmethod
-    def load(cls, path: str | Path, *, model_sha256: str, preprocessing: dict[str, Any],
-             embedding_size: int | None = None, max_templates: int | None = None,
-             clock: Callable[[], float] = time.monotonic) -> GalleryWatcher:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        model_sha256: str,
+        preprocessing: dict[str, Any],
+        embedding_size: int | None = None,
+        max_templates: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> GalleryWatcher:
         """Load the gallery for the daemon (refusing it as Gallery.load does) and watch it from then on."""
         path = Path(path)
-        before = _identity(path)  # taken first: a change made while loading is seen at the first poll
-        gallery = Gallery.load(path, model_sha256=model_sha256, preprocessing=preprocessing,
-                               embedding_size=embedding_size, max_templates=max_templates)
-        return cls(path, gallery, before, model_sha256=model_sha256, preprocessing=preprocessing,
-                   embedding_size=embedding_size, max_templates=max_templates, clock=clock)
+        before = _identity(
+            path
+        )  # taken first: a change made while loading is seen at the first poll
+        gallery = Gallery.load(
+            path,
+            model_sha256=model_sha256,
+            preprocessing=preprocessing,
+            embedding_size=embedding_size,
+            max_templates=max_templates,
+        )
+        return cls(
+            path,
+            gallery,
+            before,
+            model_sha256=model_sha256,
+            preprocessing=preprocessing,
+            embedding_size=embedding_size,
+            max_templates=max_templates,
+            clock=clock,
+        )
 
     def poll(self, now: float | None = None) -> Gallery:
         """The gallery to match against now; reloaded if the file changed since it was read."""
@@ -93,29 +125,53 @@ class GalleryWatcher:
             return self.gallery
         self._identity = ident
         try:
-            self.gallery = Gallery.load(self.path, model_sha256=self._sha, preprocessing=self._pre, **self._checks)
-            log.info("gallery %s changed: reloaded, %d people", self.path, len(self.gallery.names()))
+            self.gallery = Gallery.load(
+                self.path, model_sha256=self._sha, preprocessing=self._pre, **self._checks
+            )
+            log.info(
+                "gallery %s changed: reloaded, %d people", self.path, len(self.gallery.names())
+            )
         except GalleryError as exc:
             self.gallery = Gallery.empty(self._sha, self.gallery.embedding_size, self._pre)
             log.error("%s; nobody is let in until the gallery is fixed", exc)
         self.reloads += 1
-        self._acknowledge(self.gallery.source_sha256)  # None for the empty stand-in: nothing was taken
+        self._acknowledge(
+            self.gallery.source_sha256
+        )  # None for the empty stand-in: nothing was taken
         return self.gallery
 
     def _acknowledge(self, digest: str | None) -> None:
-        record = {"sha256": digest, "people": len(self.gallery.names()), "pid": os.getpid(), "time": time.time()}
+        record = {
+            "sha256": digest,
+            "people": len(self.gallery.names()),
+            "pid": os.getpid(),
+            "time": time.time(),
+        }
         try:
-            atomic_write_bytes(ack_path_for(self.path), (json.dumps(record) + "\n").encode(), mode=0o600)
+            atomic_write_bytes(
+                ack_path_for(self.path), (json.dumps(record) + "\n").encode(), mode=0o600
+            )
         except OSError as exc:  # the door still works; only the CLI's confirmation is missing
-            log.warning("%s: cannot write the acknowledgement: %s", ack_path_for(self.path), exc.strerror or exc)
+            log.warning(
+                "%s: cannot write the acknowledgement: %s",
+                ack_path_for(self.path),
+                exc.strerror or exc,
+            )
 
 
-def confirm_taken(gallery: str | Path, door_log: str | Path, *, timeout_s: float = 3.0,
-                  sleep: Callable[[float], None] = time.sleep) -> str:
+def confirm_taken(
+    gallery: str | Path,
+    door_log: str | Path,
+    *,
+    timeout_s: float = 3.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """After a gallery change: one line saying whether (and when) the running daemon took it."""
     digest = file_sha256(gallery)
     if is_held(lock_path_for(door_log)) is False:
-        return "no facegate daemon is running for this door: it will use this gallery when it starts"
+        return (
+            "no facegate daemon is running for this door: it will use this gallery when it starts"
+        )
     start = time.monotonic()
     while True:
         try:
@@ -125,6 +181,8 @@ def confirm_taken(gallery: str | Path, door_log: str | Path, *, timeout_s: float
         if isinstance(ack, dict) and ack.get("sha256") == digest and digest is not None:
             return f"the running daemon (pid {ack.get('pid')}) took the change after {time.monotonic() - start:.2f} s"
         if time.monotonic() - start >= timeout_s:
-            return (f"warning: the running daemon has not taken the change within {timeout_s:g} s; "
-                    "check its journal (journalctl -u facegate)")
+            return (
+                f"warning: the running daemon has not taken the change within {timeout_s:g} s; "
+                "check its journal (journalctl -u facegate)"
+            )
         sleep(0.05)

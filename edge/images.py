@@ -41,7 +41,9 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         kind = data[12:16]
         if kind == b"VP8X":
-            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(
+                data[27:30], "little"
+            )
         if kind == b"VP8 ":
             w, h = struct.unpack("<HH", data[26:30])
             return int(w) & 0x3FFF, int(h) & 0x3FFF
@@ -77,20 +79,26 @@ def decode(data: bytes, source: str = "") -> Frame:
     where = source or "<bytes>"
     size = declared_size(data)
     if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"{where}: declares {size[0]} x {size[1]} pixels, more than {MAX_PIXELS:,}: refusing to decode it")
+        raise ImageError(
+            f"{where}: declares {size[0]} x {size[1]} pixels, more than {MAX_PIXELS:,}: refusing to decode it"
+        )
     buf = np.frombuffer(data, np.uint8)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if bgr is None or bgr.size == 0:
         raise ImageError(f"{where}: not a decodable image")
     if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:  # a format whose header was not read above
-        raise ImageError(f"{where}: {bgr.shape[1]} x {bgr.shape[0]} pixels, more than {MAX_PIXELS:,}")
+        raise ImageError(
+            f"{where}: {bgr.shape[1]} x {bgr.shape[0]} pixels, more than {MAX_PIXELS:,}"
+        )
     return Frame(rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source=source)
 
 
 def read_image(path: str | Path) -> Frame:
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # O_NONBLOCK: a FIFO cannot hang us
+        fd = os.open(
+            path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        )  # O_NONBLOCK: a FIFO cannot hang us
     except IsADirectoryError:
         raise ImageError(f"{path}: is a directory, not an image") from None
     except OSError as exc:

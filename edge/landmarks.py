@@ -54,14 +54,27 @@ class YuNetLandmarks:
 
     names = YUNET_NAMES
 
-    def __init__(self, path: str | Path, *, face_px: int = 64, region: float = 2.0, min_score: float = 0.5,
-                 source: str = "yunet") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        face_px: int = 64,
+        region: float = 2.0,
+        min_score: float = 0.5,
+        source: str = "yunet",
+    ) -> None:
         if not 16 <= face_px <= 512 or not 1.2 <= region <= 4.0:
-            raise ModelError(f"{path}: landmark pass: face_px 16-512 and region 1.2-4.0, got {face_px} and {region}")
+            raise ModelError(
+                f"{path}: landmark pass: face_px 16-512 and region 1.2-4.0, got {face_px} and {region}"
+            )
         side = int(round(face_px * region))
         try:
-            with _opencv_quiet():  # newer OpenCV warns on stderr that its new DNN engine ignores targets
-                self._net = cv2.FaceDetectorYN.create(str(path), "", (side, side), min_score, 0.3, 20)
+            with (
+                _opencv_quiet()
+            ):  # newer OpenCV warns on stderr that its new DNN engine ignores targets
+                self._net = cv2.FaceDetectorYN.create(
+                    str(path), "", (side, side), min_score, 0.3, 20
+                )
         except cv2.error as exc:
             first = (str(exc).strip().splitlines() or ["unreadable"])[-1]
             raise ModelError(f"{path}: OpenCV cannot load this landmark model: {first}") from None
@@ -76,7 +89,9 @@ class YuNetLandmarks:
         if points is None:
             self.misses += 1
             return Face(face.box, face.score, face.keypoints, None)
-        return Face(face.box, face.score, face.keypoints, Landmarks(YUNET_NAMES, points, self.source))
+        return Face(
+            face.box, face.score, face.keypoints, Landmarks(YUNET_NAMES, points, self.source)
+        )
 
     def _points(self, rgb: np.ndarray, face: Face) -> np.ndarray | None:
         x0, y0, x1, y1 = face.box
@@ -96,7 +111,9 @@ class YuNetLandmarks:
         else:
             # frame -> region: scale by k about the region's corner; out-of-frame parts are black.
             m = np.array([[k, 0.0, -(cx - half) * k], [0.0, k, -(cy - half) * k]])
-            roi = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            roi = cv2.warpAffine(
+                rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
         bgr = np.ascontiguousarray(roi[..., ::-1])
         self._net.setInputSize((side, side))
         _, found = self._net.detect(bgr)
@@ -104,7 +121,9 @@ class YuNetLandmarks:
             return None
         centre = side / 2.0
         # The face the detector saw is the one nearest the region's centre.
-        best = min(found, key=lambda r: (r[0] + r[2] / 2 - centre) ** 2 + (r[1] + r[3] / 2 - centre) ** 2)
+        best = min(
+            found, key=lambda r: (r[0] + r[2] / 2 - centre) ** 2 + (r[1] + r[3] / 2 - centre) ** 2
+        )
         bx, by = best[0] + best[2] / 2, best[1] + best[3] / 2
         if abs(bx - centre) > self.face_px / 2 or abs(by - centre) > self.face_px / 2:
             return None  # another face in the region, not this one

@@ -101,8 +101,13 @@ class LivenessVerdict:
         }
 
 
-def judge(samples: Sequence[LivenessSample | None], *, min_live_probability: float, min_frames: int,
-          planar_motion: bool = True) -> LivenessVerdict:
+def judge(
+    samples: Sequence[LivenessSample | None],
+    *,
+    min_live_probability: float,
+    min_frames: int,
+    planar_motion: bool = True,
+) -> LivenessVerdict:
     """The attempt's verdict from its frames' samples (missing samples score nothing).
 
     Live when at least ``min_frames`` frames were scored, their mean logit is
@@ -130,9 +135,13 @@ class PassiveClassifier:
     """The liveness model named by its model card: a face and its surroundings -> live logit."""
 
     def __init__(self, model_path: str | Path, *, runtime: str = "auto", threads: int = 1) -> None:
-        self.card, self.model = open_with_card(model_path, "liveness", runtime=runtime, threads=threads)
+        self.card, self.model = open_with_card(
+            model_path, "liveness", runtime=runtime, threads=threads
+        )
         if tuple(self.model.outputs[0].shape) != (1, 1):
-            raise ModelError(f"{model_path}: output shape {self.model.outputs[0].shape} is not one logit (1, 1)")
+            raise ModelError(
+                f"{model_path}: output shape {self.model.outputs[0].shape} is not one logit (1, 1)"
+            )
         self.sha256 = self.card.sha256
 
     def crop(self, frame: Frame, face: Face) -> np.ndarray:
@@ -172,7 +181,9 @@ class PlanarPair:
         )
 
 
-def planar_pair(prev: np.ndarray, cur: np.ndarray, box: tuple[float, float, float, float]) -> PlanarPair | None:
+def planar_pair(
+    prev: np.ndarray, cur: np.ndarray, box: tuple[float, float, float, float]
+) -> PlanarPair | None:
     """Track corners of the face (``box`` in ``prev``) from ``prev`` to ``cur`` (grey images).
 
     None when too few points track reliably (forward-backward checked): no evidence either way.
@@ -180,7 +191,9 @@ def planar_pair(prev: np.ndarray, cur: np.ndarray, box: tuple[float, float, floa
     x0, y0, x1, y1 = box
     w = max(x1 - x0, 1.0)
     mask = np.zeros(prev.shape, np.uint8)
-    cv2.rectangle(mask, (int(x0 + 0.1 * w), int(y0 + 0.1 * w)), (int(x1 - 0.1 * w), int(y1)), 255, -1)
+    cv2.rectangle(
+        mask, (int(x0 + 0.1 * w), int(y0 + 0.1 * w)), (int(x1 - 0.1 * w), int(y1)), 255, -1
+    )
     pts = cv2.goodFeaturesToTrack(prev, 80, 0.01, max(3.0, w / 20), mask=mask)
     if pts is None or len(pts) < _MIN_POINTS:
         return None
@@ -204,7 +217,9 @@ def planar_pair(prev: np.ndarray, cur: np.ndarray, box: tuple[float, float, floa
 class LivenessChecker:
     """Per-frame liveness samples for tracked faces; keeps each track's previous frame."""
 
-    def __init__(self, classifier: PassiveClassifier, *, planar_motion: bool = True, max_tracks: int = 8) -> None:
+    def __init__(
+        self, classifier: PassiveClassifier, *, planar_motion: bool = True, max_tracks: int = 8
+    ) -> None:
         self.classifier = classifier
         self.planar_motion = planar_motion
         self.max_tracks = max_tracks
@@ -219,7 +234,11 @@ class LivenessChecker:
         if self.planar_motion:
             grey = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
             prev = self._prev.get(track_id)
-            if prev is not None and 0 < now - prev[0] <= PLANAR_MAX_GAP_S and prev[1].shape == grey.shape:
+            if (
+                prev is not None
+                and 0 < now - prev[0] <= PLANAR_MAX_GAP_S
+                and prev[1].shape == grey.shape
+            ):
                 pair = planar_pair(prev[1], grey, prev[2])
                 if pair is not None:
                     planar, motion = pair.planar, pair.motion

@@ -88,7 +88,9 @@ class Relay:
         self._generation = 0  # bumped by every pulse/lock: stale timers do nothing
         self._closed = False
         self._disarmed = False  # set by disarm(): no pulse may energise the relay again
-        self._device = OutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+        self._device = OutputDevice(
+            pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+        )
 
     # -- state -------------------------------------------------------------------------
 
@@ -184,7 +186,9 @@ class Relay:
                 return False
             # The timer is normally a few ms behind a busy loop's poll; only a real
             # delay (a stuck timer thread) is worth a warning.
-            (log.warning if late > 0.5 else log.debug)("relay pin %d: pulse overdue by %.3f s, relocking from poll", self.pin, late)
+            (log.warning if late > 0.5 else log.debug)(
+                "relay pin %d: pulse overdue by %.3f s, relocking from poll", self.pin, late
+            )
             self.lock()
             return True
 
@@ -203,7 +207,10 @@ class Relay:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -275,7 +282,9 @@ class DoorContact:
         self._on_event = on_event
         self._clock = clock
         self._state_lock = threading.Lock()
-        self._button = Button(pin, pull_up=pull_up, bounce_time=bounce_s, hold_time=_HOLD_S, pin_factory=pin_factory)
+        self._button = Button(
+            pin, pull_up=pull_up, bounce_time=bounce_s, hold_time=_HOLD_S, pin_factory=pin_factory
+        )
         # An open door at start-up counts as opened now, so held-open still fires.
         self._opened_at: float | None = None if self._button.is_pressed else clock()
         self._held_reported = False
@@ -292,7 +301,9 @@ class DoorContact:
         now = self._clock() if now is None else now
         closed = self._button.is_pressed
         if closed and self._opened_at is not None:
-            log.warning("door contact pin %d: missed the closing edge; relocking from poll", self.pin)
+            log.warning(
+                "door contact pin %d: missed the closing edge; relocking from poll", self.pin
+            )
             self._closed_edge()
         elif not closed and self._opened_at is None:
             log.warning("door contact pin %d: missed the opening edge", self.pin)
@@ -353,7 +364,9 @@ class ExitButton:
         self.unlock_s = float(unlock_s)
         self._relay = relay
         self._on_event = on_event
-        self._button = Button(pin, pull_up=pull_up, bounce_time=bounce_s, hold_time=_HOLD_S, pin_factory=pin_factory)
+        self._button = Button(
+            pin, pull_up=pull_up, bounce_time=bounce_s, hold_time=_HOLD_S, pin_factory=pin_factory
+        )
         self._button.when_pressed = self._pressed
 
     def close(self) -> None:
@@ -380,7 +393,11 @@ class StatusIndicator:
 
     @classmethod
     def from_pins(
-        cls, led_pin: int | None = None, buzzer_pin: int | None = None, *, pin_factory: Factory | None = None
+        cls,
+        led_pin: int | None = None,
+        buzzer_pin: int | None = None,
+        *,
+        pin_factory: Factory | None = None,
     ) -> StatusIndicator:
         led = LED(led_pin, pin_factory=pin_factory) if led_pin is not None else None
         try:
@@ -460,7 +477,9 @@ class Door:
         clock: Clock = time.monotonic,
     ) -> Door:
         """Build every configured device; if one fails (say a pin clash) close the rest, relay off."""
-        relay = Relay(cfg.relay_pin, active_high=cfg.active_high, pin_factory=pin_factory, clock=clock)
+        relay = Relay(
+            cfg.relay_pin, active_high=cfg.active_high, pin_factory=pin_factory, clock=clock
+        )
         built: list[Any] = []
         try:
             contact = None
@@ -485,7 +504,9 @@ class Door:
                     pin_factory=pin_factory,
                 )
                 built.append(exit_button)
-            indicator = StatusIndicator.from_pins(cfg.led_pin, cfg.buzzer_pin, pin_factory=pin_factory)
+            indicator = StatusIndicator.from_pins(
+                cfg.led_pin, cfg.buzzer_pin, pin_factory=pin_factory
+            )
         except BaseException:
             for device in reversed(built):
                 try:
@@ -495,7 +516,12 @@ class Door:
             relay.close()
             raise
         return cls(
-            relay, unlock_s=cfg.unlock_s, contact=contact, exit_button=exit_button, indicator=indicator, clock=clock
+            relay,
+            unlock_s=cfg.unlock_s,
+            contact=contact,
+            exit_button=exit_button,
+            indicator=indicator,
+            clock=clock,
         )
 
     @property
@@ -564,6 +590,9 @@ class Door:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()

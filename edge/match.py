@@ -27,10 +27,14 @@ def match(embedding: Embedding, gallery: Gallery) -> Match:
     """
     if embedding.model_sha256 != gallery.model_sha256:
         # Cosines between vectors of two different models are meaningless: refuse.
-        raise GalleryError(f"gallery: {model_mismatch_message(gallery.model_sha256, embedding.model_sha256)}")
+        raise GalleryError(
+            f"gallery: {model_mismatch_message(gallery.model_sha256, embedding.model_sha256)}"
+        )
     if embedding.preprocessing != gallery.preprocessing_digest:
-        raise GalleryError("gallery: preprocessing: the templates were made with another crop, colour order or "
-                           "normalisation than this embedder's card; enroll everyone again")
+        raise GalleryError(
+            "gallery: preprocessing: the templates were made with another crop, colour order or "
+            "normalisation than this embedder's card; enroll everyone again"
+        )
     templates, names = gallery.matrix()
     if not names:
         return Match(best=None, best_score=-1.0)

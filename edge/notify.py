@@ -33,7 +33,9 @@ class Notifier:
     namespace (as systemd writes it); None means ``$NOTIFY_SOCKET``.
     """
 
-    def __init__(self, socket_path: str | None = None, *, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self, socket_path: str | None = None, *, env: Mapping[str, str] = os.environ
+    ) -> None:
         path = socket_path if socket_path is not None else env.get("NOTIFY_SOCKET")
         self.socket_path = path or None
         self._address: str | None = None
@@ -47,7 +49,10 @@ class Notifier:
             address = path
         else:
             # e.g. systemd >= 254's "vsock:" addresses, which a Pi daemon never gets.
-            log.warning("NOTIFY_SOCKET %r is not a unix socket address; systemd notifications disabled", path)
+            log.warning(
+                "NOTIFY_SOCKET %r is not a unix socket address; systemd notifications disabled",
+                path,
+            )
             return
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -106,7 +111,10 @@ class Notifier:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -187,7 +195,9 @@ class FrameWatchdog:
         clock: Clock = time.monotonic,
     ) -> FrameWatchdog:
         """Period from systemd's environment, stall limit from ``service.watchdog_stall_s``."""
-        return cls(notifier, period=watchdog_period(env), stall_after=cfg.watchdog_stall_s, clock=clock)
+        return cls(
+            notifier, period=watchdog_period(env), stall_after=cfg.watchdog_stall_s, clock=clock
+        )
 
     def frame_done(self, now: float | None = None) -> None:
         self._last_frame = self._clock() if now is None else now

@@ -56,13 +56,21 @@ class Cropper:
     then a stand-in (edge.align.template_points) that must not decide anything.
     """
 
-    def __init__(self, recipe: CropRecipe, size: tuple[int, int], *, landmarker: YuNetLandmarks | None = None,
-                 where: str = "embedder") -> None:
+    def __init__(
+        self,
+        recipe: CropRecipe,
+        size: tuple[int, int],
+        *,
+        landmarker: YuNetLandmarks | None = None,
+        where: str = "embedder",
+    ) -> None:
         self.recipe, self.size = recipe, size
         missing = landmarks_beyond_detector(recipe)
         if missing and (landmarker is None or set(missing) - set(landmarker.names)):
-            raise ModelError(f"{where}: crop needs landmarks {', '.join(missing)}, which the detector does not give; "
-                             "set models.landmarker: yunet")
+            raise ModelError(
+                f"{where}: crop needs landmarks {', '.join(missing)}, which the detector does not give; "
+                "set models.landmarker: yunet"
+            )
         # Run the landmark pass only when the crop needs a point the detector lacks.
         self.landmarker = landmarker if missing else None
 
@@ -76,11 +84,19 @@ class Cropper:
 
 
 class FacePipeline:
-    def __init__(self, detector: FaceDetector, embedder: Embedder, *, landmarker: YuNetLandmarks | None = None) -> None:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        embedder: Embedder,
+        *,
+        landmarker: YuNetLandmarks | None = None,
+    ) -> None:
         self.detector = detector
         self.embedder = embedder
         self.recipe = embedder.card.crop
-        self.cropper = Cropper(self.recipe, embedder.input_size, landmarker=landmarker, where=str(embedder.card.path))
+        self.cropper = Cropper(
+            self.recipe, embedder.input_size, landmarker=landmarker, where=str(embedder.card.path)
+        )
         self.times = StageTimes()
 
     def detect(self, frame: Frame) -> list[Face]:
@@ -115,15 +131,25 @@ def _crop_source(frame: Frame, face: Face) -> tuple[Frame, Face]:
     sy = frame.hires.shape[0] / frame.height
     sx = frame.hires.shape[1] / frame.width
     x0, y0, x1, y1 = face.box
-    scaled = Face(box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy), score=face.score, keypoints=face.keypoints * (sx, sy))
-    return Frame(rgb=frame.hires, source=frame.source, index=frame.index, timestamp=frame.timestamp), scaled
+    scaled = Face(
+        box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
+        score=face.score,
+        keypoints=face.keypoints * (sx, sy),
+    )
+    return Frame(
+        rgb=frame.hires, source=frame.source, index=frame.index, timestamp=frame.timestamp
+    ), scaled
 
 
 def build_detector(config: Config) -> FaceDetector:
     entry = load_manifest()[config.models.detector]
     path = config.model_dir() / entry.filename
     verify_file(path, entry.sha256)
-    spec = DetectorSpec(int(entry.spec["input_size"]), tuple(entry.spec["strides"]), int(entry.spec["anchors_per_layer"]))
+    spec = DetectorSpec(
+        int(entry.spec["input_size"]),
+        tuple(entry.spec["strides"]),
+        int(entry.spec["anchors_per_layer"]),
+    )
     return FaceDetector(
         path,
         spec,
@@ -143,15 +169,24 @@ def build_landmarker(config: Config) -> YuNetLandmarks | None:
     path = config.model_dir() / entry.filename
     verify_file(path, entry.sha256)
     spec = entry.spec
-    return YuNetLandmarks(path, face_px=int(spec.get("face_px", 64)), region=float(spec.get("region", 2.0)),
-                          min_score=float(spec.get("min_score", 0.5)), source=entry.name)
+    return YuNetLandmarks(
+        path,
+        face_px=int(spec.get("face_px", 64)),
+        region=float(spec.get("region", 2.0)),
+        min_score=float(spec.get("min_score", 0.5)),
+        source=entry.name,
+    )
 
 
 def build_pipeline(config: Config, *, embedder_path: str | Path | None = None) -> FacePipeline:
     embedder = Embedder(
-        embedder_path or config.embedder_path(), runtime=config.runtime.backend, threads=config.runtime.threads
+        embedder_path or config.embedder_path(),
+        runtime=config.runtime.backend,
+        threads=config.runtime.threads,
     )
-    return FacePipeline(build_detector(config), embedder, landmarker=landmarker_for(config, embedder.card.crop))
+    return FacePipeline(
+        build_detector(config), embedder, landmarker=landmarker_for(config, embedder.card.crop)
+    )
 
 
 def landmarks_beyond_detector(recipe: CropRecipe) -> list[str]:
@@ -164,6 +199,8 @@ def landmarker_for(config: Config, recipe: CropRecipe) -> YuNetLandmarks | None:
     return build_landmarker(config) if landmarks_beyond_detector(recipe) else None
 
 
-def build_cropper(config: Config, recipe: CropRecipe, size: tuple[int, int], *, where: str = "crop") -> Cropper:
+def build_cropper(
+    config: Config, recipe: CropRecipe, size: tuple[int, int], *, where: str = "crop"
+) -> Cropper:
     """The device's crop for ``recipe`` (tools/convert and tools/liveness crop through this)."""
     return Cropper(recipe, size, landmarker=landmarker_for(config, recipe), where=where)

@@ -194,7 +194,10 @@ class Policy:
                 continue
             if obs.match is not None:
                 matched.append(obs.match)
-                if obs.match.best is not None and obs.match.best_score >= self.match.min_cosine_similarity:
+                if (
+                    obs.match.best is not None
+                    and obs.match.best_score >= self.match.min_cosine_similarity
+                ):
                     contenders.add(obs.match.best)
             person = self._vote(obs, failed)
             if person is not None:
@@ -215,7 +218,11 @@ class Policy:
         if len(s.votes) > 1 or len(s.contenders) > 1:
             return Reason.AMBIGUOUS
         top, m = s.top, self.match
-        if top is not None and top.best_score >= m.min_cosine_similarity and not top.margin >= m.min_margin:
+        if (
+            top is not None
+            and top.best_score >= m.min_cosine_similarity
+            and not top.margin >= m.min_margin
+        ):
             return Reason.AMBIGUOUS
         return Reason.UNKNOWN_FACE
 
@@ -237,7 +244,7 @@ class Policy:
         track.window.append(obs)
         s = self._summarize(track.window)
         if len(s.votes) == 1:
-            (person, n), = s.votes.items()
+            ((person, n),) = s.votes.items()
             # A frame that put somebody else above the threshold (even without the
             # margin) is doubt about who this is: no accept from this window.
             if n >= self.policy.min_matching_frames and s.contenders <= {person}:
@@ -267,9 +274,17 @@ class Policy:
         passers-by neither fill the log nor count towards a lockout.
         """
         track = self._tracks.pop(track_id, None)
-        if track is None or track.decided_at is not None or len(track.window) < self.policy.min_matching_frames:
+        if (
+            track is None
+            or track.decided_at is not None
+            or len(track.window) < self.policy.min_matching_frames
+        ):
             if track is not None and track.decided_at is None and track.window:
-                log.debug("track %d left after %d frame(s): a glimpse, not an attempt", track_id, len(track.window))
+                log.debug(
+                    "track %d left after %d frame(s): a glimpse, not an attempt",
+                    track_id,
+                    len(track.window),
+                )
             return None
         s = self._summarize(track.window)
         return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)
@@ -278,8 +293,12 @@ class Policy:
         """The window's liveness verdict; ``min_frames`` defaults to liveness.min_frames."""
         cfg = self.liveness
         assert cfg is not None
-        return judge([o.liveness for o in window], min_live_probability=cfg.min_live_probability,
-                     min_frames=cfg.min_frames if min_frames is None else min_frames, planar_motion=cfg.planar_motion)
+        return judge(
+            [o.liveness for o in window],
+            min_live_probability=cfg.min_live_probability,
+            min_frames=cfg.min_frames if min_frames is None else min_frames,
+            planar_motion=cfg.planar_motion,
+        )
 
     def locked_out_until(self, now: float) -> float | None:
         """When the current lockout ends, or None if there is none at ``now``."""
@@ -288,7 +307,13 @@ class Policy:
     # -- decisions and lockout -------------------------------------------------------------
 
     def _decide(
-        self, track_id: int, track: _Track, s: _Summary, now: float, reason: str, person: str | None,
+        self,
+        track_id: int,
+        track: _Track,
+        s: _Summary,
+        now: float,
+        reason: str,
+        person: str | None,
         verdict: LivenessVerdict | None = None,
     ) -> Decision:
         if self.liveness is not None:
@@ -296,8 +321,16 @@ class Policy:
             # A face that is not live is an attack whoever it resembles; quality and
             # gallery problems keep their own reason (they are what to fix).  A track
             # that left before min_frames is judged on the frames it had.
-            if not verdict.live and reason in (Reason.ACCEPTED, Reason.UNKNOWN_FACE, Reason.AMBIGUOUS):
-                seen = verdict if verdict.frames >= self.liveness.min_frames else self._verdict(track.window, 1)
+            if not verdict.live and reason in (
+                Reason.ACCEPTED,
+                Reason.UNKNOWN_FACE,
+                Reason.AMBIGUOUS,
+            ):
+                seen = (
+                    verdict
+                    if verdict.frames >= self.liveness.min_frames
+                    else self._verdict(track.window, 1)
+                )
                 if reason == Reason.ACCEPTED or not seen.live:
                     log.info("track %d: not live (%s)", track_id, seen.why or verdict.why)
                     reason = Reason.PRESENTATION_ATTACK
@@ -305,7 +338,13 @@ class Policy:
         if locked:
             # Not counted: the quiet period that resets the doubling starts at the
             # lockout's end anyway, and a lockout must not extend itself forever.
-            log.info("track %d: %s (would have been %s, candidate %s)", track_id, Reason.LOCKED_OUT, reason, person)
+            log.info(
+                "track %d: %s (would have been %s, candidate %s)",
+                track_id,
+                Reason.LOCKED_OUT,
+                reason,
+                person,
+            )
             reason = Reason.LOCKED_OUT
         elif reason == Reason.ACCEPTED:
             self._level = 0
@@ -332,7 +371,8 @@ class Policy:
             track_id=track_id,
             quality=_median_quality(track.window),
             liveness=verdict.as_dict(self.liveness.min_live_probability)
-            if verdict is not None and self.liveness is not None else None,
+            if verdict is not None and self.liveness is not None
+            else None,
             model_sha256=self.model_sha256,
             camera=self.camera,
             sources=tuple(o.source for o in track.window),
@@ -360,8 +400,13 @@ class Policy:
         def unix(t: float) -> float | None:
             return None if not math.isfinite(t) else round(t + off, 3)
 
-        return {"schema": 1, "level": self._level, "last_denial": unix(self._last_denial),
-                "locked_until": unix(self._locked_until), "denials": [unix(t) for t in self._denials]}
+        return {
+            "schema": 1,
+            "level": self._level,
+            "last_denial": unix(self._last_denial),
+            "locked_until": unix(self._locked_until),
+            "denials": [unix(t) for t in self._denials],
+        }
 
     def restore_lockout(self, state: Any, now: float, wall: float) -> None:
         """Take back a saved lockout_state; ValueError naming the field if it is not one."""
@@ -374,7 +419,11 @@ class Policy:
         def mono(key: str, value: Any) -> float:
             if value is None:
                 return -math.inf
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{key}: expected Unix seconds or null, got {value!r}")
             return float(value) - wall + now
 

@@ -122,7 +122,9 @@ class Model:
                 self._interp.allocate_tensors()
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: not a loadable TFLite model ({self.runtime}): {first}") from None
+            raise ModelError(
+                f"{self.path}: not a loadable TFLite model ({self.runtime}): {first}"
+            ) from None
         finally:
             for line in printed:
                 log.debug("%s: %s", self.runtime, line)
@@ -135,7 +137,13 @@ class Model:
     @staticmethod
     def _spec(d: dict[str, Any]) -> TensorSpec:
         scale, zero = d.get("quantization", (0.0, 0))
-        return TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zero))
+        return TensorSpec(
+            d["name"],
+            tuple(int(s) for s in d["shape"]),
+            np.dtype(d["dtype"]),
+            float(scale),
+            int(zero),
+        )
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run on float inputs; quantised inputs and outputs are (de)quantised here."""

@@ -95,17 +95,27 @@ class Service:
         self.exposure: FaceExposure | None = for_camera(config.exposure, camera)
         self.tracker = Tracker(timeout_s=config.policy.track_timeout_s)
         self.policy = Policy(
-            config.policy, config.match, liveness=config.liveness, model_sha256=pipeline.embedder.sha256,
+            config.policy,
+            config.match,
+            liveness=config.liveness,
+            model_sha256=pipeline.embedder.sha256,
             camera=getattr(camera, "name", ""),
         )
         self.watchdog = FrameWatchdog(
-            self.notifier, period=watchdog_period(), stall_after=config.service.watchdog_stall_s, clock=clock
+            self.notifier,
+            period=watchdog_period(),
+            stall_after=config.service.watchdog_stall_s,
+            clock=clock,
         )
         self.stats = Stats()
         self._stop = threading.Event()
-        self.instance: FileLock | None = None  # the door's instance lock (build_service), released when run() ends
+        self.instance: FileLock | None = (
+            None  # the door's instance lock (build_service), released when run() ends
+        )
         self._saved_lockout: dict[str, Any] | None = None
-        self.gallery_watcher: GalleryWatcher | None = None  # reloads the gallery when its file changes
+        self.gallery_watcher: GalleryWatcher | None = (
+            None  # reloads the gallery when its file changes
+        )
         self._ready = False
         self._last_prune = -float("inf")
 
@@ -161,10 +171,18 @@ class Service:
                     self.door.lock()
                     self.stats.errors += 1
                     errors_in_row += 1
-                    log.error("frame %s: pipeline error, door stays locked: %s: %s",
-                              frame.source or frame.index, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    log.error(
+                        "frame %s: pipeline error, door stays locked: %s: %s",
+                        frame.source or frame.index,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
                     if errors_in_row >= MAX_CONSECUTIVE_ERRORS:
-                        log.critical("%d pipeline errors in a row; exiting so systemd restarts facegate", errors_in_row)
+                        log.critical(
+                            "%d pipeline errors in a row; exiting so systemd restarts facegate",
+                            errors_in_row,
+                        )
                         code = ExitCode.FAILURE
                         break
                     continue
@@ -199,7 +217,11 @@ class Service:
                         self.instance.release()
             log.info(
                 "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
-                self.stats.frames, self.stats.decisions, self.stats.unlocks, self.stats.corrupt_frames, self.stats.errors,
+                self.stats.frames,
+                self.stats.decisions,
+                self.stats.unlocks,
+                self.stats.corrupt_frames,
+                self.stats.errors,
             )
             self._log_stage_times()
         return code
@@ -210,10 +232,14 @@ class Service:
         if state == self._saved_lockout:
             return
         try:
-            atomic_write_bytes(lockout_path(self.config), (json.dumps(state) + "\n").encode(), mode=0o600)
+            atomic_write_bytes(
+                lockout_path(self.config), (json.dumps(state) + "\n").encode(), mode=0o600
+            )
             self._saved_lockout = state
         except OSError as exc:  # the door keeps its lockout in memory; only a restart would lose it
-            log.warning("%s: cannot save the lockout: %s", lockout_path(self.config), exc.strerror or exc)
+            log.warning(
+                "%s: cannot save the lockout: %s", lockout_path(self.config), exc.strerror or exc
+            )
 
     def restore_lockout(self) -> None:
         """Take back the lockout a previous run saved (a bad file is reported and ignored)."""
@@ -233,7 +259,11 @@ class Service:
         self._saved_lockout = self.policy.lockout_state(self.clock(), self.wall())
         until = self.policy.locked_out_until(self.clock())
         if until is not None:
-            log.warning("restored a lockout from %s: nobody is let in for %.0f s more", path, until - self.clock())
+            log.warning(
+                "restored a lockout from %s: nobody is let in for %.0f s more",
+                path,
+                until - self.clock(),
+            )
 
     def stage_ms(self) -> dict[str, float]:
         """Mean ms per call of each stage (detect per frame, the rest per judged face); NaN if never run."""
@@ -242,16 +272,25 @@ class Service:
         def per(total: float, n: int) -> float:
             return 1e3 * total / n if n else float("nan")
 
-        return {"detect": per(t.detect, self.stats.frames), "align": per(t.align, t.calls),
-                "embed": per(t.embed, t.calls),
-                "liveness": per(live.seconds, live.calls) if live is not None else float("nan")}
+        return {
+            "detect": per(t.detect, self.stats.frames),
+            "align": per(t.align, t.calls),
+            "embed": per(t.embed, t.calls),
+            "liveness": per(live.seconds, live.calls) if live is not None else float("nan"),
+        }
 
     def _log_stage_times(self) -> None:
         """What a frame costs, for benchmarks and sizing a Pi."""
         if self.stats.frames:
             ms = self.stage_ms()
-            log.info("stage times: detect %.1f ms per frame; per judged face: align+quality %.1f ms, embed %.1f ms, "
-                     "liveness %.1f ms", ms["detect"], ms["align"], ms["embed"], ms["liveness"])
+            log.info(
+                "stage times: detect %.1f ms per frame; per judged face: align+quality %.1f ms, embed %.1f ms, "
+                "liveness %.1f ms",
+                ms["detect"],
+                ms["align"],
+                ms["embed"],
+                ms["liveness"],
+            )
 
     def step(self, frame: Frame) -> list[Decision]:
         """One frame through detect -> track -> gate -> embed -> match -> policy."""
@@ -264,19 +303,27 @@ class Service:
         faces = self.pipeline.detect(frame)[:1]
         self.stats.faces += len(faces)
         if self.exposure is not None:
-            self.exposure = meter(self.exposure, self.camera, frame.rgb, faces[0].box if faces else None, now)
+            self.exposure = meter(
+                self.exposure, self.camera, frame.rgb, faces[0].box if faces else None, now
+            )
         settling = self.exposure is not None and self.exposure.settling
         for face, tid in zip(faces, self.tracker.update(faces, now)):
             if self.policy.settled(tid, now):
                 continue  # decided and not due to retry: skip the embedder
-            if settling:  # the exposure is changing: judge the face on frames taken after it settles
+            if (
+                settling
+            ):  # the exposure is changing: judge the face on frames taken after it settles
                 self.stats.settling_frames += 1
                 continue
-            live = self.liveness.sample(tid, frame, face, now) if self.liveness is not None else None
+            live = (
+                self.liveness.sample(tid, frame, face, now) if self.liveness is not None else None
+            )
             result = self.pipeline.process(frame, face)
             failed = self.policy.gate(result.quality)
             m = None if failed else match(result.embedding, self.gallery)
-            d = self.policy.observe(Observation(tid, now, m, result.quality, frame.source, live), now)
+            d = self.policy.observe(
+                Observation(tid, now, m, result.quality, frame.source, live), now
+            )
             if d is not None:
                 self.act(d, result.aligned.rgb)
                 out.append(d)
@@ -321,13 +368,18 @@ class Service:
             self._prune_snapshots()
         # The policy runs on the monotonic clock; the log wants wall-clock time.
         d = dataclasses.replace(d, time=self.wall())
-        record = decision_record(d, snapshot=snapshot,
-                                 exposure_stops=None if self.exposure is None else self.exposure.compensation)
+        record = decision_record(
+            d,
+            snapshot=snapshot,
+            exposure_stops=None if self.exposure is None else self.exposure.compensation,
+        )
         try:
             self.decisions.append(record)
         except DecisionLogError:
             self.door.lock()
-            log.error("decision %s could not be logged: not acting on it, door stays locked", d.event_id)
+            log.error(
+                "decision %s could not be logged: not acting on it, door stays locked", d.event_id
+            )
             raise
         self.stats.decisions += 1
         self._save_lockout()
@@ -336,9 +388,17 @@ class Service:
             self.stats.unlocks += 1
         else:
             self.door.deny()
-        log.info("decision %s: %s %s (%s) best=%s %.3f frames %d/%d",
-                 d.event_id, "UNLOCK" if d.unlock else "deny", d.person or "-", d.reason, d.best, d.best_score,
-                 d.frames_matched, d.frames_used)
+        log.info(
+            "decision %s: %s %s (%s) best=%s %.3f frames %d/%d",
+            d.event_id,
+            "UNLOCK" if d.unlock else "deny",
+            d.person or "-",
+            d.reason,
+            d.best,
+            d.best_score,
+            d.frames_matched,
+            d.frames_used,
+        )
         if self.on_decision is not None:
             self.on_decision(d, record)
 
@@ -355,28 +415,44 @@ def build_liveness(config: Config) -> LivenessChecker | None:
     if not config.liveness.enabled:
         log.warning("liveness is off: a photo of an enrolled person may open the door")
         return None
-    classifier = PassiveClassifier(config.liveness_model_path(), runtime=config.runtime.backend, threads=config.runtime.threads)
+    classifier = PassiveClassifier(
+        config.liveness_model_path(), runtime=config.runtime.backend, threads=config.runtime.threads
+    )
     return LivenessChecker(classifier, planar_motion=config.liveness.planar_motion)
 
 
-def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | None = None,
-                  on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
-                  notifier: Notifier | None = None, clock: Callable[[], float] = time.monotonic) -> Service:
+def build_service(
+    config: Config,
+    *,
+    pin_factory: Any = None,
+    camera: Camera | None = None,
+    on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
+    notifier: Notifier | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Service:
     """Build every part from the config; any bad part is a FacegateError before the door is touched."""
     from edge.lock import Door
 
     pipeline = build_pipeline(config)
     liveness = build_liveness(config)
-    watcher = GalleryWatcher.load(config.gallery.path, model_sha256=pipeline.embedder.sha256,
-                                  preprocessing=pipeline.embedder.preprocessing,
-                                  embedding_size=pipeline.embedder.card.embedding_size,
-                                  max_templates=config.gallery.max_templates_per_person, clock=clock)
+    watcher = GalleryWatcher.load(
+        config.gallery.path,
+        model_sha256=pipeline.embedder.sha256,
+        preprocessing=pipeline.embedder.preprocessing,
+        embedding_size=pipeline.embedder.card.embedding_size,
+        max_templates=config.gallery.max_templates_per_person,
+        clock=clock,
+    )
     cam = camera or build_camera(config.camera)
     # One daemon per door: a second one would append to a log the first rotated away.
-    instance = FileLock.acquire(lock_path_for(config.log.decisions), what="a facegate daemon for this door")
+    instance = FileLock.acquire(
+        lock_path_for(config.log.decisions), what="a facegate daemon for this door"
+    )
     try:
         decisions = DecisionLog(
-            Path(config.log.decisions), max_bytes=int(config.log.max_mb * 1024 * 1024), backups=config.log.backups
+            Path(config.log.decisions),
+            max_bytes=int(config.log.max_mb * 1024 * 1024),
+            backups=config.log.backups,
         )
         decisions.open()  # before READY: an unwritable log (or one behind a symlink) is found now, not at the first decision
     except BaseException:
@@ -384,7 +460,11 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
         raise
     snapshots = None
     if config.log.snapshots_dir:
-        snapshots = SnapshotStore(config.log.snapshots_dir, max_days=config.log.snapshot_days, max_mb=config.log.snapshot_max_mb)
+        snapshots = SnapshotStore(
+            config.log.snapshots_dir,
+            max_days=config.log.snapshot_days,
+            max_mb=config.log.snapshot_max_mb,
+        )
     # The door keeps real time even on a virtual-time replay: its pulse is real.
     try:
         door = Door.from_config(config.lock, pin_factory=pin_factory)
@@ -392,10 +472,22 @@ def build_service(config: Config, *, pin_factory: Any = None, camera: Camera | N
         decisions.close()
         instance.release()
         raise
-    service = Service(config, camera=cam, pipeline=pipeline, gallery=watcher.gallery, door=door, decisions=decisions,
-                      snapshots=snapshots, notifier=notifier, on_decision=on_decision, clock=clock,
-                      liveness=liveness)
+    service = Service(
+        config,
+        camera=cam,
+        pipeline=pipeline,
+        gallery=watcher.gallery,
+        door=door,
+        decisions=decisions,
+        snapshots=snapshots,
+        notifier=notifier,
+        on_decision=on_decision,
+        clock=clock,
+        liveness=liveness,
+    )
     service.instance = instance
-    service.gallery_watcher = watcher  # a revocation or enrollment reaches the running door within a second
+    service.gallery_watcher = (
+        watcher  # a revocation or enrollment reaches the running door within a second
+    )
     service.restore_lockout()  # a restart or power cut does not clear an attacker's lockout
     return service

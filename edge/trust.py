@@ -37,8 +37,12 @@ def refuse_world_writable(path: str | Path, what: str, error: type[FacegateError
     except OSError:
         return  # missing or unreadable: the reader says so in its own words
     if st.st_mode & stat.S_IWOTH:
-        raise error(f"{path}: any user can write this {what} (mode {stat.S_IMODE(st.st_mode):04o}); "
-                    f"run chmod o-w {path}")
+        raise error(
+            f"{path}: any user can write this {what} (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run chmod o-w {path}"
+        )
     if open_folder is not None:
-        raise error(f"{path}: any user can replace this {what}: its folder {path.parent} is world-writable "
-                    f"(mode {open_folder:04o}); run chmod o-w {path.parent}")
+        raise error(
+            f"{path}: any user can replace this {what}: its folder {path.parent} is world-writable "
+            f"(mode {open_folder:04o}); run chmod o-w {path.parent}"
+        )

@@ -10,12 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def convert(*args: str, model_dir: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def convert(
+    *args: str, model_dir: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``python -m tools.convert ARGS`` from the repository root."""
     full = {**os.environ, **(env or {})}
     if model_dir is not None:
         full["FACEGATE_MODEL_DIR"] = str(model_dir)
-    return subprocess.run([sys.executable, "-m", "tools.convert", *args], capture_output=True, text=True, cwd=ROOT, env=full)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.convert", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full,
+    )
 
 
 def error_line(proc: subprocess.CompletedProcess, prog: str = "tools/convert") -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from dataclasses import replace
 
 from edge.config import Config, RuntimeConfig, load_config
 from edge.models import FETCHED_ROLES, default_cache_dir, load_manifest
@@ -34,10 +33,16 @@ def lfw_samples() -> dict[str, Path]:
 def model_dir() -> Path:
     """The model cache filled by `make models`; its absence is an install error, not a skip."""
     d = default_cache_dir()
-    missing = [e.filename for e in load_manifest().values() if e.role in FETCHED_ROLES and not (d / e.filename).is_file()]
+    missing = [
+        e.filename
+        for e in load_manifest().values()
+        if e.role in FETCHED_ROLES and not (d / e.filename).is_file()
+    ]
     missing += [name for name in EMBEDDERS if not (d / name).is_file()]
     if missing:
-        pytest.fail(f"models missing from {d}: {', '.join(missing)}; run `make models` first", pytrace=False)
+        pytest.fail(
+            f"models missing from {d}: {', '.join(missing)}; run `make models` first", pytrace=False
+        )
     return d
 
 

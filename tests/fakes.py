@@ -110,7 +110,9 @@ class FakePicamera2:
         self.fail_after = fail_after
         self.lores_stride = lores_stride
         self.camera_controls: dict[str, tuple[Any, Any, Any]] = {
-            "FrameRate": (1.0, 120.0, 30.0), "ExposureTime": (75, 11766829, None)}
+            "FrameRate": (1.0, 120.0, 30.0),
+            "ExposureTime": (75, 11766829, None),
+        }
         if exposure_value:
             self.camera_controls["ExposureValue"] = (-8.0, 8.0, 0.0)
         self.control_delay = control_delay
@@ -123,15 +125,27 @@ class FakePicamera2:
         self.frames = 0
 
     def create_preview_configuration(
-        self, main: dict | None = None, lores: dict | None = None, controls: dict | None = None, **kwargs: Any
+        self,
+        main: dict | None = None,
+        lores: dict | None = None,
+        controls: dict | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        self.calls.append(("create_preview_configuration", {"main": main, "lores": lores, "controls": controls}))
+        self.calls.append(
+            ("create_preview_configuration", {"main": main, "lores": lores, "controls": controls})
+        )
         main = {"size": (640, 480), "format": "XBGR8888", **(main or {})}
         if lores is not None:
             lores = {"format": "YUV420", **lores}
             if lores["size"][0] > main["size"][0] or lores["size"][1] > main["size"][1]:
                 raise RuntimeError("lores stream dimensions may not exceed main stream")
-        return {"use_case": "preview", "main": main, "lores": lores, "controls": dict(controls or {}), **kwargs}
+        return {
+            "use_case": "preview",
+            "main": main,
+            "lores": lores,
+            "controls": dict(controls or {}),
+            **kwargs,
+        }
 
     def configure(self, config: dict[str, Any]) -> None:
         self.calls.append(("configure", config))
@@ -147,12 +161,16 @@ class FakePicamera2:
             raise self.fail_on_start
         self.started = True
 
-    def capture_arrays(self, names: Sequence[str] = ("main",)) -> tuple[list[np.ndarray], dict[str, Any]]:
+    def capture_arrays(
+        self, names: Sequence[str] = ("main",)
+    ) -> tuple[list[np.ndarray], dict[str, Any]]:
         self.calls.append(("capture_arrays", list(names)))
         if not self.started:
             raise RuntimeError("Camera must be started before capturing")
         if self.fail_after is not None and self.frames >= self.fail_after:
-            raise RuntimeError("Camera frontend has timed out!\nPlease check that your camera sensor connector is attached.")
+            raise RuntimeError(
+                "Camera frontend has timed out!\nPlease check that your camera sensor connector is attached."
+            )
         while self._pending and self._pending[0][0] <= self.frames:
             self.exposure_value = self._pending.pop(0)[1]
         picture = expose(self.pictures[self.frames % len(self.pictures)], self.exposure_value)
@@ -186,7 +204,9 @@ class FakePicamera2:
             if not lo <= value <= hi:
                 raise RuntimeError(f"Control {name} value {value} out of range")
         if "ExposureValue" in controls:
-            self._pending.append((self.frames + self.control_delay, float(controls["ExposureValue"])))
+            self._pending.append(
+                (self.frames + self.control_delay, float(controls["ExposureValue"]))
+            )
 
     def stop(self) -> None:
         self.calls.append(("stop",))
@@ -223,7 +243,9 @@ def yuv420(rgb: np.ndarray, stride: int | None = None) -> np.ndarray:
     u = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2)
     v = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2)
     pad = lambda plane, s: np.pad(plane, ((0, 0), (0, s - plane.shape[1])), constant_values=77)  # noqa: E731
-    out = np.concatenate([pad(y, stride).ravel(), pad(u, stride // 2).ravel(), pad(v, stride // 2).ravel()])
+    out = np.concatenate(
+        [pad(y, stride).ravel(), pad(u, stride // 2).ravel(), pad(v, stride // 2).ravel()]
+    )
     return out.reshape(h * 3 // 2, stride)
 
 
@@ -236,7 +258,9 @@ class FakeCapture:
     ``capture_factory``: calling it records the source and returns itself.
     """
 
-    def __init__(self, script: Sequence[np.ndarray | BaseException | None] = (), *, opened: bool = True) -> None:
+    def __init__(
+        self, script: Sequence[np.ndarray | BaseException | None] = (), *, opened: bool = True
+    ) -> None:
         self.script = list(script)
         self.opened = opened
         self.source: int | str | None = None
@@ -251,7 +275,7 @@ class FakeCapture:
         self.released = False
         return self
 
-    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+    def isOpened(self) -> bool:
         return self.opened and not self.released
 
     def set(self, prop: int, value: float) -> bool:
@@ -281,7 +305,9 @@ def frame_value(i: int) -> int:
     return 20 + (i * 23) % 216
 
 
-def write_frames(directory: str | Path, n: int, size: tuple[int, int] = (64, 48), *, prefix: str = "frame") -> list[Path]:
+def write_frames(
+    directory: str | Path, n: int, size: tuple[int, int] = (64, 48), *, prefix: str = "frame"
+) -> list[Path]:
     """Write n small, distinct JPEGs ``{prefix}_000.jpg``... (size is width, height); return their paths.
 
     Frame i is uniform grey at frame_value(i), with a white square in a
@@ -307,6 +333,17 @@ def grey_of(rgb: np.ndarray) -> int:
 
 
 # A card's preprocessing for synthetic galleries (tests that need no model).
-PREPROCESSING = {"input_size": [112, 112], "color": "RGB", "normalization": {"kind": "fixed", "mean": 0.0, "std": 1.0},
-                 "crop": {"method": "box", "margin": 0.1, "rotate": False, "shift": 0.0, "scale": 1.0, "aspect": 1.0},
-                 "flip_average": False}
+PREPROCESSING = {
+    "input_size": [112, 112],
+    "color": "RGB",
+    "normalization": {"kind": "fixed", "mean": 0.0, "std": 1.0},
+    "crop": {
+        "method": "box",
+        "margin": 0.1,
+        "rotate": False,
+        "shift": 0.0,
+        "scale": 1.0,
+        "aspect": 1.0,
+    },
+    "flip_average": False,
+}

@@ -27,9 +27,16 @@ ENROLLED = ["0005", "0009"]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-c", "--config", default=str(DEMO_CONFIG), help="facegate config (default: tools/demo.yaml)")
+    ap.add_argument(
+        "-c",
+        "--config",
+        default=str(DEMO_CONFIG),
+        help="facegate config (default: tools/demo.yaml)",
+    )
     ap.add_argument("--nuaa", type=Path, default=SAMPLES, help="NUAA-layout folder to replay")
-    ap.add_argument("--out", type=Path, help="where to keep the gallery and decision log (default: a temp dir)")
+    ap.add_argument(
+        "--out", type=Path, help="where to keep the gallery and decision log (default: a temp dir)"
+    )
     args = ap.parse_args(argv)
     setup_logging(30)
     out = args.out or Path(tempfile.mkdtemp(prefix="facegate-demo-"))
@@ -37,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         people, attempts = nuaa.split(args.nuaa, ENROLLED)
         print(f"config {config.source}: embedder {config.models.embedder}")
-        print(f"Enrolling {', '.join(people)} from one session each, then replaying {len(attempts)} attempts "
-              f"through the daemon (threshold {config.match.min_cosine_similarity}, "
-              f"{config.policy.min_matching_frames} of {config.policy.frames} frames):")
+        print(
+            f"Enrolling {', '.join(people)} from one session each, then replaying {len(attempts)} attempts "
+            f"through the daemon (threshold {config.match.min_cosine_similarity}, "
+            f"{config.policy.min_matching_frames} of {config.policy.frames} frames):"
+        )
 
         def on_enroll(name: str, a) -> None:
             if not a.accepted:
@@ -53,30 +62,50 @@ def main(argv: list[str] | None = None) -> int:
             truth = next((labels[s] for s in d.sources if s in labels), None)
             who = truth.label if truth else "?"
             if truth is not None and truth.label != "attack":
-                best_by_kind["stranger" if truth.label == "impostor" else "genuine"].append(d.best_score)
+                best_by_kind["stranger" if truth.label == "impostor" else "genuine"].append(
+                    d.best_score
+                )
             if who == "attack":
                 who = f"printed photo of subject{truth.subject}"
             elif who == "impostor":
                 who = f"stranger (subject{truth.subject}, not enrolled)"
             verdict = "UNLOCK" if d.unlock else "deny  "
             live = d.liveness or {}
-            lv = f" live={live['live_probability']:.2f}" if live.get("live_probability") is not None else ""
-            print(f"  {verdict} {d.reason:19} person={d.person or '-':12} best={d.best_score:+.3f} "
-                  f"({d.best_score - threshold:+.3f}) frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}")
+            lv = (
+                f" live={live['live_probability']:.2f}"
+                if live.get("live_probability") is not None
+                else ""
+            )
+            print(
+                f"  {verdict} {d.reason:19} person={d.person or '-':12} best={d.best_score:+.3f} "
+                f"({d.best_score - threshold:+.3f}) frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}"
+            )
 
-        result = replay.run(config, people, attempts, out, on_decision=on_decision, on_enroll=on_enroll, snapshots=True)
+        result = replay.run(
+            config,
+            people,
+            attempts,
+            out,
+            on_decision=on_decision,
+            on_enroll=on_enroll,
+            snapshots=True,
+        )
     except FacegateError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     o = replay.score(result)
     print(f"\nenrolled templates: {result.enrolled}")
-    print(f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; strangers let in: {o.impostor_accepted}/{o.impostor}; "
-          f"wrong person let in: {o.wrong_person}; photo attacks let in: {o.attack_accepted}/{o.attack} "
-          f"(liveness {'on' if config.liveness.enabled else 'OFF'})")
+    print(
+        f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; strangers let in: {o.impostor_accepted}/{o.impostor}; "
+        f"wrong person let in: {o.wrong_person}; photo attacks let in: {o.attack_accepted}/{o.attack} "
+        f"(liveness {'on' if config.liveness.enabled else 'OFF'})"
+    )
     genuine, stranger = best_by_kind["genuine"], best_by_kind["stranger"]
     if genuine and stranger:
-        print(f"margins at threshold {threshold}: lowest genuine best {min(genuine):.3f} ({min(genuine) - threshold:+.3f}), "
-              f"highest stranger best {max(stranger):.3f} ({max(stranger) - threshold:+.3f})")
+        print(
+            f"margins at threshold {threshold}: lowest genuine best {min(genuine):.3f} ({min(genuine) - threshold:+.3f}), "
+            f"highest stranger best {max(stranger):.3f} ({max(stranger) - threshold:+.3f})"
+        )
     print(f"relay energised {result.relay_on_events} time(s) on the mock pin; it is off now.")
     print(f"decision log: {result.log_path}")
     print(f"snapshots:    {out / 'snapshots'}")

@@ -46,7 +46,9 @@ def read_pairs(pairs_file: str | Path, image_root: str | Path | None = None) -> 
     elif len(header) == 2:
         folds, per_class = int(header[0]), int(header[1])
     else:
-        raise PairsError(f"{pairs_file}: line 1: expected 'folds pairs' or 'pairs', got {' '.join(header)!r}")
+        raise PairsError(
+            f"{pairs_file}: line 1: expected 'folds pairs' or 'pairs', got {' '.join(header)!r}"
+        )
     body = lines[1:]
     if len(body) != folds * per_class * 2:
         raise PairsError(f"{pairs_file}: expected {folds * per_class * 2} pairs, found {len(body)}")
@@ -54,9 +56,15 @@ def read_pairs(pairs_file: str | Path, image_root: str | Path | None = None) -> 
     for i, row in enumerate(body):
         fold = i // (2 * per_class)
         if len(row) == 3:
-            out.append(Pair(image_path(root, row[0], row[1]), image_path(root, row[0], row[2]), True, fold))
+            out.append(
+                Pair(image_path(root, row[0], row[1]), image_path(root, row[0], row[2]), True, fold)
+            )
         elif len(row) == 4:
-            out.append(Pair(image_path(root, row[0], row[1]), image_path(root, row[2], row[3]), False, fold))
+            out.append(
+                Pair(
+                    image_path(root, row[0], row[1]), image_path(root, row[2], row[3]), False, fold
+                )
+            )
         else:
             raise PairsError(f"{pairs_file}: line {i + 2}: expected 3 or 4 fields, got {len(row)}")
     return out

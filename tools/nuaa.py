@@ -18,7 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-LIVE_BY_FOLDER = {"ClientRaw": True, "ImposterRaw": False}  # live webcam frames, printed-photo attacks
+LIVE_BY_FOLDER = {
+    "ClientRaw": True,
+    "ImposterRaw": False,
+}  # live webcam frames, printed-photo attacks
 NAME = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.jpe?g$", re.IGNORECASE)
 
 
@@ -63,11 +66,20 @@ def clips(root: Path) -> list[Clip]:
             m = NAME.match(p.name)
             if m:
                 groups[(m.group(1), m.group(4), live)].append((int(m.group(5)), p))
-    return [Clip(s, sess, live, tuple(p for _, p in sorted(v))) for (s, sess, live), v in sorted(groups.items())]
+    return [
+        Clip(s, sess, live, tuple(p for _, p in sorted(v)))
+        for (s, sess, live), v in sorted(groups.items())
+    ]
 
 
-def split(root: Path, enrolled: list[str], *, enroll_frames: int = 10, attempt_frames: int = 10,
-          attack_attempts_per_clip: int = 3) -> tuple[dict[str, list[Path]], list[Attempt]]:
+def split(
+    root: Path,
+    enrolled: list[str],
+    *,
+    enroll_frames: int = 10,
+    attempt_frames: int = 10,
+    attack_attempts_per_clip: int = 3,
+) -> tuple[dict[str, list[Path]], list[Attempt]]:
     """Enrollment images (first live session of each enrolled subject, or the first
     frames of its only session) and labelled attempts (everything else)."""
     all_clips = clips(root)
@@ -95,8 +107,16 @@ def split(root: Path, enrolled: list[str], *, enroll_frames: int = 10, attempt_f
                 attempts.append(Attempt(label, subject, tuple(frames[i : i + attempt_frames])))
         if subject in enrolled:
             for c in photos:
-                for i in range(0, min(len(c.frames), attack_attempts_per_clip * attempt_frames) - attempt_frames + 1, attempt_frames):
-                    attempts.append(Attempt("attack", subject, tuple(c.frames[i : i + attempt_frames])))
+                for i in range(
+                    0,
+                    min(len(c.frames), attack_attempts_per_clip * attempt_frames)
+                    - attempt_frames
+                    + 1,
+                    attempt_frames,
+                ):
+                    attempts.append(
+                        Attempt("attack", subject, tuple(c.frames[i : i + attempt_frames]))
+                    )
     return enroll, attempts
 
 

@@ -55,8 +55,11 @@ def replay_config(config: Config, workdir: Path, *, snapshots: bool = False) -> 
     return replace(
         config,
         gallery=replace(config.gallery, path=str(workdir / "gallery.json")),
-        log=replace(config.log, decisions=str(workdir / "decisions.jsonl"),
-                    snapshots_dir=str(workdir / "snapshots") if snapshots else None),
+        log=replace(
+            config.log,
+            decisions=str(workdir / "decisions.jsonl"),
+            snapshots_dir=str(workdir / "snapshots") if snapshots else None,
+        ),
         camera=replace(config.camera, backend="replay", device=str(workdir)),
         # The relay pulse runs in real time while the replay runs faster: keep it short
         # so that each unlock shows as its own pulse on the mock pin.
@@ -64,8 +67,11 @@ def replay_config(config: Config, workdir: Path, *, snapshots: bool = False) -> 
     )
 
 
-def enroll_all(config: Config, people: dict[str, list[Path]],
-               report: Callable[[str, EnrollAttempt], None] = lambda n, a: None) -> dict[str, int]:
+def enroll_all(
+    config: Config,
+    people: dict[str, list[Path]],
+    report: Callable[[str, EnrollAttempt], None] = lambda n, a: None,
+) -> dict[str, int]:
     pipeline = build_pipeline(config)
     counts = {}
     for name, images in people.items():
@@ -75,9 +81,17 @@ def enroll_all(config: Config, people: dict[str, list[Path]],
     return counts
 
 
-def run(config: Config, people: dict[str, list[Path]], attempts: list[Attempt], workdir: Path, *,
-        fps: float = 10.0, on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
-        on_enroll: Callable[[str, EnrollAttempt], None] = lambda n, a: None, snapshots: bool = False) -> ReplayResult:
+def run(
+    config: Config,
+    people: dict[str, list[Path]],
+    attempts: list[Attempt],
+    workdir: Path,
+    *,
+    fps: float = 10.0,
+    on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
+    on_enroll: Callable[[str, EnrollAttempt], None] = lambda n, a: None,
+    snapshots: bool = False,
+) -> ReplayResult:
     from gpiozero.pins.mock import MockFactory
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +103,9 @@ def run(config: Config, people: dict[str, list[Path]], attempts: list[Attempt], 
     clock = VirtualClock()
     camera = ReplayCamera(frames, fps=fps, clock=clock, sleep=clock.sleep)
     pins = MockFactory()
-    service = build_service(config, pin_factory=pins, camera=camera, on_decision=on_decision, clock=clock)
+    service = build_service(
+        config, pin_factory=pins, camera=camera, on_decision=on_decision, clock=clock
+    )
     relay_pin = pins.pin(config.lock.relay_pin)
     service.run()
     records = list(read_records(log_files(config.log.decisions)))
@@ -103,8 +119,14 @@ def run(config: Config, people: dict[str, list[Path]], attempts: list[Attempt], 
                 break
     energised = config.lock.active_high
     on_events = sum(1 for s in relay_pin.states[1:] if bool(s.state) == energised)
-    return ReplayResult(records, [(a, per_attempt[id(a)]) for a in attempts], enrolled, service, on_events,
-                        Path(config.log.decisions))
+    return ReplayResult(
+        records,
+        [(a, per_attempt[id(a)]) for a in attempts],
+        enrolled,
+        service,
+        on_events,
+        Path(config.log.decisions),
+    )
 
 
 @dataclass

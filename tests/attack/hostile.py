@@ -31,9 +31,11 @@ from edge.errors import ExitCode
 class Case:
     name: str
     kind: str  # config, image, gallery, card, log, labels, cli
-    make: Callable[[Path, "World"], list[str]]  # writes files, returns argv after the program
+    make: Callable[[Path, World], list[str]]  # writes files, returns argv after the program
     program: str = "facegate"  # or "report"
-    ok_codes: frozenset[int] = field(default_factory=lambda: frozenset(c for c in ExitCode if c != ExitCode.FAILURE))
+    ok_codes: frozenset[int] = field(
+        default_factory=lambda: frozenset(c for c in ExitCode if c != ExitCode.FAILURE)
+    )
     timeout_s: float = 60.0
 
 
@@ -50,8 +52,10 @@ class World:
     def door(self, d: Path, extra: str = "") -> Path:
         """A config for a door in ``d``: gallery, log and state there, liveness off, mock relay."""
         cfg = d / "door.yaml"
-        cfg.write_text(f"gallery: {{path: {d / 'gallery.json'}}}\nlog: {{decisions: {d / 'decisions.jsonl'}}}\n"
-                       f"liveness: {{enabled: false}}\n{extra}")
+        cfg.write_text(
+            f"gallery: {{path: {d / 'gallery.json'}}}\nlog: {{decisions: {d / 'decisions.jsonl'}}}\n"
+            f"liveness: {{enabled: false}}\n{extra}"
+        )
         return cfg
 
     def enrolled_door(self, d: Path, extra: str = "") -> Path:
@@ -62,8 +66,12 @@ class World:
         cfg = self.door(d, extra)
         frames = [str(self.face("0005", i)) for i in range(3)]
         env = {**os.environ, "FACEGATE_MODEL_DIR": str(self.model_dir)}
-        p = subprocess.run([sys.executable, "-m", "edge", "-c", str(cfg), "enroll", "alice", *frames],
-                           capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [sys.executable, "-m", "edge", "-c", str(cfg), "enroll", "alice", *frames],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert p.returncode == 0, p.stderr
         return cfg
 
@@ -71,7 +79,9 @@ class World:
         """A replay folder of a stranger's frames (alice is 0005)."""
         r = d / "replay"
         r.mkdir(exist_ok=True)
-        for i, f in enumerate(sorted((self.samples / "nuaa" / "ClientRaw" / subject).glob("*.jpg"))):
+        for i, f in enumerate(
+            sorted((self.samples / "nuaa" / "ClientRaw" / subject).glob("*.jpg"))
+        ):
             shutil.copyfile(f, r / f"{i:04d}.jpg")
         return r
 
@@ -113,9 +123,12 @@ def _config_cases() -> Iterator[Case]:
     texts = {
         "duplicate top-level key": "match:\n  min_margin: 0.1\nmatch:\n  min_cosine_similarity: -1\n",
         "duplicate nested key": "match:\n  min_cosine_similarity: 0.6\n  min_cosine_similarity: -1\n",
-        "alias bomb": "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        "alias bomb": "a: &a [x,x,x,x,x,x,x,x,x]\n"
+        + "".join(
             f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
-            for i in range(9)) + "match: {min_margin: *j}\n",
+            for i in range(9)
+        )
+        + "match: {min_margin: *j}\n",
         "alias under a known key": "x: &x 0.9\nmatch: {min_cosine_similarity: *x}\n",
         "unknown key": "match: {min_cosine_similarty: 0.5}\n",
         "wrong type": "match: {min_cosine_similarity: high}\n",
@@ -146,6 +159,7 @@ def _config_cases() -> Iterator[Case]:
         "not YAML": "match: {min_margin: [}\n",
     }
     for name, text in texts.items():
+
         def make(d: Path, w: World, text: str = text) -> list[str]:
             (d / "bad.yaml").write_text(text)
             return ["-c", str(d / "bad.yaml"), "check-config"]
@@ -168,16 +182,35 @@ def _config_cases() -> Iterator[Case]:
     yield Case("config: not UTF-8", "config", latin1)
     yield Case("config: UTF-16", "config", utf16)
     yield Case("config: 50 MB", "config", big)
-    yield Case("config: a FIFO", "config", lambda d, w: ["-c", str(fifo(d / "c.yaml")), "check-config"], timeout_s=20)
+    yield Case(
+        "config: a FIFO",
+        "config",
+        lambda d, w: ["-c", str(fifo(d / "c.yaml")), "check-config"],
+        timeout_s=20,
+    )
     yield Case("config: a directory", "config", lambda d, w: ["-c", str(d), "check-config"])
-    yield Case("config: missing", "config", lambda d, w: ["-c", str(d / "none.yaml"), "check-config"])
-    yield Case("config: /dev/zero", "config", lambda d, w: ["-c", "/dev/zero", "check-config"], timeout_s=20)
+    yield Case(
+        "config: missing", "config", lambda d, w: ["-c", str(d / "none.yaml"), "check-config"]
+    )
+    yield Case(
+        "config: /dev/zero",
+        "config",
+        lambda d, w: ["-c", "/dev/zero", "check-config"],
+        timeout_s=20,
+    )
 
     def relay_off_typo(d: Path, w: World) -> list[str]:
-        (d / "typo.yaml").write_text("lock: {relay_pin: 22}\nmatch: {min_cosine_similarty: 0.5}\npolicy: [x]\n")
+        (d / "typo.yaml").write_text(
+            "lock: {relay_pin: 22}\nmatch: {min_cosine_similarty: 0.5}\npolicy: [x]\n"
+        )
         return ["-c", str(d / "typo.yaml"), "relay-off", "--mock-gpio"]
 
-    yield Case("relay-off: unrelated keys broken", "config", relay_off_typo, ok_codes=frozenset({ExitCode.OK}))
+    yield Case(
+        "relay-off: unrelated keys broken",
+        "config",
+        relay_off_typo,
+        ok_codes=frozenset({ExitCode.OK}),
+    )
 
     def daemon_bad_config(d: Path, w: World) -> list[str]:
         cfg = w.enrolled_door(d, "match:\n  min_margin: 0.1\n")
@@ -189,36 +222,62 @@ def _config_cases() -> Iterator[Case]:
 
 def _image_cases() -> Iterator[Case]:
     makers: dict[str, Callable[[Path, World], Path]] = {
-        "PNG declaring 100000x100000": lambda d, w: _write(d / "bomb.png", png_declaring(100_000, 100_000)),
-        "PNG declaring 30000x30000": lambda d, w: _write(d / "bomb2.png", png_declaring(30_000, 30_000)),
-        "JPEG declaring 60000x60000": lambda d, w: _write(d / "bomb.jpg", jpeg_declaring(60_000, 60_000)),
+        "PNG declaring 100000x100000": lambda d, w: _write(
+            d / "bomb.png", png_declaring(100_000, 100_000)
+        ),
+        "PNG declaring 30000x30000": lambda d, w: _write(
+            d / "bomb2.png", png_declaring(30_000, 30_000)
+        ),
+        "JPEG declaring 60000x60000": lambda d, w: _write(
+            d / "bomb.jpg", jpeg_declaring(60_000, 60_000)
+        ),
         "truncated JPEG": lambda d, w: _write(d / "torn.jpg", w.face().read_bytes()[:500]),
         "empty file": lambda d, w: _write(d / "empty.jpg", b""),
         "text file": lambda d, w: _write(d / "notes.jpg", b"hello, this is not a picture\n" * 10),
-        "random bytes": lambda d, w: _write(d / "noise.png", np.random.default_rng(0).bytes(100_000)),
+        "random bytes": lambda d, w: _write(
+            d / "noise.png", np.random.default_rng(0).bytes(100_000)
+        ),
         "a FIFO": lambda d, w: fifo(d / "pipe.jpg"),
         "a directory": lambda d, w: (d / "dir.jpg").mkdir() or d / "dir.jpg",
         "missing": lambda d, w: d / "none.jpg",
         "70 MB sparse file": lambda d, w: _sparse(d / "huge.jpg", 70 << 20),
         "1x1 image": lambda d, w: _imwrite(d / "tiny.png", np.zeros((1, 1, 3), np.uint8)),
         "grey image": lambda d, w: _imwrite(d / "grey.png", np.full((480, 640), 128, np.uint8)),
-        "16-bit PNG": lambda d, w: _imwrite(d / "deep.png", (np.random.default_rng(1).random((64, 64, 3)) * 65535).astype(np.uint16)),
+        "16-bit PNG": lambda d, w: _imwrite(
+            d / "deep.png", (np.random.default_rng(1).random((64, 64, 3)) * 65535).astype(np.uint16)
+        ),
         "RGBA PNG": lambda d, w: _imwrite(d / "alpha.png", np.zeros((64, 64, 4), np.uint8)),
-        "100x10000 strip": lambda d, w: _imwrite(d / "strip.png", np.zeros((10000, 100, 3), np.uint8)),
+        "100x10000 strip": lambda d, w: _imwrite(
+            d / "strip.png", np.zeros((10000, 100, 3), np.uint8)
+        ),
         "no face": lambda d, w: _imwrite(d / "wall.jpg", np.full((480, 640, 3), 200, np.uint8)),
         "symlink to /dev/zero": lambda d, w: _link(d / "zero.jpg", "/dev/zero"),
     }
     for name, mk in makers.items():
+
         def embed(d: Path, w: World, mk: Callable[[Path, World], Path] = mk) -> list[str]:
             return ["embed", str(mk(d, w))]
 
         def enroll(d: Path, w: World, mk: Callable[[Path, World], Path] = mk) -> list[str]:
             # The hostile file between two good ones: the good ones must still be enrolled.
-            return ["-c", str(w.door(d)), "enroll", "alice", str(w.face("0005", 0)), str(mk(d, w)),
-                    str(w.face("0005", 1))]
+            return [
+                "-c",
+                str(w.door(d)),
+                "enroll",
+                "alice",
+                str(w.face("0005", 0)),
+                str(mk(d, w)),
+                str(w.face("0005", 1)),
+            ]
 
         yield Case(f"embed: {name}", "image", embed, timeout_s=30)
-        yield Case(f"enroll: {name} among good photos", "image", enroll, ok_codes=frozenset({ExitCode.OK}), timeout_s=30)
+        yield Case(
+            f"enroll: {name} among good photos",
+            "image",
+            enroll,
+            ok_codes=frozenset({ExitCode.OK}),
+            timeout_s=30,
+        )
 
     def replay_with_bombs(d: Path, w: World) -> list[str]:
         cfg = w.enrolled_door(d)
@@ -229,7 +288,9 @@ def _image_cases() -> Iterator[Case]:
         fifo(r / "0006.jpg")
         return ["-c", str(cfg), "run", "--mock-gpio", "--replay", str(r)]
 
-    yield Case("run: a replay with bombs, torn frames and a FIFO", "image", replay_with_bombs, timeout_s=60)
+    yield Case(
+        "run: a replay with bombs, torn frames and a FIFO", "image", replay_with_bombs, timeout_s=60
+    )
 
 
 def _gallery_cases() -> Iterator[Case]:
@@ -267,16 +328,29 @@ def _gallery_cases() -> Iterator[Case]:
         "schema 99": edit(lambda d: d.update(schema=99)),
         "no preprocessing": edit(lambda d: d.pop("preprocessing")),
         "another colour order": edit(lambda d: d["preprocessing"].update(color="BGR")),
-        "another crop": edit(lambda d: d["preprocessing"]["crop"]["template"]["nose_tip"].__setitem__(1, 80.0)),
+        "another crop": edit(
+            lambda d: d["preprocessing"]["crop"]["template"]["nose_tip"].__setitem__(1, 80.0)
+        ),
         "another model": edit(lambda d: d.update(model_sha256="0" * 64)),
         "embedding_size 512": edit(lambda d: d.update(embedding_size=512)),
         "template of 1e400": edit(lambda d: first_template(d).__setitem__(0, float("inf"))),
         "template with NaN": edit(lambda d: first_template(d).__setitem__(3, float("nan"))),
-        "template not unit length": edit(lambda d: d["people"]["alice"]["templates"].__setitem__(0, [1.0] * 128)),
-        "1,000 templates": edit(lambda d: d["people"]["alice"].update(
-            templates=d["people"]["alice"]["templates"][:1] * 1000, added=["t"] * 1000, sources=["s"] * 1000)),
-        "a name with terminal escapes": edit(lambda d: d["people"].update({"\x1b[31mroot": d["people"]["alice"]})),
-        "a name with a path": edit(lambda d: d["people"].update({"../../etc": d["people"]["alice"]})),
+        "template not unit length": edit(
+            lambda d: d["people"]["alice"]["templates"].__setitem__(0, [1.0] * 128)
+        ),
+        "1,000 templates": edit(
+            lambda d: d["people"]["alice"].update(
+                templates=d["people"]["alice"]["templates"][:1] * 1000,
+                added=["t"] * 1000,
+                sources=["s"] * 1000,
+            )
+        ),
+        "a name with terminal escapes": edit(
+            lambda d: d["people"].update({"\x1b[31mroot": d["people"]["alice"]})
+        ),
+        "a name with a path": edit(
+            lambda d: d["people"].update({"../../etc": d["people"]["alice"]})
+        ),
         "unknown field": edit(lambda d: d.update(backdoor=True)),
         "people as a list": edit(lambda d: d.update(people=[])),
         "world-writable": text("{}", mode=0o666),
@@ -362,7 +436,9 @@ def _card_cases() -> Iterator[Case]:
         "unknown crop method": lambda c: c.update(crop={"method": "magic"}),
         "template of one point": lambda c: c["crop"].update(template={"nose_tip": [56, 71]}),
         "template point NaN": lambda c: tpl(c).update(nose_tip=[float("nan"), 71.0]),
-        "template points coincide": lambda c: c["crop"].update(template={"right_eye": [5, 5], "left_eye": [5, 5]}),
+        "template points coincide": lambda c: c["crop"].update(
+            template={"right_eye": [5, 5], "left_eye": [5, 5]}
+        ),
         "template landmark nobody gives": lambda c: tpl(c).update(left_earlobe=[90.0, 60.0]),
         "crop a string": lambda c: c.update(crop="box"),
         "wrong sha256": lambda c: c.update(sha256="0" * 64),
@@ -401,17 +477,43 @@ def _card_cases() -> Iterator[Case]:
 
 def _log_cases() -> Iterator[Case]:
     def record(**over: object) -> dict:
-        base = {"schema": 1, "event_id": "e1", "time": "2026-01-01T00:00:00.000Z", "unix_time": 1767225600.0,
-                "decision": "deny", "reason": "unknown_face", "person": "alice", "best": "alice", "best_score": 0.3,
-                "second": None, "second_score": -1.0, "threshold": 0.53, "min_margin": 0.1, "frames_used": 5,
-                "frames_matched": 0, "track_id": 1, "quality": {}, "liveness": None, "exposure_stops": None,
-                "model_sha256": "f" * 64, "camera": "x", "sources": [], "snapshot": None}
+        base = {
+            "schema": 1,
+            "event_id": "e1",
+            "time": "2026-01-01T00:00:00.000Z",
+            "unix_time": 1767225600.0,
+            "decision": "deny",
+            "reason": "unknown_face",
+            "person": "alice",
+            "best": "alice",
+            "best_score": 0.3,
+            "second": None,
+            "second_score": -1.0,
+            "threshold": 0.53,
+            "min_margin": 0.1,
+            "frames_used": 5,
+            "frames_matched": 0,
+            "track_id": 1,
+            "quality": {},
+            "liveness": None,
+            "exposure_stops": None,
+            "model_sha256": "f" * 64,
+            "camera": "x",
+            "sources": [],
+            "snapshot": None,
+        }
         base.update(over)
         return base
 
     def lines(*recs: object, raw: bytes = b"") -> Callable[[Path, World], list[str]]:
         def make(d: Path, w: World) -> list[str]:
-            body = b"".join((json.dumps(r).encode() if not isinstance(r, bytes) else r) + b"\n" for r in recs) + raw
+            body = (
+                b"".join(
+                    (json.dumps(r).encode() if not isinstance(r, bytes) else r) + b"\n"
+                    for r in recs
+                )
+                + raw
+            )
             (d / "decisions.jsonl").write_bytes(body)
             return [str(d / "decisions.jsonl"), "--outdir", str(d / "out"), "-q"]
 
@@ -419,16 +521,22 @@ def _log_cases() -> Iterator[Case]:
 
     good = [record(event_id=f"e{i}") for i in range(3)]
     cases: dict[str, Callable[[Path, World], list[str]]] = {
-        "best_score Infinity": lines(*good, b'{"schema": 1, "event_id": "x", "best_score": Infinity}'),
+        "best_score Infinity": lines(
+            *good, b'{"schema": 1, "event_id": "x", "best_score": Infinity}'
+        ),
         "best_score 1e308": lines(*good, record(event_id="x", best_score=1e308)),
-        "best_score 1e400": lines(*good, b'{"schema": 1, "event_id": "x", "best_score": 1e400, "decision": "deny"}'),
+        "best_score 1e400": lines(
+            *good, b'{"schema": 1, "event_id": "x", "best_score": 1e400, "decision": "deny"}'
+        ),
         "best_score a string": lines(*good, record(event_id="x", best_score="high")),
         "deep nesting": lines(*good, nested(100_000).encode()),
         "torn last line": lines(*good, raw=b'{"schema": 1, "event_i'),
         "not JSON in the middle": lines(good[0], b"garbage", good[1]),
         "schema 99": lines(*good, record(event_id="x", schema=99)),
         "duplicate event_id": lines(*good, record(event_id="e1")),
-        "terminal escapes in a name": lines(*good, record(event_id="x", person="\x1b[2J\x1b[31mpwned", best="\x1b]0;t\x07")),
+        "terminal escapes in a name": lines(
+            *good, record(event_id="x", person="\x1b[2J\x1b[31mpwned", best="\x1b]0;t\x07")
+        ),
         "not UTF-8": lines(*good, b'{"schema": 1, "event_id": "\xff\xfe"}'),
         "a JSON list per line": lines(*good, [1, 2, 3]),
         "unknown decision": lines(*good, record(event_id="x", decision="open")),
@@ -452,15 +560,29 @@ def _log_cases() -> Iterator[Case]:
 
     yield Case("report: a corrupt rotated .gz", "log", bad_gz, program="report")
     yield Case("report: a gzip of 64 MB of NULs", "log", gz_bomb, program="report")
-    yield Case("report: a directory as the log", "log", lambda d, w: [str(d), "-q"], program="report")
-    yield Case("report: a FIFO as the log", "log", lambda d, w: [str(fifo(d / "l.jsonl")), "-q"], program="report",
-               timeout_s=20)
+    yield Case(
+        "report: a directory as the log", "log", lambda d, w: [str(d), "-q"], program="report"
+    )
+    yield Case(
+        "report: a FIFO as the log",
+        "log",
+        lambda d, w: [str(fifo(d / "l.jsonl")), "-q"],
+        program="report",
+        timeout_s=20,
+    )
 
     def labels(body: bytes) -> Callable[[Path, World], list[str]]:
         def make(d: Path, w: World) -> list[str]:
             (d / "decisions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good))
             (d / "labels.csv").write_bytes(body)
-            return [str(d / "decisions.jsonl"), "--labels", str(d / "labels.csv"), "--outdir", str(d / "out"), "-q"]
+            return [
+                str(d / "decisions.jsonl"),
+                "--labels",
+                str(d / "labels.csv"),
+                "--outdir",
+                str(d / "out"),
+                "-q",
+            ]
 
         return make
 
@@ -480,35 +602,124 @@ def _log_cases() -> Iterator[Case]:
 
 def _cli_cases() -> Iterator[Case]:
     simple: dict[str, Callable[[Path, World], list[str]]] = {
-        "users remove without a name": lambda d, w: ["-c", str(w.enrolled_door(d)), "users", "remove"],
-        "users remove nobody": lambda d, w: ["-c", str(w.enrolled_door(d)), "users", "remove", "mallory"],
-        "users rename with one name": lambda d, w: ["-c", str(w.enrolled_door(d)), "users", "rename", "alice"],
-        "users rename onto an existing name": lambda d, w: ["-c", str(w.enrolled_door(d)), "users", "rename", "alice", "alice"],
-        "enroll a path as a name": lambda d, w: ["-c", str(w.door(d)), "enroll", "../../etc/passwd", str(w.face())],
-        "enroll a name with escapes": lambda d, w: ["-c", str(w.door(d)), "enroll", "\x1b[31mx", str(w.face())],
+        "users remove without a name": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "users",
+            "remove",
+        ],
+        "users remove nobody": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "users",
+            "remove",
+            "mallory",
+        ],
+        "users rename with one name": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "users",
+            "rename",
+            "alice",
+        ],
+        "users rename onto an existing name": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "users",
+            "rename",
+            "alice",
+            "alice",
+        ],
+        "enroll a path as a name": lambda d, w: [
+            "-c",
+            str(w.door(d)),
+            "enroll",
+            "../../etc/passwd",
+            str(w.face()),
+        ],
+        "enroll a name with escapes": lambda d, w: [
+            "-c",
+            str(w.door(d)),
+            "enroll",
+            "\x1b[31mx",
+            str(w.face()),
+        ],
         "enroll an empty name": lambda d, w: ["-c", str(w.door(d)), "enroll", "", str(w.face())],
-        "enroll a 10 kB name": lambda d, w: ["-c", str(w.door(d)), "enroll", "a" * 10000, str(w.face())],
+        "enroll a 10 kB name": lambda d, w: [
+            "-c",
+            str(w.door(d)),
+            "enroll",
+            "a" * 10000,
+            str(w.face()),
+        ],
         "embed --npy into a directory": lambda d, w: ["embed", str(w.face()), "--npy", str(d)],
-        "embed --npy into a missing folder": lambda d, w: ["embed", str(w.face()), "--npy", str(d / "no" / "x.npy")],
-        "compare with one image missing": lambda d, w: ["compare", str(w.face()), str(d / "none.jpg")],
+        "embed --npy into a missing folder": lambda d, w: [
+            "embed",
+            str(w.face()),
+            "--npy",
+            str(d / "no" / "x.npy"),
+        ],
+        "compare with one image missing": lambda d, w: [
+            "compare",
+            str(w.face()),
+            str(d / "none.jpg"),
+        ],
         "unknown command": lambda d, w: ["frobnicate"],
         "no command": lambda d, w: [],
-        "models fetch an unknown name": lambda d, w: ["models", "fetch", "nonesuch", "--dir", str(d)],
+        "models fetch an unknown name": lambda d, w: [
+            "models",
+            "fetch",
+            "nonesuch",
+            "--dir",
+            str(d),
+        ],
         "relay-off where there is no GPIO": lambda d, w: ["-c", str(w.door(d)), "relay-off"],
-        "run where there is no GPIO": lambda d, w: ["-c", str(w.enrolled_door(d)), "run", "--replay", str(w.replay(d))],
-        "run with no gallery": lambda d, w: ["-c", str(w.door(d)), "run", "--mock-gpio", "--replay", str(w.replay(d))],
-        "run on a missing replay": lambda d, w: ["-c", str(w.enrolled_door(d)), "run", "--mock-gpio", "--replay",
-                                                 str(d / "none")],
-        "run on an empty replay": lambda d, w: ["-c", str(w.enrolled_door(d)), "run", "--mock-gpio", "--replay",
-                                                str((d / "empty").mkdir() or d / "empty")],
+        "run where there is no GPIO": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "run",
+            "--replay",
+            str(w.replay(d)),
+        ],
+        "run with no gallery": lambda d, w: [
+            "-c",
+            str(w.door(d)),
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str(w.replay(d)),
+        ],
+        "run on a missing replay": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str(d / "none"),
+        ],
+        "run on an empty replay": lambda d, w: [
+            "-c",
+            str(w.enrolled_door(d)),
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str((d / "empty").mkdir() or d / "empty"),
+        ],
     }
     for name, make in simple.items():
-        yield Case(f"cli: {name}", "cli", make, ok_codes=frozenset(c for c in ExitCode if c != ExitCode.FAILURE))
+        yield Case(
+            f"cli: {name}",
+            "cli",
+            make,
+            ok_codes=frozenset(c for c in ExitCode if c != ExitCode.FAILURE),
+        )
 
     def log_in_a_files_place(d: Path, w: World) -> list[str]:
         cfg = w.enrolled_door(d)
         (d / "f").write_text("")
-        cfg.write_text(cfg.read_text().replace(str(d / "decisions.jsonl"), str(d / "f" / "decisions.jsonl")))
+        cfg.write_text(
+            cfg.read_text().replace(str(d / "decisions.jsonl"), str(d / "f" / "decisions.jsonl"))
+        )
         return ["-c", str(cfg), "run", "--mock-gpio", "--replay", str(w.replay(d))]
 
     yield Case("run: the decision log's folder is a file", "cli", log_in_a_files_place)
@@ -545,4 +756,11 @@ def _link(path: Path, target: str) -> Path:
 
 
 def cases() -> list[Case]:
-    return [*_config_cases(), *_image_cases(), *_gallery_cases(), *_card_cases(), *_log_cases(), *_cli_cases()]
+    return [
+        *_config_cases(),
+        *_image_cases(),
+        *_gallery_cases(),
+        *_card_cases(),
+        *_log_cases(),
+        *_cli_cases(),
+    ]

@@ -17,7 +17,10 @@ from pathlib import Path
 from hostile import Case, World, cases
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = {"facegate": [sys.executable, "-m", "edge"], "report": [sys.executable, "-m", "tools.report"]}
+PROGRAMS = {
+    "facegate": [sys.executable, "-m", "edge"],
+    "report": [sys.executable, "-m", "tools.report"],
+}
 
 
 def _unlocks(d: Path) -> int:
@@ -43,8 +46,16 @@ def attempt(case: Case, world: World) -> str | None:
             return f"could not build the case: {type(exc).__name__}: {exc}"
         env = {**os.environ, "FACEGATE_MODEL_DIR": str(world.model_dir), "PYTHONPATH": str(ROOT)}
         try:
-            p = subprocess.run([*PROGRAMS[case.program], *argv], capture_output=True, text=True, env=env, cwd=ROOT,
-                               timeout=case.timeout_s, stdin=subprocess.DEVNULL, errors="replace")
+            p = subprocess.run(
+                [*PROGRAMS[case.program], *argv],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                timeout=case.timeout_s,
+                stdin=subprocess.DEVNULL,
+                errors="replace",
+            )
         except subprocess.TimeoutExpired:
             return f"hung for more than {case.timeout_s:g} s"
         finally:
@@ -78,8 +89,10 @@ def test_every_hostile_input_is_refused_cleanly(model_dir, samples, capsys):
     for c in all_cases:
         by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
     with capsys.disabled():
-        print(f"\nattack suite: {len(all_cases)} tried, {len(broke)} broke "
-              f"({', '.join(f'{k} {v}' for k, v in by_kind.items())})")
+        print(
+            f"\nattack suite: {len(all_cases)} tried, {len(broke)} broke "
+            f"({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
+        )
         for c, why in broke:
             print(f"  BROKE {c.name}: {why}")
     assert not broke, f"{len(broke)} of {len(all_cases)} hostile inputs broke facegate"

@@ -27,7 +27,9 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "nuaa"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repeat", type=int, default=50, help="passes over the sample frames")
     args = ap.parse_args()
     cfg = load_config()
@@ -48,10 +50,14 @@ def main() -> None:
             loop.update(f.rgb, box, float(k))
     meter = (time.perf_counter() - t0) / (args.repeat * len(frames))
     sizes = sorted(int(b[2] - b[0]) for b in boxes if b is not None)
-    print(f"{len(frames)} frames {frames[0].width}x{frames[0].height}, faces {sizes[0]}-{sizes[-1]} px wide, "
-          f"{args.repeat} passes")
-    print(f"detect {1e3 * detect:.2f} ms/frame; face metering {1e6 * meter:.0f} us/frame "
-          f"({100 * meter / detect:.1f}% of detect)")
+    print(
+        f"{len(frames)} frames {frames[0].width}x{frames[0].height}, faces {sizes[0]}-{sizes[-1]} px wide, "
+        f"{args.repeat} passes"
+    )
+    print(
+        f"detect {1e3 * detect:.2f} ms/frame; face metering {1e6 * meter:.0f} us/frame "
+        f"({100 * meter / detect:.1f}% of detect)"
+    )
 
 
 if __name__ == "__main__":

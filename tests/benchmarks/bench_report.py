@@ -35,12 +35,23 @@ PARTS = 5  # 4 rotated .gz files + the live log
 T0 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 
 
-def _line(i: int, t: float, kind: int, subj: str, score: float, second_score: float, reason: str,
-          best: str, second: str) -> str:
+def _line(
+    i: int,
+    t: float,
+    kind: int,
+    subj: str,
+    score: float,
+    second_score: float,
+    reason: str,
+    best: str,
+    second: str,
+) -> str:
     unlock = reason == "accepted"
     person = best if reason in ("accepted", "unknown_face", "ambiguous") else None
     folder = "ImposterRaw" if kind == 2 else "ClientRaw"
-    sources = ",".join(f'"/data/nuaa/{folder}/{subj}/{subj}_00_00_01_{i % 500 + f}.jpg"' for f in range(5))
+    sources = ",".join(
+        f'"/data/nuaa/{folder}/{subj}/{subj}_00_00_01_{i % 500 + f}.jpg"' for f in range(5)
+    )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
     return (
         f'{{"schema":1,"event_id":"{i:016x}","time":"{stamp}","unix_time":{t:.4f},'
@@ -104,15 +115,27 @@ def child(log: Path, out: Path) -> None:
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    code = main([str(log), "--labels-from-sources", "nuaa", "--enrolled", ",".join(ENROLLED),
-                 "--outdir", str(out), "--quiet"])
+    code = main(
+        [
+            str(log),
+            "--labels-from-sources",
+            "nuaa",
+            "--enrolled",
+            ",".join(ENROLLED),
+            "--outdir",
+            str(out),
+            "--quiet",
+        ]
+    )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"code": code, "wall": wall, "baseline_kb": baseline, "peak_kb": peak}))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     ap.add_argument("--keep", type=Path, help="keep the logs and reports in this folder")
     ap.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -134,11 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, __file__, "--generate", str(n), str(d / "log")], check=True)
         log = d / "log" / "decisions.jsonl"
         size = sum(p.stat().st_size for p in (d / "log").iterdir())
-        print(f"{n:>9,} decisions: generated in {time.perf_counter() - t:.1f} s ({size / 1e6:.0f} MB on disk, "
-              f"{PARTS - 1} rotated parts gzipped)", flush=True)
+        print(
+            f"{n:>9,} decisions: generated in {time.perf_counter() - t:.1f} s ({size / 1e6:.0f} MB on disk, "
+            f"{PARTS - 1} rotated parts gzipped)",
+            flush=True,
+        )
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        proc = subprocess.run([sys.executable, __file__, "--child", str(log), str(d / "report")],
-                              capture_output=True, text=True, cwd=ROOT, env=env)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(log), str(d / "report")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
@@ -147,13 +178,18 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
         results.append((n, r))
-        print(f"{n:>9,} decisions: report in {r['wall']:.1f} s = {n / r['wall']:,.0f} records/s; "
-              f"peak RSS {r['peak_kb'] / 1024:.0f} MB (after imports {r['baseline_kb'] / 1024:.0f} MB)", flush=True)
+        print(
+            f"{n:>9,} decisions: report in {r['wall']:.1f} s = {n / r['wall']:,.0f} records/s; "
+            f"peak RSS {r['peak_kb'] / 1024:.0f} MB (after imports {r['baseline_kb'] / 1024:.0f} MB)",
+            flush=True,
+        )
     if len(results) > 1:
         (n0, a), (n1, b) = results[0], results[-1]
-        print(f"peak RSS {a['peak_kb'] / 1024:.0f} MB at {n0:,} vs {b['peak_kb'] / 1024:.0f} MB at {n1:,}: "
-              f"{(b['peak_kb'] - a['peak_kb']) / 1024:+.0f} MB for {n1 - n0:,} more decisions "
-              f"({(b['peak_kb'] - a['peak_kb']) * 1024 / max(n1 - n0, 1):.0f} bytes each)")
+        print(
+            f"peak RSS {a['peak_kb'] / 1024:.0f} MB at {n0:,} vs {b['peak_kb'] / 1024:.0f} MB at {n1:,}: "
+            f"{(b['peak_kb'] - a['peak_kb']) / 1024:+.0f} MB for {n1 - n0:,} more decisions "
+            f"({(b['peak_kb'] - a['peak_kb']) * 1024 / max(n1 - n0, 1):.0f} bytes each)"
+        )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

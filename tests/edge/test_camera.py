@@ -86,7 +86,9 @@ def test_replay_loop_starts_over_and_keeps_counting(tmp_path):
     write_frames(tmp_path, 2)
     with ReplayCamera(tmp_path, loop=True) as cam:
         frames = [cam.read() for _ in range(5)]
-    assert [Path(f.source).name for f in frames] == ["frame_000.jpg", "frame_001.jpg"] * 2 + ["frame_000.jpg"]
+    assert [Path(f.source).name for f in frames] == ["frame_000.jpg", "frame_001.jpg"] * 2 + [
+        "frame_000.jpg"
+    ]
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
 
 
@@ -197,9 +199,8 @@ def test_replay_video_converts_bgr_to_rgb(tmp_path):
 def test_replay_unreadable_video_is_a_camera_error_naming_it(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(CameraError, match="broken.mp4") as info:
-        with ReplayCamera(bad) as cam:
-            cam.read()
+    with pytest.raises(CameraError, match="broken.mp4") as info, ReplayCamera(bad) as cam:
+        cam.read()
     assert not isinstance(info.value, EndOfStream)
 
 
@@ -266,7 +267,9 @@ def test_opencv_exception_from_backend_becomes_camera_error():
 @pytest.mark.parametrize("colour", [RED, GREEN, BLUE])
 def test_picamera2_colour_order_and_sizes(colour):
     calls: list = []
-    cam = Picamera2Camera(fps=12.5, picamera2_factory=lambda: FakePicamera2(solid(colour), calls=calls))
+    cam = Picamera2Camera(
+        fps=12.5, picamera2_factory=lambda: FakePicamera2(solid(colour), calls=calls)
+    )
     with cam:
         frame = cam.read()
     assert frame.rgb.shape == (480, 640, 3) and frame.rgb.dtype == np.uint8
@@ -275,7 +278,15 @@ def test_picamera2_colour_order_and_sizes(colour):
     assert_colour(frame.hires, colour, tol=0)  # main: "RGB888" is BGR in memory
     assert (frame.source, frame.index) == ("picamera2", 0)
     names = [c[0] for c in calls]
-    assert names == ["__init__", "create_preview_configuration", "configure", "start", "capture_arrays", "stop", "close"]
+    assert names == [
+        "__init__",
+        "create_preview_configuration",
+        "configure",
+        "start",
+        "capture_arrays",
+        "stop",
+        "close",
+    ]
     assert calls[1][1] == {
         "main": {"size": (1280, 960), "format": "RGB888"},
         "lores": {"size": (640, 480), "format": "YUV420"},
@@ -288,7 +299,12 @@ def test_picamera2_lores_same_view_as_main():
     picture = np.zeros((240, 320, 3), np.uint8)
     picture[:, :160] = RED  # left half red, right half blue
     picture[:, 160:] = BLUE
-    cam = Picamera2Camera(size=(800, 600), detect_size=(400, 300), fps=10, picamera2_factory=lambda: FakePicamera2(picture))
+    cam = Picamera2Camera(
+        size=(800, 600),
+        detect_size=(400, 300),
+        fps=10,
+        picamera2_factory=lambda: FakePicamera2(picture),
+    )
     with cam:
         frame = cam.read()
     assert frame.rgb.shape == (300, 400, 3) and frame.hires.shape == (600, 800, 3)
@@ -299,7 +315,10 @@ def test_picamera2_lores_same_view_as_main():
 
 def test_picamera2_lores_row_padding_is_cropped():
     cam = Picamera2Camera(
-        size=(640, 480), detect_size=(320, 240), fps=10, picamera2_factory=lambda: FakePicamera2(solid(RED), lores_stride=384)
+        size=(640, 480),
+        detect_size=(320, 240),
+        fps=10,
+        picamera2_factory=lambda: FakePicamera2(solid(RED), lores_stride=384),
     )
     with cam:
         frame = cam.read()
@@ -308,11 +327,15 @@ def test_picamera2_lores_row_padding_is_cropped():
 
 
 def test_picamera2_missing_gives_the_apt_hint(monkeypatch):
-    monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` raise ImportError
+    monkeypatch.setitem(
+        sys.modules, "picamera2", None
+    )  # makes `import picamera2` raise ImportError
     with pytest.raises(CameraError) as info:
         Picamera2Camera(fps=10).open()
     assert str(info.value) == PICAMERA2_MISSING
-    assert "apt install python3-picamera2" in str(info.value) and "--system-site-packages" in str(info.value)
+    assert "apt install python3-picamera2" in str(info.value) and "--system-site-packages" in str(
+        info.value
+    )
 
 
 def test_picamera2_is_imported_lazily_from_the_real_module_name(monkeypatch):
@@ -327,8 +350,13 @@ def test_importing_edge_camera_does_not_import_picamera2(tmp_path):
     # A picamera2 that fails loudly if anything imports it.
     (tmp_path / "picamera2.py").write_text("raise SystemExit('picamera2 was imported')\n")
     code = "import sys, edge.camera; assert 'picamera2' not in sys.modules; print('ok')"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[2])])}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[2])]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
@@ -339,13 +367,18 @@ def test_picamera2_open_failure_is_one_line():
     with pytest.raises(CameraError) as info:
         Picamera2Camera(fps=10, picamera2_factory=no_camera).open()
     msg = str(info.value)
-    assert msg.startswith("picamera2: cannot start the camera") and "IndexError: list index out of range" in msg
+    assert (
+        msg.startswith("picamera2: cannot start the camera")
+        and "IndexError: list index out of range" in msg
+    )
     assert "\n" not in msg
 
 
 def test_picamera2_start_failure_releases_the_half_open_camera():
     calls: list = []
-    fake = lambda: FakePicamera2(fail_on_start=RuntimeError("Failed to start camera: Device or resource busy"), calls=calls)
+    fake = lambda: FakePicamera2(
+        fail_on_start=RuntimeError("Failed to start camera: Device or resource busy"), calls=calls
+    )
     cam = Picamera2Camera(fps=10, picamera2_factory=fake)
     with pytest.raises(CameraError, match="Device or resource busy"):
         cam.open()
@@ -354,10 +387,14 @@ def test_picamera2_start_failure_releases_the_half_open_camera():
 
 def test_picamera2_capture_failure_is_a_one_line_camera_error_and_close_is_idempotent():
     calls: list = []
-    cam = Picamera2Camera(fps=10, picamera2_factory=lambda: FakePicamera2(fail_after=1, calls=calls))
+    cam = Picamera2Camera(
+        fps=10, picamera2_factory=lambda: FakePicamera2(fail_after=1, calls=calls)
+    )
     cam.open()
     cam.read()
-    with pytest.raises(CameraError, match="picamera2: capture failed: RuntimeError: Camera frontend has timed out") as info:
+    with pytest.raises(
+        CameraError, match="picamera2: capture failed: RuntimeError: Camera frontend has timed out"
+    ) as info:
         cam.read()
     assert "\n" not in str(info.value)
     cam.close()
@@ -386,17 +423,28 @@ def test_picamera2_without_exposure_value_or_refusing_it_is_one_camera_error():
     cam = Picamera2Camera(fps=10, picamera2_factory=lambda: FakePicamera2(exposure_value=False))
     with pytest.raises(CameraError, match="not open"):
         cam.set_exposure_compensation(1.0)
-    with cam, pytest.raises(CameraError, match="picamera2: this camera has no ExposureValue control"):
+    with (
+        cam,
+        pytest.raises(CameraError, match="picamera2: this camera has no ExposureValue control"),
+    ):
         cam.set_exposure_compensation(1.0)
     boom = RuntimeError("Control ExposureValue failed\nlibcamera says more")
     cam = Picamera2Camera(fps=10, picamera2_factory=lambda: FakePicamera2(fail_set_controls=boom))
-    with cam, pytest.raises(CameraError, match="picamera2: setting ExposureValue failed: RuntimeError: Control") as info:
+    with (
+        cam,
+        pytest.raises(
+            CameraError, match="picamera2: setting ExposureValue failed: RuntimeError: Control"
+        ) as info,
+    ):
         cam.set_exposure_compensation(1.0)
     assert "\n" not in str(info.value)
 
 
 def test_cameras_without_exposure_control_say_so():
-    assert not ReplayCamera("x").controls_exposure and not OpenCVCamera("0", width=64, height=48, fps=5).controls_exposure
+    assert (
+        not ReplayCamera("x").controls_exposure
+        and not OpenCVCamera("0", width=64, height=48, fps=5).controls_exposure
+    )
     with pytest.raises(CameraError, match="camera 0: cannot set its exposure compensation"):
         OpenCVCamera("0", width=64, height=48, fps=5).set_exposure_compensation(1.0)
 
@@ -438,7 +486,9 @@ def test_reconnect_backs_off_doubling_to_the_cap_and_recovers(caplog):
     unplugged = CameraError("camera 9: cannot open (unplugged?)")
     factory, events = scripted([unplugged] * 8 + [None])
     clock = FakeClock()
-    cam = ReconnectingCamera(factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep
+    )
     with caplog.at_level(logging.WARNING, logger="edge.camera"):
         cam.open()
         frame = cam.read()
@@ -453,7 +503,9 @@ def test_reconnect_backs_off_doubling_to_the_cap_and_recovers(caplog):
 def test_reconnect_rides_out_a_pulled_cable_and_counts_each_outage():
     factory, events = scripted([2, 1, None])
     clock = FakeClock()
-    cam = ReconnectingCamera(factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep
+    )
     with cam:
         frames = [cam.read() for _ in range(6)]
     assert len(frames) == 6
@@ -465,7 +517,9 @@ def test_reconnect_rides_out_a_pulled_cable_and_counts_each_outage():
 def test_reconnect_backoff_only_resets_on_a_frame_not_on_open():
     factory, _ = scripted([0, 0, 0, None])  # opens fine, but never delivers
     clock = FakeClock()
-    cam = ReconnectingCamera(factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        factory, initial_backoff=0.5, max_backoff=30, clock=clock, sleep=clock.sleep
+    )
     cam.read()
     assert clock.sleeps == [0.5, 1, 2]
     assert cam.outages == 1
@@ -477,7 +531,9 @@ def test_reconnect_gives_up_after_the_deadline_and_never_spins():
     cam = ReconnectingCamera(
         factory, initial_backoff=1, max_backoff=4, give_up_after=10, clock=clock, sleep=clock.sleep
     )
-    with pytest.raises(CameraError, match=r"camera 9: no frame for 10 s, giving up; last error: camera 9: gone$") as info:
+    with pytest.raises(
+        CameraError, match=r"camera 9: no frame for 10 s, giving up; last error: camera 9: gone$"
+    ) as info:
         cam.read()
     assert not isinstance(info.value, CameraStopped)
     assert clock.sleeps == [1, 2, 4, 3]  # the last wait is cut to the deadline
@@ -495,7 +551,9 @@ def test_reconnect_passes_end_of_stream_and_corrupt_frames_through():
             raise CorruptFrame("camera 9: one bad frame")
 
     clock = FakeClock()
-    cam = ReconnectingCamera(lambda: Glitchy(None, []), initial_backoff=1, max_backoff=4, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        lambda: Glitchy(None, []), initial_backoff=1, max_backoff=4, clock=clock, sleep=clock.sleep
+    )
     with pytest.raises(CorruptFrame):
         cam.read()
     assert (cam.outages, clock.sleeps) == (0, [])
@@ -538,13 +596,15 @@ def test_stop_interrupts_a_long_backoff_wait_at_once():
         attempted.set()
         return ScriptedCamera(CameraError("camera 9: gone"), [])
 
-    cam = ReconnectingCamera(factory, initial_backoff=60, max_backoff=60)  # no sleep injected: Event wait
+    cam = ReconnectingCamera(
+        factory, initial_backoff=60, max_backoff=60
+    )  # no sleep injected: Event wait
     result: list[BaseException] = []
 
     def run():
         try:
             cam.read()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:
             result.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -567,8 +627,14 @@ def test_reconnect_sets_the_exposure_again_on_the_camera_after_an_outage():
     calls: list = []
     fakes = iter([FakePicamera2(fail_after=1, calls=calls), FakePicamera2(calls=calls)])
     clock = FakeClock()
-    cam = ReconnectingCamera(lambda: Picamera2Camera(fps=10, picamera2_factory=lambda: next(fakes)),
-                             initial_backoff=0.5, max_backoff=1, controls_exposure=True, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        lambda: Picamera2Camera(fps=10, picamera2_factory=lambda: next(fakes)),
+        initial_backoff=0.5,
+        max_backoff=1,
+        controls_exposure=True,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     with cam:
         cam.read()
         cam.set_exposure_compensation(-1.25)
@@ -600,7 +666,9 @@ def test_build_camera_replay_is_not_wrapped(tmp_path):
 
 
 def test_build_camera_picamera2_is_wrapped_and_reads(monkeypatch):
-    cfg = CameraConfig(backend="picamera2", width=640, height=480, detect_width=320, detect_height=240, fps=5)
+    cfg = CameraConfig(
+        backend="picamera2", width=640, height=480, detect_width=320, detect_height=240, fps=5
+    )
     cam = build_camera(cfg, picamera2_factory=lambda: FakePicamera2(solid(RED)))
     assert isinstance(cam, ReconnectingCamera) and cam.name == "picamera2" and cam.controls_exposure
     assert (cam.initial_backoff, cam.max_backoff) == (cfg.reopen_initial_s, cfg.reopen_max_s)
@@ -612,13 +680,27 @@ def test_build_camera_picamera2_is_wrapped_and_reads(monkeypatch):
 def test_build_camera_opencv_routes_reconnect_options_to_the_wrapper():
     cfg = CameraConfig(backend="opencv", device="1", reopen_initial_s=0.25, reopen_max_s=1.0)
     clock = FakeClock()
-    cam = build_camera(cfg, capture_factory=FakeCapture(opened=False), clock=clock, sleep=clock.sleep, give_up_after=2)
-    assert isinstance(cam, ReconnectingCamera) and cam.name == "camera 1" and not cam.controls_exposure
-    with pytest.raises(CameraError, match="camera 1: no frame for 2 s, giving up; last error: camera 1: cannot open"):
+    cam = build_camera(
+        cfg,
+        capture_factory=FakeCapture(opened=False),
+        clock=clock,
+        sleep=clock.sleep,
+        give_up_after=2,
+    )
+    assert (
+        isinstance(cam, ReconnectingCamera) and cam.name == "camera 1" and not cam.controls_exposure
+    )
+    with pytest.raises(
+        CameraError,
+        match="camera 1: no frame for 2 s, giving up; last error: camera 1: cannot open",
+    ):
         cam.open()
     assert clock.sleeps == [0.25, 0.5, 1.0, 0.25]
 
 
 def test_build_camera_unknown_backend_lists_the_choices():
-    with pytest.raises(CameraError, match="unknown camera backend 'gstreamer'; choose one of: picamera2, opencv, replay"):
+    with pytest.raises(
+        CameraError,
+        match="unknown camera backend 'gstreamer'; choose one of: picamera2, opencv, replay",
+    ):
         build_camera(CameraConfig(backend="gstreamer"))

@@ -12,13 +12,17 @@ from edge.config import load_config
 from edge.errors import ExitCode
 
 
-def run(*args: str, env_dir: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    *args: str, env_dir: Path | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     import os
 
     env = dict(os.environ)
     if env_dir is not None:
         env["FACEGATE_MODEL_DIR"] = str(env_dir)
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -29,18 +33,36 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_embed_writes_json_lines(model_dir, lfw_samples):
-    p = run("embed", str(lfw_samples["Colin_Powell_0038"]), str(lfw_samples["Laura_Bush_0001"]), env_dir=model_dir)
+    p = run(
+        "embed",
+        str(lfw_samples["Colin_Powell_0038"]),
+        str(lfw_samples["Laura_Bush_0001"]),
+        env_dir=model_dir,
+    )
     assert p.returncode == 0, p.stderr
     records = [json.loads(line) for line in p.stdout.splitlines()]
-    assert [r["image"] for r in records] == [str(lfw_samples["Colin_Powell_0038"]), str(lfw_samples["Laura_Bush_0001"])]
+    assert [r["image"] for r in records] == [
+        str(lfw_samples["Colin_Powell_0038"]),
+        str(lfw_samples["Laura_Bush_0001"]),
+    ]
     for r in records:
-        assert len(r["embedding"]) == 128 and np.linalg.norm(r["embedding"]) == pytest.approx(1, abs=1e-4)
+        assert len(r["embedding"]) == 128 and np.linalg.norm(r["embedding"]) == pytest.approx(
+            1, abs=1e-4
+        )
         assert len(r["box"]) == 4 and 0.5 < r["score"] <= 1 and len(r["model_sha256"]) == 64
 
 
 def test_embed_npy(model_dir, lfw_samples, tmp_path):
     out = tmp_path / "e.npy"
-    p = run("embed", *map(str, lfw_samples.values()), "--npy", str(out), "--max-faces", "1", env_dir=model_dir)
+    p = run(
+        "embed",
+        *map(str, lfw_samples.values()),
+        "--npy",
+        str(out),
+        "--max-faces",
+        "1",
+        env_dir=model_dir,
+    )
     assert p.returncode == 0, p.stderr
     arr = np.load(out)
     assert arr.shape == (len(lfw_samples), 128) and arr.dtype == np.float32
@@ -49,9 +71,13 @@ def test_embed_npy(model_dir, lfw_samples, tmp_path):
 def test_compare_gives_similarity_and_verdict(model_dir, lfw_samples, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("match:\n  min_cosine_similarity: 0.45\n")
-    a, b, c = (str(lfw_samples[k]) for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Hugo_Chavez_0002"))
+    a, b, c = (
+        str(lfw_samples[k]) for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Hugo_Chavez_0002")
+    )
     same = run("-c", str(cfg), "compare", a, b, env_dir=model_dir)
-    assert same.returncode == 0 and same.stdout.rstrip().endswith(": same person"), same.stdout + same.stderr
+    assert same.returncode == 0 and same.stdout.rstrip().endswith(": same person"), (
+        same.stdout + same.stderr
+    )
     assert ">= 0.4500 (match.min_cosine_similarity)" in same.stdout
     diff = run("-c", str(cfg), "compare", a, c, env_dir=model_dir)
     assert diff.returncode == 0 and diff.stdout.rstrip().endswith(": different people")
@@ -71,7 +97,11 @@ def test_no_face_is_one_line_and_its_exit_code(model_dir, tmp_path, lfw_samples)
 def test_unreadable_and_corrupt_images(model_dir, tmp_path, lfw_samples):
     corrupt = tmp_path / "half.jpg"
     corrupt.write_bytes(lfw_samples["Tony_Blair_0006"].read_bytes()[:200])
-    for path, words in ((tmp_path / "missing.jpg", "cannot read"), (corrupt, "not a decodable image"), (tmp_path, "is a directory")):
+    for path, words in (
+        (tmp_path / "missing.jpg", "cannot read"),
+        (corrupt, "not a decodable image"),
+        (tmp_path, "is a directory"),
+    ):
         p = run("compare", str(path), str(lfw_samples["Tony_Blair_0006"]), env_dir=model_dir)
         assert p.returncode == ExitCode.IMAGE
         line = one_line_error(p)
@@ -79,7 +109,12 @@ def test_unreadable_and_corrupt_images(model_dir, tmp_path, lfw_samples):
 
 
 def test_embed_goes_on_past_bad_images_but_fails(model_dir, tmp_path, lfw_samples):
-    p = run("embed", str(tmp_path / "missing.jpg"), str(lfw_samples["Laura_Bush_0001"]), env_dir=model_dir)
+    p = run(
+        "embed",
+        str(tmp_path / "missing.jpg"),
+        str(lfw_samples["Laura_Bush_0001"]),
+        env_dir=model_dir,
+    )
     assert p.returncode == ExitCode.IMAGE
     assert len(p.stdout.splitlines()) == 1  # the good image was still embedded
     one_line_error(p)
@@ -94,7 +129,12 @@ def test_corrupt_model_is_one_line(model_dir, tmp_path, lfw_samples):
     emb = tmp_path / load_config().models.embedder  # the default embedder
     good = emb.read_bytes()
     emb.write_bytes(good[:-100])
-    p = run("compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]), env_dir=tmp_path)
+    p = run(
+        "compare",
+        str(lfw_samples["Tony_Blair_0006"]),
+        str(lfw_samples["Tony_Blair_0018"]),
+        env_dir=tmp_path,
+    )
     assert p.returncode == ExitCode.MODEL
     assert "does not match its card" in one_line_error(p)
     emb.write_bytes(good)
@@ -119,19 +159,29 @@ def test_check_config(tmp_path):
 def test_models_list(model_dir):
     p = run("models", "list", env_dir=model_dir)
     assert p.returncode == 0
-    assert any(line.startswith("blazeface-short") and " ok " in line for line in p.stdout.splitlines())
+    assert any(
+        line.startswith("blazeface-short") and " ok " in line for line in p.stdout.splitlines()
+    )
 
 
 def test_usage_error_exit_code():
     assert run("frobnicate").returncode == ExitCode.USAGE
 
 
-def test_an_embedder_whose_crop_needs_landmarks_nobody_gives_is_one_line(model_dir, tmp_path, lfw_samples):
+def test_an_embedder_whose_crop_needs_landmarks_nobody_gives_is_one_line(
+    model_dir, tmp_path, lfw_samples
+):
     """SFace's card asks for mouth corners; with the landmark pass switched off the command refuses, naming the card."""
     cfg = tmp_path / "no-landmarks.yaml"
     cfg.write_text("models:\n  landmarker: null\n")
-    p = run("-c", str(cfg), "compare", str(lfw_samples["Tony_Blair_0006"]), str(lfw_samples["Tony_Blair_0018"]),
-            env_dir=model_dir)
+    p = run(
+        "-c",
+        str(cfg),
+        "compare",
+        str(lfw_samples["Tony_Blair_0006"]),
+        str(lfw_samples["Tony_Blair_0018"]),
+        env_dir=model_dir,
+    )
     assert p.returncode == ExitCode.MODEL
     line = one_line_error(p)
     assert f"{load_config().models.embedder}: crop needs landmarks mouth_left, mouth_right" in line
@@ -146,7 +196,9 @@ def test_relay_off_relocks_even_when_the_rest_of_the_config_is_broken(tmp_path):
     p = run("-c", str(cfg), "relay-off", "--mock-gpio")
     assert p.returncode == ExitCode.OK, p.stderr
     assert p.stdout.strip() == "relay on pin 22 is off (locked)"
-    cfg.write_text("lock:\n  relay_pin: 22\n  relay_pin: 23\n")  # which pin is meant cannot be known: refuse, loudly
+    cfg.write_text(
+        "lock:\n  relay_pin: 22\n  relay_pin: 23\n"
+    )  # which pin is meant cannot be known: refuse, loudly
     p = run("-c", str(cfg), "relay-off", "--mock-gpio")
     assert p.returncode == ExitCode.CONFIG and "key 'relay_pin' given twice" in one_line_error(p)
 
@@ -160,11 +212,15 @@ def test_users_remove_says_when_the_running_daemon_took_it(model_dir, tmp_path, 
 
     cfg = tmp_path / "door.yaml"
     gallery = tmp_path / "gallery.json"
-    cfg.write_text(f"gallery: {{path: {gallery}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
-                   "liveness: {enabled: false}\ncamera: {fps: 10}\n")
+    cfg.write_text(
+        f"gallery: {{path: {gallery}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
+        "liveness: {enabled: false}\ncamera: {fps: 10}\n"
+    )
     frames = sorted((samples / "nuaa" / "ClientRaw" / "0005").glob("*.jpg"))
     for name, subject in (("alice", "0005"), ("bob", "0009")):
-        shots = [str(p) for p in sorted((samples / "nuaa" / "ClientRaw" / subject).glob("*.jpg"))[:3]]
+        shots = [
+            str(p) for p in sorted((samples / "nuaa" / "ClientRaw" / subject).glob("*.jpg"))[:3]
+        ]
         assert run("-c", str(cfg), "enroll", name, *shots, env_dir=model_dir).returncode == 0
     p = run("-c", str(cfg), "users", "remove", "bob", env_dir=model_dir)
     assert p.returncode == 0 and "no facegate daemon is running for this door" in p.stdout
@@ -175,8 +231,21 @@ def test_users_remove_says_when_the_running_daemon_took_it(model_dir, tmp_path, 
     import os
 
     env = {**os.environ, "FACEGATE_MODEL_DIR": str(model_dir)}
-    daemon = subprocess.Popen([sys.executable, "-m", "edge", "-c", str(cfg), "run", "--mock-gpio", "--replay", str(replay)],
-                              stderr=subprocess.DEVNULL, env=env)
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "-c",
+            str(cfg),
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str(replay),
+        ],
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -192,7 +261,9 @@ def test_users_remove_says_when_the_running_daemon_took_it(model_dir, tmp_path, 
         assert p.returncode == 0, p.stderr
         lines = p.stdout.strip().splitlines()
         assert lines[0] == "removed alice"
-        assert lines[1].startswith(f"the running daemon (pid {daemon.pid}) took the change after "), lines
+        assert lines[1].startswith(
+            f"the running daemon (pid {daemon.pid}) took the change after "
+        ), lines
         assert float(lines[1].split("after ")[1].split(" s")[0]) < 1.0
     finally:
         daemon.kill()

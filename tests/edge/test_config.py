@@ -95,12 +95,18 @@ def test_shipped_configs_are_valid_and_share_the_default_embedder_and_threshold(
 def test_liveness_is_on_by_default_with_the_shipped_model():
     c = load_config()
     assert c.liveness.enabled and c.liveness.model is None
-    assert c.liveness_model_path().name == "liveness-nuaa.int8.tflite" and c.liveness_model_path().is_file()
+    assert (
+        c.liveness_model_path().name == "liveness-nuaa.int8.tflite"
+        and c.liveness_model_path().is_file()
+    )
 
 
 def test_liveness_frames_beyond_the_policy_window_are_a_config_error():
     with pytest.raises(ConfigError) as e:
-        parse_config("policy: {frames: 4}\nliveness: {min_frames: 5, min_live_probability: 1.5}\n", "door.yaml")
+        parse_config(
+            "policy: {frames: 4}\nliveness: {min_frames: 5, min_live_probability: 1.5}\n",
+            "door.yaml",
+        )
     msg = str(e.value)
     assert "door.yaml: liveness.min_frames: must be at most policy.frames (4), got 5" in msg
     assert "door.yaml: liveness.min_live_probability: must be between 0 and 1, got 1.5" in msg
@@ -109,18 +115,34 @@ def test_liveness_frames_beyond_the_policy_window_are_a_config_error():
 
 
 def test_liveness_typo_gets_a_suggestion():
-    with pytest.raises(ConfigError, match=r"liveness.min_live_prob: unknown key; did you mean liveness.min_live_probability\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"liveness.min_live_prob: unknown key; did you mean liveness.min_live_probability\?",
+    ):
         parse_config("liveness: {min_live_prob: 0.5}\n", "x.yaml")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("match:\n  min_margin: 0.1\nmatch:\n  min_cosine_similarity: -1\n",
-     "not valid YAML (line 3, column 1): key 'match' given twice (first on line 1)"),
-    ("match:\n  min_cosine_similarity: 0.6\n  min_cosine_similarity: -1\n",
-     "not valid YAML (line 3, column 3): key 'min_cosine_similarity' given twice (first on line 2)"),
-    ("policy: &p {frames: 5}\nlock: *p\n", "not valid YAML (line 2, column 7): aliases (*name) are not allowed"),
-    ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n", "not valid YAML (line 2, column 8): aliases (*name) are not allowed"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "match:\n  min_margin: 0.1\nmatch:\n  min_cosine_similarity: -1\n",
+            "not valid YAML (line 3, column 1): key 'match' given twice (first on line 1)",
+        ),
+        (
+            "match:\n  min_cosine_similarity: 0.6\n  min_cosine_similarity: -1\n",
+            "not valid YAML (line 3, column 3): key 'min_cosine_similarity' given twice (first on line 2)",
+        ),
+        (
+            "policy: &p {frames: 5}\nlock: *p\n",
+            "not valid YAML (line 2, column 7): aliases (*name) are not allowed",
+        ),
+        (
+            "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+            "not valid YAML (line 2, column 8): aliases (*name) are not allowed",
+        ),
+    ],
+)
 def test_duplicate_keys_and_aliases_are_refused_with_their_line(text, expected):
     """A second `match:` must not silently replace the first, nor an alias multiply a file (billion laughs)."""
     with pytest.raises(ConfigError) as e:
@@ -138,16 +160,22 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
 
 def test_more_matching_frames_than_frames_is_a_config_error():
     with pytest.raises(ConfigError) as e:
-        parse_config("policy: {frames: 3, min_matching_frames: 4}\nliveness: {min_frames: 3}\n", "my.yaml")
-    assert str(e.value) == ("my.yaml: policy.min_matching_frames: must be at most policy.frames (3), got 4: "
-                            "nobody could ever be accepted")
+        parse_config(
+            "policy: {frames: 3, min_matching_frames: 4}\nliveness: {min_frames: 3}\n", "my.yaml"
+        )
+    assert str(e.value) == (
+        "my.yaml: policy.min_matching_frames: must be at most policy.frames (3), got 4: "
+        "nobody could ever be accepted"
+    )
 
 
 def test_relay_off_reads_only_the_relay_pin_and_its_polarity(tmp_path):
     from edge.config import load_lock_config
 
     typo = tmp_path / "typo.yaml"
-    typo.write_text("lock:\n  relay_pin: 22\n  active_high: false\n  unlock_s: banana\nmatch:\n  min_cosine_similarty: 0.5\n")
+    typo.write_text(
+        "lock:\n  relay_pin: 22\n  active_high: false\n  unlock_s: banana\nmatch:\n  min_cosine_similarty: 0.5\n"
+    )
     with pytest.raises(ConfigError):
         load_config(typo)  # the daemon refuses it ...
     lock = load_lock_config(typo)  # ... but the backstop still knows which pin to relock
@@ -155,7 +183,9 @@ def test_relay_off_reads_only_the_relay_pin_and_its_polarity(tmp_path):
     assert load_lock_config(None).relay_pin == load_config().lock.relay_pin
     bad = tmp_path / "bad.yaml"
     bad.write_text("lock:\n  relay_pin: 99\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: lock.relay_pin: must be between 0 and 53, got 99"):
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml: lock.relay_pin: must be between 0 and 53, got 99"
+    ):
         load_lock_config(bad)
 
 
@@ -168,7 +198,9 @@ def test_a_nul_byte_in_a_path_is_a_config_error():
 def test_snapshots_kept_for_zero_days_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         parse_config("log: {snapshots_dir: /tmp/s, snapshot_days: 0}\n", "my.yaml")
-    assert str(e.value).startswith("my.yaml: log.snapshot_days: 0 keeps no snapshot, yet log.snapshots_dir is set")
+    assert str(e.value).startswith(
+        "my.yaml: log.snapshot_days: 0 keeps no snapshot, yet log.snapshots_dir is set"
+    )
     assert parse_config("log: {snapshots_dir: null, snapshot_days: 0}\n").log.snapshot_days == 0
 
 

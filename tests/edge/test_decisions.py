@@ -27,9 +27,29 @@ from edge.errors import DecisionLogError
 from edge.types import Decision, Reason
 
 FIELDS = {
-    "schema", "event_id", "time", "unix_time", "decision", "reason", "person", "best", "best_score",
-    "second", "second_score", "threshold", "min_margin", "frames_used", "frames_matched", "track_id",
-    "quality", "liveness", "exposure_stops", "model_sha256", "camera", "sources", "snapshot",
+    "schema",
+    "event_id",
+    "time",
+    "unix_time",
+    "decision",
+    "reason",
+    "person",
+    "best",
+    "best_score",
+    "second",
+    "second_score",
+    "threshold",
+    "min_margin",
+    "frames_used",
+    "frames_matched",
+    "track_id",
+    "quality",
+    "liveness",
+    "exposure_stops",
+    "model_sha256",
+    "camera",
+    "sources",
+    "snapshot",
 }
 
 
@@ -60,7 +80,12 @@ def decision() -> Decision:
 
 def _record(i: int) -> dict:
     """Records of equal length, so how many fit in a file is exact."""
-    return {"schema": SCHEMA_VERSION, "event_id": f"ev{i:05d}", "decision": "deny", "reason": "unknown_face"}
+    return {
+        "schema": SCHEMA_VERSION,
+        "event_id": f"ev{i:05d}",
+        "decision": "deny",
+        "reason": "unknown_face",
+    }
 
 
 LINE = len(json.dumps(_record(0), separators=(",", ":"))) + 1
@@ -92,8 +117,18 @@ def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
 
 
 def test_denial_without_gallery_or_liveness_is_strict_json(decision):
-    d = replace(decision, unlock=False, reason=Reason.NO_GALLERY, person=None, best=None, best_score=-1.0,
-                second=None, second_score=float("-inf"), liveness=None, quality={"x": float("nan")})
+    d = replace(
+        decision,
+        unlock=False,
+        reason=Reason.NO_GALLERY,
+        person=None,
+        best=None,
+        best_score=-1.0,
+        second=None,
+        second_score=float("-inf"),
+        liveness=None,
+        quality={"x": float("nan")},
+    )
     rec = decision_record(d)
     assert rec["decision"] == "deny" and rec["snapshot"] is None and rec["liveness"] is None
     assert rec["second_score"] is None and rec["quality"] == {"x": None}
@@ -107,7 +142,9 @@ def test_each_append_is_one_write_then_one_fsync(tmp_path, monkeypatch):
     path = tmp_path / "log" / "decisions.jsonl"  # parent created on demand
     calls: list[tuple[str, bytes | None]] = []
     real_write, real_fsync = os.write, os.fsync
-    monkeypatch.setattr(os, "write", lambda fd, data: calls.append(("write", bytes(data))) or real_write(fd, data))
+    monkeypatch.setattr(
+        os, "write", lambda fd, data: calls.append(("write", bytes(data))) or real_write(fd, data)
+    )
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", None)) or real_fsync(fd))
     dlog = DecisionLog(path, max_bytes=1 << 20, backups=3)
     for i in range(3):
@@ -140,7 +177,9 @@ def test_disk_full_is_a_decision_log_error(tmp_path):
 
 def test_unserialisable_record_is_refused(tmp_path):
     with pytest.raises(DecisionLogError, match=r"cannot serialise decision e1"):
-        DecisionLog(tmp_path / "d.jsonl", max_bytes=1000, backups=1).append({"event_id": "e1", "x": float("nan")})
+        DecisionLog(tmp_path / "d.jsonl", max_bytes=1000, backups=1).append(
+            {"event_id": "e1", "x": float("nan")}
+        )
 
 
 def test_torn_tail_from_a_crash_is_cut_before_appending(tmp_path, caplog):
@@ -226,7 +265,9 @@ def test_rotation_interrupted_by_a_crash_is_finished_without_duplicates(tmp_path
     assert not (tmp_path / "decisions.jsonl.1").exists()
     assert _read_all(path) == [_record(i) for i in range(5)]
     # crash after compressing but before removing the plain copy: read it once
-    (tmp_path / "decisions.jsonl.1").write_bytes(gzip.decompress((tmp_path / "decisions.jsonl.1.gz").read_bytes()))
+    (tmp_path / "decisions.jsonl.1").write_bytes(
+        gzip.decompress((tmp_path / "decisions.jsonl.1.gz").read_bytes())
+    )
     assert _read_all(path) == [_record(i) for i in range(5)]
 
 
@@ -235,7 +276,9 @@ def test_rotation_interrupted_by_a_crash_is_finished_without_duplicates(tmp_path
 
 def test_gz_and_plain_files_are_read_in_the_order_given(tmp_path):
     gz = tmp_path / "decisions.jsonl.1.gz"
-    gz.write_bytes(gzip.compress(b"".join(json.dumps(_record(i)).encode() + b"\n" for i in range(3))))
+    gz.write_bytes(
+        gzip.compress(b"".join(json.dumps(_record(i)).encode() + b"\n" for i in range(3)))
+    )
     live = tmp_path / "decisions.jsonl"
     live.write_text(json.dumps(_record(3)) + "\n")
     assert log_files(live) == [gz, live]
@@ -244,7 +287,12 @@ def test_gz_and_plain_files_are_read_in_the_order_given(tmp_path):
 
 def test_log_files_lists_oldest_first(tmp_path):
     live = tmp_path / "decisions.jsonl"
-    for name in ("decisions.jsonl.2.gz", "decisions.jsonl.10.gz", "decisions.jsonl.1.gz", "other.jsonl.1.gz"):
+    for name in (
+        "decisions.jsonl.2.gz",
+        "decisions.jsonl.10.gz",
+        "decisions.jsonl.1.gz",
+        "other.jsonl.1.gz",
+    ):
         (tmp_path / name).write_bytes(b"")
     names = [p.name for p in log_files(live)]
     assert names == ["decisions.jsonl.10.gz", "decisions.jsonl.2.gz", "decisions.jsonl.1.gz"]
@@ -252,7 +300,9 @@ def test_log_files_lists_oldest_first(tmp_path):
 
 def test_torn_last_line_is_skipped_with_a_warning(tmp_path, caplog):
     path = tmp_path / "decisions.jsonl"
-    path.write_text(json.dumps(_record(0)) + "\n" + json.dumps(_record(1)) + "\n" + '{"schema": 1, "ev')
+    path.write_text(
+        json.dumps(_record(0)) + "\n" + json.dumps(_record(1)) + "\n" + '{"schema": 1, "ev'
+    )
     with caplog.at_level(logging.WARNING, logger="edge.decisions"):
         assert list(read_records([path])) == [_record(0), _record(1)]
     assert f"{path}:3: torn last line skipped" in caplog.text
@@ -278,7 +328,12 @@ def test_unparsable_complete_last_line_is_corruption_not_a_tear(tmp_path):
 
 def test_newer_schema_is_refused_even_when_not_strict(tmp_path):
     path = tmp_path / "decisions.jsonl"
-    path.write_text(json.dumps(_record(0)) + "\n" + json.dumps({**_record(1), "schema": SCHEMA_VERSION + 1}) + "\n")
+    path.write_text(
+        json.dumps(_record(0))
+        + "\n"
+        + json.dumps({**_record(1), "schema": SCHEMA_VERSION + 1})
+        + "\n"
+    )
     with pytest.raises(DecisionLogError, match=re.escape(f"{path}:2: schema: record has schema 2")):
         list(read_records([path], strict=False))
 
@@ -313,8 +368,10 @@ def test_snapshot_is_a_private_jpeg_in_a_day_directory(tmp_path):
     assert bgr[16, 16, 2] > 240 and bgr[16, 16, 0] < 15  # red stayed red
 
 
-@pytest.mark.parametrize("event_id, rgb", [("../escape", np.zeros((8, 8, 3), np.uint8)),
-                                           ("ev1", np.zeros((8, 8), np.uint8))])
+@pytest.mark.parametrize(
+    "event_id, rgb",
+    [("../escape", np.zeros((8, 8, 3), np.uint8)), ("ev1", np.zeros((8, 8), np.uint8))],
+)
 def test_bad_snapshot_input_is_a_decision_log_error(tmp_path, event_id, rgb):
     store = SnapshotStore(tmp_path, max_days=30, max_mb=10, clock=lambda: NOW)
     with pytest.raises(DecisionLogError):
@@ -324,7 +381,9 @@ def test_bad_snapshot_input_is_a_decision_log_error(tmp_path, event_id, rgb):
 def test_snapshot_write_failure_is_a_decision_log_error(tmp_path):
     (tmp_path / "snaps").write_text("not a directory")
     store = SnapshotStore(tmp_path / "snaps", max_days=30, max_mb=10, clock=lambda: NOW)
-    with pytest.raises(DecisionLogError, match=r"snaps/2024-05-01/ev1.jpg: cannot save snapshot for decision ev1"):
+    with pytest.raises(
+        DecisionLogError, match=r"snaps/2024-05-01/ev1.jpg: cannot save snapshot for decision ev1"
+    ):
         store.save("ev1", _noise(0))
 
 
@@ -363,7 +422,10 @@ def test_the_log_is_never_written_through_a_symlink(tmp_path):
     dlog = DecisionLog(link, max_bytes=1 << 20, backups=1)
     with pytest.raises(DecisionLogError) as e:
         dlog.open()
-    assert str(e.value) == f"{link}: cannot open the decision log: is a symbolic link; refusing to write through it"
+    assert (
+        str(e.value)
+        == f"{link}: cannot open the decision log: is a symbolic link; refusing to write through it"
+    )
     with pytest.raises(DecisionLogError, match="is a symbolic link"):
         dlog.append({"event_id": "e1"})
     assert victim.read_bytes() == b"precious line without a newline"
@@ -372,7 +434,10 @@ def test_the_log_is_never_written_through_a_symlink(tmp_path):
 def test_an_unusable_log_directory_is_found_when_the_log_opens(tmp_path):
     """The daemon opens its log before READY (edge.service.build_service): a path it cannot create fails there."""
     (tmp_path / "not-a-dir").write_text("")
-    with pytest.raises(DecisionLogError, match=r"not-a-dir/decisions.jsonl: cannot open the decision log: File exists"):
+    with pytest.raises(
+        DecisionLogError,
+        match=r"not-a-dir/decisions.jsonl: cannot open the decision log: File exists",
+    ):
         DecisionLog(tmp_path / "not-a-dir" / "decisions.jsonl", max_bytes=1000, backups=1).open()
 
 

@@ -59,8 +59,13 @@ def test_detects_one_face_with_sensible_keypoints(config, lfw_samples, name):
         assert len(faces) >= 1, path
         f = max(faces, key=lambda f: f.score)
         x0, y0, x1, y1 = f.box
-        assert 40 < x1 - x0 < 200 and 60 < (x0 + x1) / 2 < 190, (path, f.box)  # LFW faces sit centred
-        re, le, nose, mouth = (f.keypoint(k) for k in ("right_eye", "left_eye", "nose_tip", "mouth"))
+        assert 40 < x1 - x0 < 200 and 60 < (x0 + x1) / 2 < 190, (
+            path,
+            f.box,
+        )  # LFW faces sit centred
+        re, le, nose, mouth = (
+            f.keypoint(k) for k in ("right_eye", "left_eye", "nose_tip", "mouth")
+        )
         assert re[0] < le[0]  # the subject's right eye is on the image's left
         assert max(re[1], le[1]) < nose[1] < mouth[1]
         assert x0 <= nose[0] <= x1 and y0 <= nose[1] <= y1
@@ -98,4 +103,6 @@ def test_detector_with_the_wrong_shape_is_refused(model_dir):
 
     entry = load_manifest()["blazeface-full"]
     with pytest.raises(ModelError, match="detector input shape"):
-        FaceDetector(model_dir / "blazeface-short.tflite", DetectorSpec(entry.spec["input_size"], (4,), 1))
+        FaceDetector(
+            model_dir / "blazeface-short.tflite", DetectorSpec(entry.spec["input_size"], (4,), 1)
+        )

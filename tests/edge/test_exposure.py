@@ -18,13 +18,16 @@ def scene(face_level: int, background: int = 255, texture: int = 6) -> np.ndarra
     """A face patch (with some texture) on a background, as the camera's own metering exposed it."""
     rgb = np.full((160, 160, 3), background, np.uint8)
     rng = np.random.default_rng(0)
-    face = np.clip(face_level + rng.integers(-texture, texture + 1, (100, 80, 1)), 0, 255).astype(np.uint8)
+    face = np.clip(face_level + rng.integers(-texture, texture + 1, (100, 80, 1)), 0, 255).astype(
+        np.uint8
+    )
     rgb[30:130, 40:120] = face
     return rgb
 
 
-def run_loop(cfg: ExposureConfig, picture: np.ndarray, frames: int, *, offset: float = 0.0,
-             delay: int = 2) -> tuple[FaceExposure, list[float]]:
+def run_loop(
+    cfg: ExposureConfig, picture: np.ndarray, frames: int, *, offset: float = 0.0, delay: int = 2
+) -> tuple[FaceExposure, list[float]]:
     """A camera that applies each new compensation ``delay`` frames late, fed back into the loop.
 
     ``picture`` is the scene as the camera's own metering takes it, ``offset``
@@ -46,9 +49,16 @@ def test_expose_scales_linear_light_by_stops_and_clips_at_white():
     assert expose(crops, 0.0) is crops
     brighter, darker = expose(crops, 1.0).ravel(), expose(crops, -1.0).ravel()
     light = (crops.ravel() / 255.0) ** 2.2
-    assert np.allclose((brighter[1:3] / 255.0) ** 2.2, 2 * light[1:3], rtol=0.03)  # twice the light, unclipped
-    assert brighter[0] == 0 and brighter[3] == brighter[4] == 255  # black stays black; bright clips at white
-    assert np.allclose((darker[1:] / 255.0) ** 2.2, light[1:] / 2, rtol=0.05) and darker.dtype == np.uint8
+    assert np.allclose(
+        (brighter[1:3] / 255.0) ** 2.2, 2 * light[1:3], rtol=0.03
+    )  # twice the light, unclipped
+    assert (
+        brighter[0] == 0 and brighter[3] == brighter[4] == 255
+    )  # black stays black; bright clips at white
+    assert (
+        np.allclose((darker[1:] / 255.0) ** 2.2, light[1:] / 2, rtol=0.05)
+        and darker.dtype == np.uint8
+    )
 
 
 def test_metering_reads_the_face_box_in_linear_light_and_counts_blown_pixels():
@@ -57,8 +67,12 @@ def test_metering_reads_the_face_box_in_linear_light_and_counts_blown_pixels():
     m = meter_face(rgb, (25, 0, 75, 100))
     assert m is not None and m.clipped == pytest.approx(0.5, abs=0.03)
     assert m.luma == pytest.approx(0.5 ** (1 / 2.2), abs=0.02)  # half the light, not half the level
-    grey = meter_face(np.full((100, 100, 3), 118, np.uint8), (-20, -20, 300, 300))  # box beyond the picture: clipped to it
-    assert grey is not None and grey.luma == pytest.approx(118 / 255, abs=0.01) and grey.clipped == 0
+    grey = meter_face(
+        np.full((100, 100, 3), 118, np.uint8), (-20, -20, 300, 300)
+    )  # box beyond the picture: clipped to it
+    assert (
+        grey is not None and grey.luma == pytest.approx(118 / 255, abs=0.01) and grey.clipped == 0
+    )
     assert meter_face(rgb, (120, 0, 150, 100)) is None
 
 
@@ -68,15 +82,20 @@ def test_correction_is_in_stops_of_light_and_steps_a_blown_face_down():
     half = (0.5 * target**2.2) ** (1 / 2.2)  # half the target's light
     assert correction_stops(Metering(half, 0.0), target) == pytest.approx(1.0)
     assert np.isfinite(correction_stops(Metering(0.0, 0.0), target))  # black: no division by zero
-    assert correction_stops(Metering(0.55, 0.3), target) <= -1.0  # blown highlights hide how far over it is
+    assert (
+        correction_stops(Metering(0.55, 0.3), target) <= -1.0
+    )  # blown highlights hide how far over it is
 
 
-@pytest.mark.parametrize("face_level, offset, texture, expect_sign", [
-    (70, 0.0, 6, +1),  # backlit: the camera exposed the bright street, the face is dark
-    (118, 1.8, 6, -1),  # a lamp on the face, a dark porch behind: over-exposed
-    (118, 1.9, 40, -1),  # ... with its highlights blown to white
-    (120, 0.0, 6, 0),  # already right
-])
+@pytest.mark.parametrize(
+    "face_level, offset, texture, expect_sign",
+    [
+        (70, 0.0, 6, +1),  # backlit: the camera exposed the bright street, the face is dark
+        (118, 1.8, 6, -1),  # a lamp on the face, a dark porch behind: over-exposed
+        (118, 1.9, 40, -1),  # ... with its highlights blown to white
+        (120, 0.0, 6, 0),  # already right
+    ],
+)
 def test_the_loop_brings_the_face_to_its_target_and_stays(face_level, offset, texture, expect_sign):
     cfg = ExposureConfig()
     picture = scene(face_level, texture=texture)

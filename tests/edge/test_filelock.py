@@ -22,7 +22,9 @@ time.sleep(float(sys.argv[2]))
 
 
 def _holder(path, seconds: float) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout is not None and p.stdout.readline().strip() == "held"
     return p
 
@@ -33,8 +35,10 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
     try:
         with pytest.raises(LockError) as e:
             FileLock.acquire(path, what="a facegate daemon for this door")
-        assert str(e.value) == (f"{path}: a facegate daemon for this door is already running (pid {p.pid}); "
-                                "refusing to run a second")
+        assert str(e.value) == (
+            f"{path}: a facegate daemon for this door is already running (pid {p.pid}); "
+            "refusing to run a second"
+        )
         assert e.value.exit_code == ExitCode.BUSY
     finally:
         p.kill()
@@ -67,24 +71,47 @@ def test_a_lock_file_behind_a_symlink_is_refused(tmp_path):
 def test_two_daemons_on_one_door_the_second_refuses_in_one_line(tmp_path, model_dir, samples):
     """The real command: a second `facegate run` on the same decision log exits BUSY before touching the relay."""
     cfg = tmp_path / "door.yaml"
-    cfg.write_text(f"gallery: {{path: {tmp_path / 'gallery.json'}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
-                   "liveness: {enabled: false}\n")
+    cfg.write_text(
+        f"gallery: {{path: {tmp_path / 'gallery.json'}}}\nlog: {{decisions: {tmp_path / 'decisions.jsonl'}}}\n"
+        "liveness: {enabled: false}\n"
+    )
     env = {**os.environ, "FACEGATE_MODEL_DIR": str(model_dir)}
     frames = [str(p) for p in sorted((samples / "nuaa" / "ClientRaw" / "0005").glob("*.jpg"))[:3]]
-    enroll = subprocess.run([sys.executable, "-m", "edge", "-c", str(cfg), "enroll", "alice", *frames],
-                            capture_output=True, text=True, env=env)
+    enroll = subprocess.run(
+        [sys.executable, "-m", "edge", "-c", str(cfg), "enroll", "alice", *frames],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert enroll.returncode == 0, enroll.stderr
     p = _holder(tmp_path / "decisions.jsonl.lock", 30)  # stands for the first daemon
     try:
-        second = subprocess.run([sys.executable, "-m", "edge", "-c", str(cfg), "run", "--mock-gpio", "--replay",
-                                 str(samples / "nuaa" / "ClientRaw" / "0005")], capture_output=True, text=True, env=env)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "-c",
+                str(cfg),
+                "run",
+                "--mock-gpio",
+                "--replay",
+                str(samples / "nuaa" / "ClientRaw" / "0005"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     finally:
         p.kill()
         p.wait()
     assert second.returncode == ExitCode.BUSY
     lines = [l for l in second.stderr.strip().splitlines() if l.startswith("facegate: error:")]
     assert len(lines) == 1 and "Traceback" not in second.stderr
-    assert f"decisions.jsonl.lock: a facegate daemon for this door is already running (pid {p.pid})" in lines[0]
+    assert (
+        f"decisions.jsonl.lock: a facegate daemon for this door is already running (pid {p.pid})"
+        in lines[0]
+    )
 
 
 def test_two_enrollments_at_once_keep_both_people(config, tmp_path, samples, monkeypatch):
@@ -98,8 +125,12 @@ def test_two_enrollments_at_once_keep_both_people(config, tmp_path, samples, mon
 
     door = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "gallery.json")))
     pipeline = build_pipeline(door)
-    good = {name: from_images(pipeline, sorted((samples / "nuaa" / "ClientRaw" / s).glob("*.jpg"))[:2], door.policy)
-            for name, s in (("alice", "0005"), ("bob", "0009"))}
+    good = {
+        name: from_images(
+            pipeline, sorted((samples / "nuaa" / "ClientRaw" / s).glob("*.jpg"))[:2], door.policy
+        )
+        for name, s in (("alice", "0005"), ("bob", "0009"))
+    }
     real_save = Gallery.save
 
     def slow_save(self, path):

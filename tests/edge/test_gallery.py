@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import PREPROCESSING
 
 from edge.errors import GalleryError
 from edge.gallery import Gallery
-from fakes import PREPROCESSING
 from edge.models import preprocessing_digest
 from edge.types import Embedding
 
@@ -29,7 +29,11 @@ def rng() -> np.random.Generator:
 
 def _emb(rng: np.random.Generator, size: int = D, sha: str = SHA) -> Embedding:
     v = rng.normal(size=size)
-    return Embedding(vector=(v / np.linalg.norm(v)).astype(np.float32), model_sha256=sha, preprocessing=preprocessing_digest(PREPROCESSING))
+    return Embedding(
+        vector=(v / np.linalg.norm(v)).astype(np.float32),
+        model_sha256=sha,
+        preprocessing=preprocessing_digest(PREPROCESSING),
+    )
 
 
 @pytest.fixture
@@ -76,7 +80,9 @@ def test_round_trip_keeps_people_templates_and_order(gallery, saved):
     np.testing.assert_allclose(np.linalg.norm(m1, axis=1), 1.0, atol=1e-6)
     doc = json.loads(saved.read_text())
     assert doc["people"]["alice"]["sources"] == ["a0.jpg", "a1.jpg", "camera"]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in doc["people"]["alice"]["added"])
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in doc["people"]["alice"]["added"]
+    )
 
 
 def test_saved_file_is_private_inspectable_json(saved, tmp_path):
@@ -110,7 +116,11 @@ def test_group_readable_gallery_warns(saved, caplog):
     saved.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="edge.gallery"):
         Gallery.load(saved)
-    assert "gallery.json" in caplog.text and "0644" in caplog.text and "readable by group/others" in caplog.text
+    assert (
+        "gallery.json" in caplog.text
+        and "0644" in caplog.text
+        and "readable by group/others" in caplog.text
+    )
 
 
 @pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
@@ -118,7 +128,9 @@ def test_a_gallery_others_can_write_is_refused(saved, mode):
     """Whoever can write the gallery can enroll themselves: refused, as sshd refuses such an authorized_keys."""
     saved.chmod(mode)
     msg = _one_line_error(saved)
-    assert f"others can write it (mode {mode:04o})" in msg and msg.endswith(f"run chmod 600 {saved}")
+    assert f"others can write it (mode {mode:04o})" in msg and msg.endswith(
+        f"run chmod 600 {saved}"
+    )
 
 
 def test_a_gallery_in_a_directory_others_can_write_is_refused(saved):
@@ -135,7 +147,9 @@ def test_a_gallery_in_a_directory_others_can_write_is_refused(saved):
 def test_a_gallery_behind_a_symlink_or_not_a_file_is_refused(saved, tmp_path):
     link = tmp_path / "link.json"
     link.symlink_to(saved)
-    assert _one_line_error(link).endswith("link.json: is a symbolic link; refusing to trust it (use the real path)")
+    assert _one_line_error(link).endswith(
+        "link.json: is a symbolic link; refusing to trust it (use the real path)"
+    )
     folder = tmp_path / "folder.json"
     folder.mkdir()
     assert _one_line_error(folder).endswith("folder.json: not a regular file")
@@ -146,7 +160,9 @@ def test_a_person_named_twice_is_refused_not_last_one_wins(saved):
     doubled = text.replace('"bob": {', '"alice": {', 1)
     assert doubled != text
     saved.write_text(doubled)
-    assert _one_line_error(saved).endswith("gallery.json: alice: given twice; the second would silently replace the first")
+    assert _one_line_error(saved).endswith(
+        "gallery.json: alice: given twice; the second would silently replace the first"
+    )
 
 
 # --------------------------------------------------------------------------- load errors
@@ -180,18 +196,31 @@ def test_templates_are_bound_to_the_preprocessing(saved, change, field):
     card = json.loads(json.dumps(PREPROCESSING))
     change(card)
     msg = _one_line_error(saved, model_sha256=SHA, preprocessing=card)
-    assert f"gallery.json: preprocessing.{field}: enrolled with " in msg and msg.endswith("enroll everyone again (facegate enroll NAME)")
-    assert Gallery.load(saved, model_sha256=SHA, preprocessing=PREPROCESSING).names() == ["alice", "bob"]
+    assert f"gallery.json: preprocessing.{field}: enrolled with " in msg and msg.endswith(
+        "enroll everyone again (facegate enroll NAME)"
+    )
+    assert Gallery.load(saved, model_sha256=SHA, preprocessing=PREPROCESSING).names() == [
+        "alice",
+        "bob",
+    ]
 
 
 def test_embedding_from_other_preprocessing_is_neither_added_nor_matched(gallery, rng):
     from edge.match import match
 
     v = rng.normal(size=D)
-    other = Embedding(vector=(v / np.linalg.norm(v)).astype(np.float32), model_sha256=SHA, preprocessing="0123456789abcdef")
-    with pytest.raises(GalleryError, match="embedding 0: preprocessing: made with other preprocessing"):
+    other = Embedding(
+        vector=(v / np.linalg.norm(v)).astype(np.float32),
+        model_sha256=SHA,
+        preprocessing="0123456789abcdef",
+    )
+    with pytest.raises(
+        GalleryError, match="embedding 0: preprocessing: made with other preprocessing"
+    ):
         gallery.add("carol", [other], ["camera"], max_templates=20)
-    with pytest.raises(GalleryError, match="preprocessing: the templates were made with another crop"):
+    with pytest.raises(
+        GalleryError, match="preprocessing: the templates were made with another crop"
+    ):
         match(other, gallery)
 
 
@@ -210,22 +239,54 @@ def _set_template(doc, index, value):
     [
         (lambda d: d.update(schema=3), "schema: expected 2, got 3"),
         (lambda d: d.pop("schema"), "schema: expected 2, got None"),
-        (lambda d: d.update(schema=1), "schema: 1 records the embedder's weights but not its preprocessing"),
-        (lambda d: d.pop("preprocessing"), "preprocessing: expected the embedder card's preprocessing"),
-        (lambda d: d.update(preprocessing=[]), "preprocessing: expected the embedder card's preprocessing"),
-        (lambda d: d.update(embedding_size="128"), "embedding_size: expected a positive integer, got '128'"),
+        (
+            lambda d: d.update(schema=1),
+            "schema: 1 records the embedder's weights but not its preprocessing",
+        ),
+        (
+            lambda d: d.pop("preprocessing"),
+            "preprocessing: expected the embedder card's preprocessing",
+        ),
+        (
+            lambda d: d.update(preprocessing=[]),
+            "preprocessing: expected the embedder card's preprocessing",
+        ),
+        (
+            lambda d: d.update(embedding_size="128"),
+            "embedding_size: expected a positive integer, got '128'",
+        ),
         (lambda d: d.update(model_sha256=""), "model_sha256: expected a non-empty string"),
         (lambda d: d.update(people=[]), "people: expected an object"),
         (lambda d: d.update(extra=1), "extra: unknown field"),
-        (lambda d: d["people"].update({"bad/name": d["people"]["bob"]}), "people: invalid name 'bad/name'"),
+        (
+            lambda d: d["people"].update({"bad/name": d["people"]["bob"]}),
+            "people: invalid name 'bad/name'",
+        ),
         (lambda d: d["people"].update(bob=[]), "people.bob: expected an object, got list"),
-        (lambda d: d["people"]["bob"].update(templates=[]), "people.bob.templates: expected a non-empty list"),
-        (lambda d: _set_template(d, 2, [0.125] * 64), "people.alice.templates[2]: expected 128 numbers, got 64"),
-        (lambda d: _set_template(d, 1, ["x"] * 128), "people.alice.templates[1]: expected a list of numbers"),
-        (lambda d: _set_template(d, 0, [0.5] * 128), "people.alice.templates[0]: not unit length (norm 5.6569)"),
-        (lambda d: d["people"]["alice"].update(added=["t"]),
-         "people.alice.added: expected 3 entries (one per template), got 1"),
-        (lambda d: d["people"]["alice"].update(sources=[1, 2, 3]), "people.alice.sources: expected a list of strings"),
+        (
+            lambda d: d["people"]["bob"].update(templates=[]),
+            "people.bob.templates: expected a non-empty list",
+        ),
+        (
+            lambda d: _set_template(d, 2, [0.125] * 64),
+            "people.alice.templates[2]: expected 128 numbers, got 64",
+        ),
+        (
+            lambda d: _set_template(d, 1, ["x"] * 128),
+            "people.alice.templates[1]: expected a list of numbers",
+        ),
+        (
+            lambda d: _set_template(d, 0, [0.5] * 128),
+            "people.alice.templates[0]: not unit length (norm 5.6569)",
+        ),
+        (
+            lambda d: d["people"]["alice"].update(added=["t"]),
+            "people.alice.added: expected 3 entries (one per template), got 1",
+        ),
+        (
+            lambda d: d["people"]["alice"].update(sources=[1, 2, 3]),
+            "people.alice.sources: expected a list of strings",
+        ),
     ],
 )
 def test_invalid_gallery_names_file_and_field(saved, change, expected):
@@ -262,9 +323,19 @@ def test_add_keeps_the_newest_templates(rng):
 @pytest.mark.parametrize(
     "embeddings, sources, pattern",
     [
-        (lambda r: [_emb(r, sha=OTHER_SHA)], ["camera"], r"embedding 0: model_sha256: .*enroll everyone again"),
+        (
+            lambda r: [_emb(r, sha=OTHER_SHA)],
+            ["camera"],
+            r"embedding 0: model_sha256: .*enroll everyone again",
+        ),
         (lambda r: [_emb(r, size=64)], ["camera"], r"embedding 0: expected 128 numbers, got 64"),
-        (lambda r: [Embedding(np.full(D, 0.5, np.float32), SHA, preprocessing_digest(PREPROCESSING))], ["camera"], r"not unit length"),
+        (
+            lambda r: [
+                Embedding(np.full(D, 0.5, np.float32), SHA, preprocessing_digest(PREPROCESSING))
+            ],
+            ["camera"],
+            r"not unit length",
+        ),
         (lambda r: [_emb(r), _emb(r)], ["camera"], r"2 embeddings but 1 sources"),
         (lambda r: [], [], r"no embeddings"),
     ],
@@ -330,7 +401,11 @@ def test_empty_gallery_matrix_has_no_rows():
 
 def test_what_the_embedder_and_config_could_never_have_made_is_refused(saved):
     msg = _one_line_error(saved, embedding_size=512)
-    assert msg.endswith("gallery.json: embedding_size: 128, but the embedder gives 512; enroll everyone again (facegate enroll NAME)")
+    assert msg.endswith(
+        "gallery.json: embedding_size: 128, but the embedder gives 512; enroll everyone again (facegate enroll NAME)"
+    )
     msg = _one_line_error(saved, max_templates=2)
-    assert msg.endswith("people.alice.templates: 3 templates, more than gallery.max_templates_per_person (2)")
+    assert msg.endswith(
+        "people.alice.templates: 3 templates, more than gallery.max_templates_per_person (2)"
+    )
     assert Gallery.load(saved, embedding_size=D, max_templates=3).names() == ["alice", "bob"]

@@ -23,10 +23,21 @@ def test_the_header_size_matches_what_opencv_decodes(ext):
 
 def _png_declaring(w: int, h: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    chunk = (
+        struct.pack(">I", len(ihdr))
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
     idat = zlib.compress(b"\0" * 1000)
-    return (b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", len(idat)) + b"IDAT" + idat
-            + struct.pack(">I", zlib.crc32(b"IDAT" + idat)))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk
+        + struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    )
 
 
 def test_a_png_bomb_is_refused_from_its_header(tmp_path):
@@ -34,7 +45,10 @@ def test_a_png_bomb_is_refused_from_its_header(tmp_path):
     bomb.write_bytes(_png_declaring(100_000, 100_000))
     with pytest.raises(ImageError) as e:
         read_image(bomb)
-    assert str(e.value) == f"{bomb}: declares 100000 x 100000 pixels, more than {MAX_PIXELS:,}: refusing to decode it"
+    assert (
+        str(e.value)
+        == f"{bomb}: declares 100000 x 100000 pixels, more than {MAX_PIXELS:,}: refusing to decode it"
+    )
 
 
 def test_a_jpeg_declaring_a_huge_frame_is_refused():

@@ -16,8 +16,13 @@ from edge.models import CropRecipe, load_manifest
 from edge.pipeline import Cropper, build_detector, build_landmarker, build_pipeline
 from edge.types import Face, Frame, Landmarks
 
-ARCFACE = {"right_eye": [38.2946, 51.6963], "left_eye": [73.5318, 51.5014], "nose_tip": [56.0252, 71.7366],
-           "mouth_right": [41.5493, 92.3655], "mouth_left": [70.7299, 92.2041]}
+ARCFACE = {
+    "right_eye": [38.2946, 51.6963],
+    "left_eye": [73.5318, 51.5014],
+    "nose_tip": [56.0252, 71.7366],
+    "mouth_right": [41.5493, 92.3655],
+    "mouth_left": [70.7299, 92.2041],
+}
 FIVE = CropRecipe.from_dict({"method": "template", "template": ARCFACE})
 
 
@@ -40,7 +45,12 @@ def _face_with_landmarks(points: np.ndarray) -> Face:
     kps[:3], kps[3] = points[:3], points[3:].mean(axis=0)
     x0, y0 = points.min(axis=0) - 30
     x1, y1 = points.max(axis=0) + 30
-    return Face((float(x0), float(y0), float(x1), float(y1)), 0.9, kps, Landmarks(tuple(ARCFACE), points, "test"))
+    return Face(
+        (float(x0), float(y0), float(x1), float(y1)),
+        0.9,
+        kps,
+        Landmarks(tuple(ARCFACE), points, "test"),
+    )
 
 
 @pytest.mark.parametrize("scale, degrees", [(3.0, 0.0), (1.5, 20.0), (0.8, -35.0), (12.0, 5.0)])
@@ -85,12 +95,16 @@ def test_a_card_asking_for_points_nobody_gives_is_refused(config):
     with pytest.raises(ModelError) as info:
         Cropper(FIVE, (112, 112), landmarker=None, where="sface.float32.tflite.card.json")
     msg = str(info.value)
-    assert "\n" not in msg and msg.startswith("sface.float32.tflite.card.json: crop needs landmarks mouth_left, mouth_right")
+    assert "\n" not in msg and msg.startswith(
+        "sface.float32.tflite.card.json: crop needs landmarks mouth_left, mouth_right"
+    )
     assert "models.landmarker: yunet" in msg
     with pytest.raises(ModelError, match="crop needs landmarks"):
         build_pipeline(replace(config, models=replace(config.models, landmarker=None)))
     # A recipe that the detector's own keypoints serve does not load the pass at all.
-    four = CropRecipe.from_dict({"method": "template", "template": {k: ARCFACE[k] for k in ("right_eye", "left_eye")}})
+    four = CropRecipe.from_dict(
+        {"method": "template", "template": {k: ARCFACE[k] for k in ("right_eye", "left_eye")}}
+    )
     assert Cropper(four, (112, 112), landmarker=build_landmarker(config)).landmarker is None
 
 
@@ -104,10 +118,18 @@ def test_yunet_finds_the_five_points_near_blazefaces(config, lfw_samples):
         assert out.landmarks is not None and out.landmarks.source == "yunet", path.name
         eye_dist = float(np.linalg.norm(face.keypoint("left_eye") - face.keypoint("right_eye")))
         for name in ("right_eye", "left_eye", "nose_tip"):
-            assert np.linalg.norm(out.landmarks.point(name) - face.keypoint(name)) < 0.25 * eye_dist, (path.name, name)
+            assert (
+                np.linalg.norm(out.landmarks.point(name) - face.keypoint(name)) < 0.25 * eye_dist
+            ), (path.name, name)
         corners = (out.landmarks.point("mouth_right") + out.landmarks.point("mouth_left")) / 2
-        assert np.linalg.norm(corners - face.keypoint("mouth")) < 0.35 * eye_dist, path.name  # corners sit a little higher
-        assert out.landmarks.point("mouth_right")[0] < face.keypoint("mouth")[0] < out.landmarks.point("mouth_left")[0]
+        assert np.linalg.norm(corners - face.keypoint("mouth")) < 0.35 * eye_dist, (
+            path.name
+        )  # corners sit a little higher
+        assert (
+            out.landmarks.point("mouth_right")[0]
+            < face.keypoint("mouth")[0]
+            < out.landmarks.point("mouth_left")[0]
+        )
 
 
 def test_no_face_in_the_region_means_no_landmarks_and_a_frame_that_never_votes(config):
@@ -115,15 +137,21 @@ def test_no_face_in_the_region_means_no_landmarks_and_a_frame_that_never_votes(c
     from edge.policy import Policy
 
     flat = Frame(np.full((480, 640, 3), 128, np.uint8))
-    kps = np.array([[300, 220], [340, 220], [320, 245], [320, 270], [280, 230], [360, 230]], np.float32)
+    kps = np.array(
+        [[300, 220], [340, 220], [320, 245], [320, 270], [280, 230], [360, 230]], np.float32
+    )
     ghost = Face((270.0, 190.0, 370.0, 300.0), 0.9, kps)  # a face box where there is no face
     lm = build_landmarker(config)
     assert lm(flat, ghost).landmarks is None and lm.misses == 1
     result = build_pipeline(config).process(flat, ghost)
     assert result.quality.landmarks == 0.0 and result.aligned.rgb.shape == (112, 112, 3)
-    policy = Policy(replace(config.policy, min_sharpness=0.0, min_brightness=0.0, min_face_px=0), config.match)
+    policy = Policy(
+        replace(config.policy, min_sharpness=0.0, min_brightness=0.0, min_face_px=0), config.match
+    )
     assert policy.gate(result.quality) == "low_quality"
-    assert any("eyes, nose and mouth not all found" in p for p in problems(result.quality, config.policy))
+    assert any(
+        "eyes, nose and mouth not all found" in p for p in problems(result.quality, config.policy)
+    )
 
 
 def test_a_corrupt_landmark_model_is_one_line(tmp_path):

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import ModelError
 from edge.detect import largest_first
 from edge.embed import Embedder
+from edge.errors import ModelError
 from edge.images import read_image
 from edge.liveness import (
     LivenessChecker,
@@ -43,9 +43,13 @@ def test_live_when_enough_frames_average_above_the_operating_point():
 
 
 def test_the_mean_is_taken_over_logits_so_one_confident_frame_cannot_outvote_the_rest():
-    v = judge(samples(9.0, -3.0, -3.0), **JUDGE)  # mean probability 0.35 either way; mean logit +1 -> p 0.73
+    v = judge(
+        samples(9.0, -3.0, -3.0), **JUDGE
+    )  # mean probability 0.35 either way; mean logit +1 -> p 0.73
     assert v.live
-    v = judge(samples(9.0, -5.0, -5.0), **JUDGE)  # mean probability 0.33, mean logit -0.33 -> p 0.42
+    v = judge(
+        samples(9.0, -5.0, -5.0), **JUDGE
+    )  # mean probability 0.33, mean logit -0.33 -> p 0.42
     assert not v.live and "live probability 0.417 < 0.5" in v.why
 
 
@@ -68,8 +72,13 @@ def test_one_rigid_planar_pair_is_an_attack_unless_the_cue_is_off():
 
 def test_verdict_as_log_object_is_strict_json():
     v = judge(samples(2.0, 1.0, 0.0), **JUDGE)
-    assert v.as_dict(0.5) == {"live": True, "live_probability": 0.7311, "min_live_probability": 0.5,
-                              "frames": 3, "planar_pairs": 0}
+    assert v.as_dict(0.5) == {
+        "live": True,
+        "live_probability": 0.7311,
+        "min_live_probability": 0.5,
+        "frames": 3,
+        "planar_pairs": 0,
+    }
     empty = judge([], **JUDGE).as_dict(0.5)
     assert json.loads(json.dumps(empty, allow_nan=False))["live_probability"] is None
 
@@ -152,10 +161,15 @@ def test_shipped_model_has_a_liveness_card_with_its_training_split(classifier):
 def test_the_default_config_uses_the_shipped_models_operating_point(classifier):
     from edge.config import load_config
 
-    assert load_config().liveness.min_live_probability == classifier.card.raw["operating_point"]["min_live_probability"]
+    assert (
+        load_config().liveness.min_live_probability
+        == classifier.card.raw["operating_point"]["min_live_probability"]
+    )
 
 
-def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(classifier, samples, model_dir, config):
+def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(
+    classifier, samples, model_dir, config
+):
     """Subject 0009 never trained the model: its live frames against a printed photo of them."""
     detector = build_detector(config)
 
@@ -169,7 +183,9 @@ def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(classifier,
 
     live = logits(samples / "nuaa" / "ClientRaw" / "0009")
     photo = logits(samples / "nuaa" / "ImposterRaw" / "0009")
-    assert len(live) >= 5 and len(photo) >= 5 and np.isfinite(live).all() and np.isfinite(photo).all()
+    assert (
+        len(live) >= 5 and len(photo) >= 5 and np.isfinite(live).all() and np.isfinite(photo).all()
+    )
     threshold = logit(classifier.card.raw["operating_point"]["min_live_probability"])
     assert live.mean() >= threshold > photo.mean()
     assert live.min() > photo.max()

@@ -89,7 +89,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_door(factory: MockFactory, events: list[str], clock: FakeClock) -> Iterator[Callable[..., Door]]:
+def make_door(
+    factory: MockFactory, events: list[str], clock: FakeClock
+) -> Iterator[Callable[..., Door]]:
     doors: list[Door] = []
 
     def make(**overrides: object) -> Door:
@@ -157,7 +159,9 @@ def test_lock_cancels_a_pulse_and_is_idempotent(factory):
         relay.lock()
         assert not relay.is_energised and not level(factory, RELAY)
         assert relay.deadline is None
-        assert wait_for(lambda: not any(t.is_alive() for t in ours))  # cancelled, not merely ignored
+        assert wait_for(
+            lambda: not any(t.is_alive() for t in ours)
+        )  # cancelled, not merely ignored
         relay.lock()
         assert not relay.is_energised
 
@@ -205,10 +209,9 @@ def test_lock_reentered_during_pulse_wins(factory):
 
 
 def test_with_block_relocks_even_when_the_body_raises(factory):
-    with pytest.raises(RuntimeError, match="boom"):
-        with Relay(RELAY, pin_factory=factory) as relay:
-            relay.pulse(30.0)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), Relay(RELAY, pin_factory=factory) as relay:
+        relay.pulse(30.0)
+        raise RuntimeError("boom")
     assert not level(factory, RELAY)
     assert relay.closed and relay.deadline is None
 
@@ -256,10 +259,11 @@ def test_failure_to_switch_off_is_critical_and_raised(factory, caplog):
     relay = Relay(RELAY, pin_factory=factory)
     relay.pulse(30.0)
     pin.fail_level, pin.apply_first = False, False
-    with caplog.at_level(logging.CRITICAL, logger="edge.lock"):
-        with pytest.raises(OSError):
-            relay.lock()
-    assert any(r.levelno == logging.CRITICAL and "NOT be switched off" in r.message for r in caplog.records)
+    with caplog.at_level(logging.CRITICAL, logger="edge.lock"), pytest.raises(OSError):
+        relay.lock()
+    assert any(
+        r.levelno == logging.CRITICAL and "NOT be switched off" in r.message for r in caplog.records
+    )
     pin.fail_level = None
     relay.close()
     assert not level(factory, RELAY)
@@ -352,7 +356,9 @@ def test_broken_event_callback_does_not_stop_the_relock(factory, caplog):
         raise RuntimeError("callback bug")
 
     with Relay(RELAY, pin_factory=factory) as relay:
-        contact = DoorContact(CONTACT, relay=relay, held_open_s=5.0, on_event=explode, pin_factory=factory)
+        contact = DoorContact(
+            CONTACT, relay=relay, held_open_s=5.0, on_event=explode, pin_factory=factory
+        )
         relay.pulse(30.0)
         with caplog.at_level(logging.ERROR, logger="edge.lock"):
             factory.pin(CONTACT).drive_low()
@@ -363,7 +369,9 @@ def test_broken_event_callback_does_not_stop_the_relock(factory, caplog):
 
 def test_pull_down_contact_reads_high_as_closed(factory):
     with Relay(RELAY, pin_factory=factory) as relay:
-        contact = DoorContact(CONTACT, relay=relay, held_open_s=5.0, pull_up=False, pin_factory=factory)
+        contact = DoorContact(
+            CONTACT, relay=relay, held_open_s=5.0, pull_up=False, pin_factory=factory
+        )
         assert contact.is_open  # pulled down, switch open
         relay.pulse(30.0)
         factory.pin(CONTACT).drive_high()
@@ -385,7 +393,9 @@ def test_exit_button_pulses_the_relay(make_door, factory, events):
 
 def test_exit_button_survives_a_closed_relay(factory, events, caplog):
     relay = Relay(RELAY, pin_factory=factory)
-    button = ExitButton(EXIT, relay=relay, unlock_s=1.0, on_event=events.append, pin_factory=factory)
+    button = ExitButton(
+        EXIT, relay=relay, unlock_s=1.0, on_event=events.append, pin_factory=factory
+    )
     relay.close()
     with caplog.at_level(logging.ERROR, logger="edge.lock"):
         factory.pin(EXIT).drive_low()
@@ -410,7 +420,9 @@ def test_indicator_failures_are_logged_not_raised(caplog):
 
 def test_broken_indicator_does_not_block_unlock_or_lock(factory):
     relay = Relay(RELAY, pin_factory=factory)
-    with Door(relay, unlock_s=30.0, indicator=StatusIndicator(led=Broken(), buzzer=Broken())) as door:
+    with Door(
+        relay, unlock_s=30.0, indicator=StatusIndicator(led=Broken(), buzzer=Broken())
+    ) as door:
         door.unlock("bob")
         assert door.is_unlocked
         door.deny()
@@ -445,7 +457,11 @@ def test_door_from_default_config_has_no_optional_devices(make_door, factory):
 
 def test_door_with_every_pin(make_door, factory):
     door = make_door(
-        door_contact_pin=CONTACT, exit_button_pin=EXIT, led_pin=LED_PIN, buzzer_pin=BUZZER, active_high=False
+        door_contact_pin=CONTACT,
+        exit_button_pin=EXIT,
+        led_pin=LED_PIN,
+        buzzer_pin=BUZZER,
+        active_high=False,
     )
     assert level(factory, RELAY)  # active-low: locked = HIGH
     door.unlock()
@@ -456,10 +472,12 @@ def test_door_with_every_pin(make_door, factory):
 
 def test_door_with_block_relocks_when_the_body_raises(factory, clock):
     cfg = LockConfig(door_contact_pin=CONTACT, exit_button_pin=EXIT)
-    with pytest.raises(RuntimeError):
-        with Door.from_config(cfg, pin_factory=factory, clock=clock) as door:
-            door.unlock("dave")
-            raise RuntimeError("pipeline crashed")
+    with (
+        pytest.raises(RuntimeError),
+        Door.from_config(cfg, pin_factory=factory, clock=clock) as door,
+    ):
+        door.unlock("dave")
+        raise RuntimeError("pipeline crashed")
     assert not level(factory, RELAY)
     assert door.relay.closed
 

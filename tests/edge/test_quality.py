@@ -31,10 +31,20 @@ def test_blur_and_darkness_show_in_the_measures(config, lfw_samples):
     face = det(frame)[0]
     recipe = CropRecipe("landmarks", 0.1, True)
     sharp = measure(align(frame, face, recipe, (160, 160)))
-    blurred = measure(align(Frame(cv2.GaussianBlur(frame.rgb, (0, 0), 3)), face, recipe, (160, 160)))
+    blurred = measure(
+        align(Frame(cv2.GaussianBlur(frame.rgb, (0, 0), 3)), face, recipe, (160, 160))
+    )
     dark = measure(align(Frame((frame.rgb * 0.2).astype(np.uint8)), face, recipe, (160, 160)))
     assert blurred.sharpness < sharp.sharpness / 3
     assert dark.brightness < sharp.brightness / 3
     assert sharp.face_px == pytest.approx(min(face.width, face.height))
-    assert set(sharp.as_dict()) == {"face_px", "sharpness", "brightness", "contrast", "yaw", "pitch", "roll",
-                                     "landmarks"}
+    assert set(sharp.as_dict()) == {
+        "face_px",
+        "sharpness",
+        "brightness",
+        "contrast",
+        "yaw",
+        "pitch",
+        "roll",
+        "landmarks",
+    }

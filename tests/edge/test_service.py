@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fakes import PREPROCESSING, FakeClock, FakePicamera2, backlit_door
 from gpiozero.pins.mock import MockFactory
 
 from edge.camera import ReplayCamera
@@ -31,7 +32,6 @@ from edge.notify import Notifier
 from edge.pipeline import build_pipeline
 from edge.service import build_service
 from edge.types import Frame, Reason
-from fakes import PREPROCESSING, FakeClock, FakePicamera2, backlit_door
 
 PIN = 17
 
@@ -47,9 +47,15 @@ def door_config(config, tmp_path):
         config,
         liveness=replace(config.liveness, enabled=False),
         gallery=replace(config.gallery, path=str(tmp_path / "gallery.json")),
-        log=replace(config.log, decisions=str(tmp_path / "decisions.jsonl"), snapshots_dir=str(tmp_path / "snaps")),
+        log=replace(
+            config.log,
+            decisions=str(tmp_path / "decisions.jsonl"),
+            snapshots_dir=str(tmp_path / "snaps"),
+        ),
         match=replace(config.match, min_cosine_similarity=0.5, min_margin=0.05),
-        policy=replace(config.policy, frames=3, min_matching_frames=2, min_face_px=60, lockout_attempts=100),
+        policy=replace(
+            config.policy, frames=3, min_matching_frames=2, min_face_px=60, lockout_attempts=100
+        ),
     )
 
 
@@ -87,7 +93,13 @@ def test_enrolled_person_unlocks_and_stranger_does_not(enrolled, lfw_samples, tm
     # virtual time: 10 fps, and enough empty frames between people for the track to end
     clock = FakeClock()
     frames = [colin] * 3 + [blank] * 30 + [stranger] * 3 + [blank] * 30
-    svc = service_for(enrolled, frames, pins, camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep), clock=clock)
+    svc = service_for(
+        enrolled,
+        frames,
+        pins,
+        camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep),
+        clock=clock,
+    )
     assert svc.run() == ExitCode.OK
     recs = records(enrolled)
     assert [(r["decision"], r["reason"], r["person"]) for r in recs] == [
@@ -113,7 +125,11 @@ def test_corrupt_frames_are_skipped_and_logged(enrolled, lfw_samples, tmp_path, 
     bad = tmp_path / "torn.jpg"
     bad.write_bytes(lfw_samples["Colin_Powell_0040"].read_bytes()[:300])
     pins = MockFactory()
-    svc = service_for(enrolled, [bad, lfw_samples["Colin_Powell_0040"], bad, lfw_samples["Colin_Powell_0040"]], pins)
+    svc = service_for(
+        enrolled,
+        [bad, lfw_samples["Colin_Powell_0040"], bad, lfw_samples["Colin_Powell_0040"]],
+        pins,
+    )
     assert svc.run() == ExitCode.OK
     assert svc.stats.corrupt_frames == 2 and svc.stats.unlocks == 1
     assert "skipping a corrupt frame" in caplog.text and str(bad) in caplog.text
@@ -160,7 +176,9 @@ class _FlakyCamera:
     name = "flaky"
 
     def __init__(self, frame_path: Path, script: list[str]) -> None:
-        self.frame = Frame(cv2.cvtColor(cv2.imread(str(frame_path)), cv2.COLOR_BGR2RGB), source=str(frame_path))
+        self.frame = Frame(
+            cv2.cvtColor(cv2.imread(str(frame_path)), cv2.COLOR_BGR2RGB), source=str(frame_path)
+        )
         self.script = script  # "open-fail", "frame", "drop", "end"
         self.opened = 0
 
@@ -187,9 +205,14 @@ class _FlakyCamera:
 def test_camera_missing_at_start_and_lost_mid_run_reconnects_locked(enrolled, lfw_samples, caplog):
     from edge.camera import ReconnectingCamera
 
-    cam = _FlakyCamera(lfw_samples["Hugo_Chavez_0002"], ["open-fail", "open-fail", "frame", "drop", "frame", "frame"])
+    cam = _FlakyCamera(
+        lfw_samples["Hugo_Chavez_0002"],
+        ["open-fail", "open-fail", "frame", "drop", "frame", "frame"],
+    )
     sleeps: list[float] = []
-    wrapped = ReconnectingCamera(lambda: cam, initial_backoff=0.5, max_backoff=4, sleep=sleeps.append)
+    wrapped = ReconnectingCamera(
+        lambda: cam, initial_backoff=0.5, max_backoff=4, sleep=sleeps.append
+    )
     pins = MockFactory()
     svc = service_for(enrolled, [], pins, camera=wrapped)
     assert svc.run() == ExitCode.OK
@@ -214,7 +237,9 @@ def test_camera_that_never_comes_back_exits_with_the_camera_code(enrolled):
             pass
 
     clock = FakeClock()
-    cam = ReconnectingCamera(Dead, initial_backoff=1, max_backoff=2, give_up_after=5, clock=clock, sleep=clock.sleep)
+    cam = ReconnectingCamera(
+        Dead, initial_backoff=1, max_backoff=2, give_up_after=5, clock=clock, sleep=clock.sleep
+    )
     pins = MockFactory()
     assert service_for(enrolled, [], pins, camera=cam).run() == ExitCode.CAMERA
     assert True not in relay_history(pins)
@@ -252,11 +277,13 @@ def drain(sock) -> list[str]:
     while True:
         try:
             out.append(sock.recv(4096).decode())
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             return out
 
 
-def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, lfw_samples, notify_socket, monkeypatch):
+def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(
+    enrolled, lfw_samples, notify_socket, monkeypatch
+):
     path, sock = notify_socket
     monkeypatch.setenv("WATCHDOG_USEC", str(200_000))  # ping every 0.1 s of (virtual) time
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
@@ -269,13 +296,17 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, l
             try:
                 return super().read()
             except Exception:
-                clock.advance(stall_after + 1)  # the pipeline stalls: no frame for longer than stall_after
+                clock.advance(
+                    stall_after + 1
+                )  # the pipeline stalls: no frame for longer than stall_after
                 svc.watchdog.tick()
                 svc.stop()
                 raise
 
     cam = StallingCamera(frames, fps=10, clock=clock, sleep=clock.sleep)
-    svc = service_for(enrolled, frames, MockFactory(), camera=cam, clock=clock, notifier=Notifier(str(path)))
+    svc = service_for(
+        enrolled, frames, MockFactory(), camera=cam, clock=clock, notifier=Notifier(str(path))
+    )
     svc.run()
     msgs = drain(sock)
     assert msgs[0].startswith("STATUS=starting")
@@ -284,14 +315,28 @@ def test_ready_after_first_frame_and_watchdog_only_while_frames_flow(enrolled, l
     pings = [i for i, m in enumerate(msgs) if m == "WATCHDOG=1"]
     assert 2 <= len(pings) <= 5 and all(i > ready[0] for i in pings)
     assert msgs[-1] == "STOPPING=1"
-    assert msgs[pings[-1] + 1:] == ["STOPPING=1"]  # no ping after the stall
+    assert msgs[pings[-1] + 1 :] == ["STOPPING=1"]  # no ping after the stall
 
 
 def _run_daemon(config_path: Path, replay: Path, env_extra: dict[str, str]) -> subprocess.Popen:
     env = {**os.environ, **env_extra}
     return subprocess.Popen(
-        [sys.executable, "-m", "edge", "-c", str(config_path), "-v", "run", "--mock-gpio", "--replay", str(replay)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "-c",
+            str(config_path),
+            "-v",
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str(replay),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -347,7 +392,9 @@ def test_sigkill_loses_no_logged_decision(enrolled, lfw_samples, tmp_path):
     proc = _run_daemon(cfg, _replay_dir(tmp_path, lfw_samples, 4000), {})
     log_path = Path(enrolled.log.decisions)
     deadline = time.monotonic() + 120
-    while (not log_path.exists() or log_path.read_text().count("\n") < 3) and time.monotonic() < deadline:
+    while (
+        not log_path.exists() or log_path.read_text().count("\n") < 3
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.kill()
     proc.communicate(timeout=30)
@@ -380,23 +427,35 @@ def replace_lock_pin(pin):
 def test_missing_or_foreign_gallery_refuses_to_start(config, tmp_path, lfw_samples):
     missing = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "none.json")))
     with pytest.raises(GalleryError, match="no gallery"):
-        build_service(missing, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
+        build_service(
+            missing,
+            pin_factory=MockFactory(),
+            camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]),
+        )
     from edge.gallery import Gallery
 
     other = Gallery.empty("0" * 64, 128, PREPROCESSING)
     other.save(tmp_path / "g.json")
     foreign = replace(config, gallery=replace(config.gallery, path=str(tmp_path / "g.json")))
     with pytest.raises(GalleryError, match="enroll everyone again"):
-        build_service(foreign, pin_factory=MockFactory(), camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]))
+        build_service(
+            foreign,
+            pin_factory=MockFactory(),
+            camera=ReplayCamera([lfw_samples["Colin_Powell_0040"]]),
+        )
 
 
-@pytest.mark.parametrize("field, change", [
-    ("color", lambda card: card["input"].update(color="BGR")),
-    ("normalization", lambda card: card["input"]["normalization"].update(std=2.0)),
-    ("crop", lambda card: card["crop"]["template"]["nose_tip"].__setitem__(1, 80.0)),
-])
-def test_a_card_whose_preprocessing_changed_refuses_the_old_templates(enrolled, model_dir, tmp_path, lfw_samples,
-                                                                        field, change):
+@pytest.mark.parametrize(
+    "field, change",
+    [
+        ("color", lambda card: card["input"].update(color="BGR")),
+        ("normalization", lambda card: card["input"]["normalization"].update(std=2.0)),
+        ("crop", lambda card: card["crop"]["template"]["nose_tip"].__setitem__(1, 80.0)),
+    ],
+)
+def test_a_card_whose_preprocessing_changed_refuses_the_old_templates(
+    enrolled, model_dir, tmp_path, lfw_samples, field, change
+):
     """Same weights (same sha256), another colour order, normalisation or crop: no unlock from old templates."""
     import shutil
 
@@ -414,7 +473,11 @@ def test_a_card_whose_preprocessing_changed_refuses_the_old_templates(enrolled, 
     with pytest.raises(GalleryError) as info:
         service_for(changed, [lfw_samples["Colin_Powell_0040"]] * 5, pins)
     msg = str(info.value)
-    assert "\n" not in msg and f"preprocessing.{field}: enrolled with" in msg and "enroll everyone again" in msg
+    assert (
+        "\n" not in msg
+        and f"preprocessing.{field}: enrolled with" in msg
+        and "enroll everyone again" in msg
+    )
     assert relay_history(pins) in ([], [False])  # the relay was never energised
 
 
@@ -455,7 +518,9 @@ def test_snapshot_retention_runs_when_nobody_comes_to_the_door(enrolled, tmp_pat
 def picamera2_service(config, pins, picture, calls, **fake):
     from edge.camera import build_camera
 
-    cam = build_camera(config.camera, picamera2_factory=lambda: FakePicamera2(picture, calls=calls, **fake))
+    cam = build_camera(
+        config.camera, picamera2_factory=lambda: FakePicamera2(picture, calls=calls, **fake)
+    )
     return service_for(config, [], pins, camera=cam, clock=FakeClock())
 
 
@@ -472,7 +537,11 @@ def test_face_metering_brings_a_backlit_face_to_its_target(enrolled, lfw_samples
     final = expose(picture, sent[-1])
     box = svc.pipeline.detect(Frame(rgb=final))[0].box
     m = meter_face(final, box)
-    assert m is not None and abs(correction_stops(m, enrolled.exposure.target_face_luma)) < enrolled.exposure.tolerance_stops
+    assert (
+        m is not None
+        and abs(correction_stops(m, enrolled.exposure.target_face_luma))
+        < enrolled.exposure.tolerance_stops
+    )
     before = meter_face(picture, box)
     assert before is not None and before.luma < m.luma - 0.15
     recs = records(enrolled)  # a stranger: denied, with the exposure the decision was made at
@@ -483,32 +552,53 @@ def test_face_metering_brings_a_backlit_face_to_its_target(enrolled, lfw_samples
     assert svc.stats.settling_frames == (enrolled.exposure.settle_frames + 1) * len(sent)
 
 
-def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(enrolled, lfw_samples, caplog):
+def test_face_metering_off_or_a_camera_without_it_leaves_the_exposure_alone(
+    enrolled, lfw_samples, caplog
+):
     calls: list = []
     off = replace(enrolled, exposure=replace(enrolled.exposure, face_metering=False))
-    svc = picamera2_service(off, MockFactory(), backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls)
+    svc = picamera2_service(
+        off, MockFactory(), backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls
+    )
     assert svc.exposure is None and svc.run(max_frames=10) == ExitCode.OK
     assert not [c for c in calls if c[0] == "set_controls"]
-    with caplog.at_level(logging.INFO, logger="edge.exposure"):  # the daemon asks edge.exposure.for_camera
+    with caplog.at_level(
+        logging.INFO, logger="edge.exposure"
+    ):  # the daemon asks edge.exposure.for_camera
         replay = service_for(enrolled, [lfw_samples["Hugo_Chavez_0002"]], MockFactory())
     assert replay.exposure is None and replay.run() == ExitCode.OK
     assert [r["exposure_stops"] for r in records(enrolled)] == [None]  # no metering: null, not 0
-    assert "exposure.face_metering: " in caplog.text and "cannot set its exposure; it keeps its own metering" in caplog.text
+    assert (
+        "exposure.face_metering: " in caplog.text
+        and "cannot set its exposure; it keeps its own metering" in caplog.text
+    )
 
 
-def test_a_camera_refusing_exposure_control_ends_metering_not_the_door(enrolled, lfw_samples, caplog):
+def test_a_camera_refusing_exposure_control_ends_metering_not_the_door(
+    enrolled, lfw_samples, caplog
+):
     calls: list = []
     pins = MockFactory()
-    svc = picamera2_service(enrolled, pins, backlit_door(lfw_samples["Hugo_Chavez_0002"]), calls,
-                            fail_set_controls=RuntimeError("Control ExposureValue is busy"))
+    svc = picamera2_service(
+        enrolled,
+        pins,
+        backlit_door(lfw_samples["Hugo_Chavez_0002"]),
+        calls,
+        fail_set_controls=RuntimeError("Control ExposureValue is busy"),
+    )
     assert svc.run(max_frames=20) == ExitCode.OK
     assert svc.stats.frames == 20 and svc.stats.errors == 0
     assert len([c for c in calls if c[0] == "set_controls"]) == 1 and svc.exposure is None
-    assert "setting ExposureValue failed" in caplog.text and "face-metered exposure is off" in caplog.text
+    assert (
+        "setting ExposureValue failed" in caplog.text
+        and "face-metered exposure is off" in caplog.text
+    )
     assert True not in relay_history(pins)  # a stranger: nobody let in, metering or not
 
 
-def test_a_person_removed_while_the_daemon_runs_is_refused_within_a_second(enrolled, lfw_samples, tmp_path):
+def test_a_person_removed_while_the_daemon_runs_is_refused_within_a_second(
+    enrolled, lfw_samples, tmp_path
+):
     """`facegate users remove` saves the gallery; the running daemon reloads it and acknowledges the new file."""
     from edge.gallery import Gallery, gallery_writer
     from edge.gallery_watch import ack_path_for, file_sha256
@@ -529,7 +619,13 @@ def test_a_person_removed_while_the_daemon_runs_is_refused_within_a_second(enrol
     cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
     colin = lfw_samples["Colin_Powell_0040"]
     # Colin at the door, gone for 3 s (his track ends), back again: a new attempt after the removal.
-    svc = service_for(enrolled, [colin] * 10 + [empty] * 30 + [colin] * 10, pins, clock=clock, on_decision=on_decision)
+    svc = service_for(
+        enrolled,
+        [colin] * 10 + [empty] * 30 + [colin] * 10,
+        pins,
+        clock=clock,
+        on_decision=on_decision,
+    )
     assert json.loads(ack_path_for(enrolled.gallery.path).read_text())["people"] == 2
     assert svc.run() == ExitCode.OK
     recs = list(read_records(log_files(enrolled.log.decisions)))
@@ -557,7 +653,13 @@ def test_a_gallery_that_stops_loading_refuses_everyone_not_the_old_templates(enr
     empty = Path(enrolled.gallery.path).with_name("empty.jpg")
     cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
     colin = lfw_samples["Colin_Powell_0040"]
-    svc = service_for(enrolled, [colin] * 10 + [empty] * 30 + [colin] * 10, pins, clock=clock, on_decision=on_decision)
+    svc = service_for(
+        enrolled,
+        [colin] * 10 + [empty] * 30 + [colin] * 10,
+        pins,
+        clock=clock,
+        on_decision=on_decision,
+    )
     svc.run()
     recs = list(read_records(log_files(enrolled.log.decisions)))
     assert [r["decision"] for r in recs].count("unlock") == 1
@@ -568,8 +670,16 @@ def test_a_restart_does_not_clear_the_lockout(enrolled, lfw_samples, tmp_path):
     """Power-cycling the Pi must not reset an attacker's doubling lockout: it is kept beside the gallery."""
     from edge.service import lockout_path
 
-    cfg = replace(enrolled, policy=replace(enrolled.policy, lockout_attempts=2, lockout_window_s=600.0,
-                                            lockout_s=600.0, retry_after_s=0.0))
+    cfg = replace(
+        enrolled,
+        policy=replace(
+            enrolled.policy,
+            lockout_attempts=2,
+            lockout_window_s=600.0,
+            lockout_s=600.0,
+            retry_after_s=0.0,
+        ),
+    )
     empty = tmp_path / "empty.jpg"
     cv2.imwrite(str(empty), np.full((250, 250, 3), 128, np.uint8))
     stranger = lfw_samples["Tony_Blair_0006"]
@@ -579,7 +689,9 @@ def test_a_restart_does_not_clear_the_lockout(enrolled, lfw_samples, tmp_path):
     assert state["level"] == 1 and state["locked_until"] is not None
     assert stat_mode(lockout_path(cfg)) == 0o600
     pins = MockFactory()
-    again = service_for(cfg, [lfw_samples["Colin_Powell_0040"]] * 4, pins)  # colin is enrolled, but the door is locked out
+    again = service_for(
+        cfg, [lfw_samples["Colin_Powell_0040"]] * 4, pins
+    )  # colin is enrolled, but the door is locked out
     again.run()
     recs = list(read_records(log_files(cfg.log.decisions)))
     assert recs[-1]["reason"] == Reason.LOCKED_OUT and recs[-1]["person"] == "colin"

@@ -6,13 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes import FakeClock
 from gpiozero.pins.mock import MockFactory
 
 from edge.camera import ReplayCamera
 from edge.decisions import log_files, read_records
 from edge.types import Reason
-from fakes import FakeClock
 from tools import nuaa, replay
+
 
 @pytest.fixture
 def door(config):
@@ -33,12 +34,26 @@ def test_photo_of_an_enrolled_person_is_refused_and_the_person_is_let_in(door, s
         assert decisions, attempt
         for r in decisions:
             live = r["liveness"]
-            assert set(live) == {"live", "live_probability", "min_live_probability", "frames", "planar_pairs"}
+            assert set(live) == {
+                "live",
+                "live_probability",
+                "min_live_probability",
+                "frames",
+                "planar_pairs",
+            }
             assert live["min_live_probability"] == door.liveness.min_live_probability
             if attempt.label == "attack":
-                assert r["decision"] == "deny" and r["reason"] == Reason.PRESENTATION_ATTACK and live["live"] is False
+                assert (
+                    r["decision"] == "deny"
+                    and r["reason"] == Reason.PRESENTATION_ATTACK
+                    and live["live"] is False
+                )
             else:
-                assert r["decision"] == "unlock" and live["live"] is True and live["frames"] == door.liveness.min_frames
+                assert (
+                    r["decision"] == "unlock"
+                    and live["live"] is True
+                    and live["frames"] == door.liveness.min_frames
+                )
     checker = result.service.liveness
     assert checker is not None and checker.calls >= sum(len(a.frames) for a in chosen) // 2
 
@@ -50,7 +65,9 @@ def test_the_same_photo_opens_the_door_with_liveness_off(door, samples, tmp_path
     off = replace(door, liveness=replace(door.liveness, enabled=False))
     o = replay.score(replay.run(off, people, chosen, tmp_path))
     assert o.attack_accepted >= 1
-    assert all(r["liveness"] is None for r in read_records(log_files(str(tmp_path / "decisions.jsonl"))))
+    assert all(
+        r["liveness"] is None for r in read_records(log_files(str(tmp_path / "decisions.jsonl")))
+    )
 
 
 class BrokenChecker:
@@ -75,10 +92,15 @@ def test_a_failing_liveness_check_leaves_the_door_locked(door, samples, tmp_path
     clock = FakeClock()
     frames = [f for a in genuine for f in a.frames]
     pins = MockFactory()
-    svc = service_mod.build_service(cfg, pin_factory=pins, camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep),
-                                    clock=clock)
+    svc = service_mod.build_service(
+        cfg,
+        pin_factory=pins,
+        camera=ReplayCamera(frames, fps=10, clock=clock, sleep=clock.sleep),
+        clock=clock,
+    )
     svc.run()
     assert svc.stats.unlocks == 0 and svc.stats.errors >= 1
     assert not any(s.state for s in pins.pin(cfg.lock.relay_pin).states)
     assert not Path(cfg.log.decisions).exists() or not any(
-        r["decision"] == "unlock" for r in read_records(log_files(cfg.log.decisions)))
+        r["decision"] == "unlock" for r in read_records(log_files(cfg.log.decisions))
+    )

@@ -21,12 +21,16 @@ def test_reframing_is_seeded_by_name_and_moves_the_face_into_a_door_frame(lfw_sa
     c, cc = wild.reframe(rgb, "Tony_Blair_0018.jpg")
     assert a.shape == (480, 640, 3) and np.array_equal(a, b) and ca == cb
     assert not np.array_equal(a, c) and ca != cc
-    assert 0.25 * 640 <= ca[0] <= 0.75 * 640 and 0.3 * 480 <= ca[1] <= 0.7 * 480  # the subject lands inside the frame
+    assert (
+        0.25 * 640 <= ca[0] <= 0.75 * 640 and 0.3 * 480 <= ca[1] <= 0.7 * 480
+    )  # the subject lands inside the frame
 
 
 def test_reframed_faces_are_still_found_and_recognised(config, lfw_samples):
     p = build_pipeline(config)
-    emb = wild.embed_reframed(p, [lfw_samples[k] for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Laura_Bush_0001")])
+    emb = wild.embed_reframed(
+        p, [lfw_samples[k] for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Laura_Bush_0001")]
+    )
     found = [v for v in emb.values() if v is not None]
     assert len(found) >= 2  # 93% of LFW's images keep a usable face after re-framing (README)
     if all(v is not None for v in emb.values()):
@@ -59,5 +63,11 @@ def test_convert_template_crop_is_arcface_scaled_to_the_input():
     spec = crop_spec("template", 0.0, True, (224, 224))
     recipe = CropRecipe.from_dict(spec)
     assert recipe.method == "template" and set(recipe.landmarks) == set(ARCFACE_112)
-    assert dict((n, (x, y)) for n, x, y in recipe.template)["nose_tip"] == pytest.approx((112.0504, 143.4732))
-    assert crop_spec("box", 0.15, False, (160, 160)) == {"method": "box", "margin": 0.15, "rotate": False}
+    assert dict((n, (x, y)) for n, x, y in recipe.template)["nose_tip"] == pytest.approx(
+        (112.0504, 143.4732)
+    )
+    assert crop_spec("box", 0.15, False, (160, 160)) == {
+        "method": "box",
+        "margin": 0.15,
+        "rotate": False,
+    }

@@ -52,7 +52,11 @@ def onnx_python() -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, onnx_python) -> Path:
     out = tmp_path_factory.mktemp("tiny_onnx")
-    proc = subprocess.run([str(onnx_python), str(ROOT / "tests/tools/tiny_onnx.py"), str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(onnx_python), str(ROOT / "tests/tools/tiny_onnx.py"), str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out / "tiny.onnx"
 
@@ -62,8 +66,17 @@ def converted(tiny_onnx, tmp_path_factory, model_dir, samples) -> tuple[Path, st
     """tiny.onnx -> float32 .tflite with the parity gate on the committed faces; (output, source sha256 before)."""
     before = hashlib.sha256(tiny_onnx.read_bytes()).hexdigest()
     out = tmp_path_factory.mktemp("onnx_out") / "tiny.float32.tflite"
-    p = convert(str(tiny_onnx), *TINY, "--out", str(out), "--holdout", str(samples / "lfw"), "--min-holdout-faces", "5",
-                model_dir=model_dir)
+    p = convert(
+        str(tiny_onnx),
+        *TINY,
+        "--out",
+        str(out),
+        "--holdout",
+        str(samples / "lfw"),
+        "--min-holdout-faces",
+        "5",
+        model_dir=model_dir,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return out, before
 
@@ -96,8 +109,19 @@ def test_tflite_on_nhwc_matches_onnxruntime_on_nchw(converted, tiny_onnx, onnx_p
 
     x = np.random.default_rng(1).normal(0, 1, (4, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    proc = subprocess.run([str(onnx_python), "-c", ORT_RUN, str(tiny_onnx), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            str(onnx_python),
+            "-c",
+            ORT_RUN,
+            str(tiny_onnx),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     want = np.load(tmp_path / "y.npy")
     model = Model(converted[0], runtime="ai-edge-litert")
@@ -105,7 +129,12 @@ def test_tflite_on_nhwc_matches_onnxruntime_on_nchw(converted, tiny_onnx, onnx_p
     cos = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
     assert cos.min() > 0.999, cos
     # A transposed H/W (or channels read as rows) would not survive a non-symmetric random input.
-    wrong = np.concatenate([model.run(np.ascontiguousarray(x[i : i + 1].transpose(0, 2, 1, 3)))[0] for i in range(len(x))])
+    wrong = np.concatenate(
+        [
+            model.run(np.ascontiguousarray(x[i : i + 1].transpose(0, 2, 1, 3)))[0]
+            for i in range(len(x))
+        ]
+    )
     assert np.abs(wrong - want).max() > 1e-3
 
 
@@ -116,7 +145,13 @@ def test_onnx_source_file_is_left_untouched(converted, tiny_onnx):
 
 def test_missing_onnx2tf_is_one_line_and_exit_4(tiny_onnx, tmp_path):
     out = tmp_path / "out" / "x.tflite"
-    p = convert(str(tiny_onnx), *TINY, "--out", str(out), env={"FACEGATE_ONNX2TF": str(tmp_path / "no-venv" / "onnx2tf")})
+    p = convert(
+        str(tiny_onnx),
+        *TINY,
+        "--out",
+        str(out),
+        env={"FACEGATE_ONNX2TF": str(tmp_path / "no-venv" / "onnx2tf")},
+    )
     assert p.returncode == ExitCode.MODEL == 4
     assert MISSING in error_line(p)
     assert list((tmp_path / "out").iterdir()) == []
@@ -132,7 +167,16 @@ def test_corrupt_onnx_is_one_line(tiny_onnx, tmp_path):
 
 
 def test_input_size_must_match_the_onnx_input(tiny_onnx, tmp_path):
-    p = convert(str(tiny_onnx), "--input-size", "112", "112", "--embedding-size", "16", "--out", str(tmp_path / "x.tflite"))
+    p = convert(
+        str(tiny_onnx),
+        "--input-size",
+        "112",
+        "112",
+        "--embedding-size",
+        "16",
+        "--out",
+        str(tmp_path / "x.tflite"),
+    )
     assert p.returncode == ExitCode.MODEL
     assert "is 32x32 (NCHW [1, 3, 32, 32]), not --input-size 112 112" in error_line(p)
 
@@ -141,9 +185,19 @@ def test_onnx2tf_failure_is_its_last_stderr_line(tiny_onnx, onnx_python, tmp_pat
     """A failing onnx2tf (here a stand-in run by the venv's Python) gives one line, not its traceback."""
     fake = tmp_path / "bin" / "onnx2tf"
     fake.parent.mkdir()
-    fake.write_text(f"#!{onnx_python}\nimport sys\nprint('Traceback (most recent call last):', file=sys.stderr)\n"
-                    "print('ValueError: Frobnicate OP is not supported', file=sys.stderr)\nsys.exit(1)\n")
+    fake.write_text(
+        f"#!{onnx_python}\nimport sys\nprint('Traceback (most recent call last):', file=sys.stderr)\n"
+        "print('ValueError: Frobnicate OP is not supported', file=sys.stderr)\nsys.exit(1)\n"
+    )
     fake.chmod(0o755)
-    p = convert(str(tiny_onnx), *TINY, "--out", str(tmp_path / "out" / "x.tflite"), env={"FACEGATE_ONNX2TF": str(fake)})
+    p = convert(
+        str(tiny_onnx),
+        *TINY,
+        "--out",
+        str(tmp_path / "out" / "x.tflite"),
+        env={"FACEGATE_ONNX2TF": str(fake)},
+    )
     assert p.returncode == ExitCode.MODEL
-    assert "onnx2tf failed (exit 1): ValueError: Frobnicate OP is not supported" in error_line(p)  # no Traceback either
+    assert "onnx2tf failed (exit 1): ValueError: Frobnicate OP is not supported" in error_line(
+        p
+    )  # no Traceback either

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge.pipeline import build_pipeline
 from tools.bench.lfw import embed_all, score_pairs
 from tools.lfw import read_pairs
 from tools.verification import kfold_accuracy, tar_at_far
-
-from edge.pipeline import build_pipeline
 
 
 @pytest.mark.data
@@ -17,7 +16,9 @@ def test_view1_sample_verifies_at_lfw_grade(shared_data, config):
     """200 View 1 pairs (100 same, 100 different): a quick guard on the whole pipeline."""
     pairs = read_pairs(shared_data / "lfw" / "pairsDevTest.txt")
     pairs = pairs[:100] + pairs[500:600]
-    emb, _ = embed_all(build_pipeline(config), sorted({p for pr in pairs for p in (pr.a, pr.b)}), progress=False)
+    emb, _ = embed_all(
+        build_pipeline(config), sorted({p for pr in pairs for p in (pr.a, pr.b)}), progress=False
+    )
     scores, labels, _, failed = score_pairs(pairs, emb)
     folds = np.arange(len(pairs)) % 10
     assert failed == 0

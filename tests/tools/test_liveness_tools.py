@@ -31,8 +31,14 @@ def test_attempts_are_consecutive_frames_of_one_clip_in_recording_order():
 
 def test_an_attempt_scores_the_mean_logit_as_a_probability():
     logits = np.array([2.0, -2.0, 4.0, 0.0])
-    scores, live, first = attempt_scores(logits, np.array(["a"] * 4), np.arange(4), np.array([True] * 4), 2)
-    assert scores == pytest.approx([0.5, 1 / (1 + np.exp(-2.0))]) and live.all() and list(first) == [0, 2]
+    scores, live, first = attempt_scores(
+        logits, np.array(["a"] * 4), np.arange(4), np.array([True] * 4), 2
+    )
+    assert (
+        scores == pytest.approx([0.5, 1 / (1 + np.exp(-2.0))])
+        and live.all()
+        and list(first) == [0, 2]
+    )
 
 
 def test_apcer_and_bpcer_count_the_right_errors():
@@ -61,11 +67,15 @@ def test_operating_point_is_the_middle_of_the_best_range_within_the_bpcer_bound(
     assert apcer == 0.5 and bpcer == 0.0 and t == pytest.approx(0.4)
 
 
-def test_evaluate_on_a_held_out_subject_writes_rates_curve_and_costs(samples, model_dir, tmp_path, capsys, monkeypatch):
+def test_evaluate_on_a_held_out_subject_writes_rates_curve_and_costs(
+    samples, model_dir, tmp_path, capsys, monkeypatch
+):
     from tools.liveness.evaluate import main
 
     monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
-    assert main(["--nuaa", str(samples / "nuaa"), "--subjects", "0009", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["--nuaa", str(samples / "nuaa"), "--subjects", "0009", "--out", str(tmp_path)]) == 0
+    )
     out = capsys.readouterr().out
     assert "APCER" in out and "BPCER" in out and "cost per frame: detect" in out
     data = json.loads((tmp_path / "liveness_eval.json").read_text())
@@ -75,7 +85,9 @@ def test_evaluate_on_a_held_out_subject_writes_rates_curve_and_costs(samples, mo
     assert (tmp_path / "liveness_curve.png").stat().st_size > 0
 
 
-def test_evaluate_refuses_subjects_the_model_was_trained_on(samples, model_dir, capsys, monkeypatch):
+def test_evaluate_refuses_subjects_the_model_was_trained_on(
+    samples, model_dir, capsys, monkeypatch
+):
     from tools.liveness.evaluate import main
 
     monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
@@ -84,7 +96,9 @@ def test_evaluate_refuses_subjects_the_model_was_trained_on(samples, model_dir, 
     assert len(err) == 1 and "training.subjects: 0005 trained this model" in err[0]
 
 
-def test_evaluate_on_a_folder_without_nuaa_frames_is_one_clear_error(tmp_path, model_dir, capsys, monkeypatch):
+def test_evaluate_on_a_folder_without_nuaa_frames_is_one_clear_error(
+    tmp_path, model_dir, capsys, monkeypatch
+):
     from tools.liveness.evaluate import main
 
     monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
@@ -104,7 +118,9 @@ def _tiny_nuaa(samples: Path, root: Path) -> Path:
     return root
 
 
-def test_training_script_fits_converts_and_writes_a_card_that_loads(samples, model_dir, tmp_path, monkeypatch, runtime):
+def test_training_script_fits_converts_and_writes_a_card_that_loads(
+    samples, model_dir, tmp_path, monkeypatch, runtime
+):
     """The mechanics only, on 20 frames: the shipped model was made by the same command on NUAA."""
     from edge.liveness import PassiveClassifier
     from tools.liveness.train import main
@@ -112,22 +128,54 @@ def test_training_script_fits_converts_and_writes_a_card_that_loads(samples, mod
     monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
     nuaa = _tiny_nuaa(samples, tmp_path / "nuaa")
     out = tmp_path / "m" / "liveness-test.int8.tflite"
-    rc = main(["--nuaa", str(nuaa), "--out", str(out), "--min-calibration-faces", "5", "--work", str(tmp_path / "work")])
+    rc = main(
+        [
+            "--nuaa",
+            str(nuaa),
+            "--out",
+            str(out),
+            "--min-calibration-faces",
+            "5",
+            "--work",
+            str(tmp_path / "work"),
+        ]
+    )
     assert rc == 0
     clf = PassiveClassifier(out, runtime=runtime)
     card = clf.card.raw
-    assert card["role"] == "liveness" and card["mode"] == "int8" and card["training"]["subjects"] == ["0005"]
+    assert (
+        card["role"] == "liveness"
+        and card["mode"] == "int8"
+        and card["training"]["subjects"] == ["0005"]
+    )
     assert card["training"]["held_out_subjects"] == list(TEST_SUBJECTS)
     assert card["operating_point"]["min_live_probability"] == 0.5  # one subject: none to hold out
-    assert card["training"]["backbone"]["name"] == "facenet-keras" and "ai-edge-litert" in card["parity"]
+    assert (
+        card["training"]["backbone"]["name"] == "facenet-keras"
+        and "ai-edge-litert" in card["parity"]
+    )
 
 
 def test_training_without_nuaa_frames_is_one_clear_error(tmp_path, capsys):
     from tools.liveness.train import main
 
-    assert main(["--nuaa", str(tmp_path), "--out", str(tmp_path / "x.tflite"), "--work", str(tmp_path / "w")]) == ExitCode.DATA
+    assert (
+        main(
+            [
+                "--nuaa",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "x.tflite"),
+                "--work",
+                str(tmp_path / "w"),
+            ]
+        )
+        == ExitCode.DATA
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"tools.liveness.train: error: {tmp_path}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)"]
+    assert err == [
+        f"tools.liveness.train: error: {tmp_path}: no NUAA frames (ClientRaw/<id>/*.jpg, ImposterRaw/<id>/*.jpg)"
+    ]
 
 
 def test_rotations_test_every_subject_three_times_on_models_that_never_saw_it():
@@ -140,7 +188,7 @@ def test_rotations_test_every_subject_three_times_on_models_that_never_saw_it():
     for train, test in rots:
         assert len(train) == 7 and len(test) == 3
         assert set(train) | set(test) == set(SUBJECTS) and not set(train) & set(test)
-    assert Counter(s for _, test in rots for s in test) == {s: 3 for s in SUBJECTS}
+    assert Counter(s for _, test in rots for s in test) == dict.fromkeys(SUBJECTS, 3)
 
 
 def _synthetic_crops(n_per: int = 20) -> tuple[np.ndarray, Crops]:
@@ -156,8 +204,14 @@ def _synthetic_crops(n_per: int = 20) -> tuple[np.ndarray, Crops]:
                 frame_no.append(i)
                 feats.append(rng.normal(size=4) + (1.5 if is_live else -1.5) * np.eye(4)[0])
     n = len(subject)
-    data = Crops(np.zeros((n, 2, 2, 3), np.uint8), np.array(live), np.array(subject), np.array(clip),
-                 np.array(frame_no), np.array([""] * n))
+    data = Crops(
+        np.zeros((n, 2, 2, 3), np.uint8),
+        np.array(live),
+        np.array(subject),
+        np.array(clip),
+        np.array(frame_no),
+        np.array([""] * n),
+    )
     return np.array(feats, np.float32), data
 
 
@@ -184,12 +238,20 @@ def test_operating_point_from_held_out_subjects_or_the_default_when_there_is_one
 
     feats, data = _synthetic_crops()
     _, op = fit_procedure(feats, data, Recipe(steps=200))
-    assert 0.0 < op["min_live_probability"] < 1.0 and op["held_out_attempts"] == {"live": 12, "attack": 12}
+    assert 0.0 < op["min_live_probability"] < 1.0 and op["held_out_attempts"] == {
+        "live": 12,
+        "attack": 12,
+    }
     assert op["held_out_bpcer"] <= 0.05 and "0001, 0002, 0003" in op["chosen_on"]
-    head, op = fit_procedure(feats, data, Recipe(steps=200), validation=("0003",))  # the replaced method
+    head, op = fit_procedure(
+        feats, data, Recipe(steps=200), validation=("0003",)
+    )  # the replaced method
     fit = data.subject != "0003"
     assert np.allclose(head(feats), fit_head(feats[fit], data.live[fit], Recipe(steps=200))(feats))
-    assert op["held_out_attempts"] == {"live": 4, "attack": 4} and "of 0003, scored by a head not fitted on them" in op["chosen_on"]
+    assert (
+        op["held_out_attempts"] == {"live": 4, "attack": 4}
+        and "of 0003, scored by a head not fitted on them" in op["chosen_on"]
+    )
     one = data.select(data.subject == "0001")
     _, op = fit_procedure(feats[data.subject == "0001"], one, Recipe(steps=200))
     assert op["min_live_probability"] == 0.5 and "held_out_attempts" not in op

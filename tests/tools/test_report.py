@@ -20,10 +20,24 @@ from edge.errors import DecisionLogError
 from edge.types import Decision, Reason
 from tools.report import ReportError
 from tools.report.collect import collect
-from tools.report.labels import CsvLabeller, NuaaLabeller, append_label, nuaa_truth, parse_enrolled, read_labels
+from tools.report.labels import (
+    CsvLabeller,
+    NuaaLabeller,
+    append_label,
+    nuaa_truth,
+    parse_enrolled,
+    read_labels,
+)
 from tools.report.metrics import Confusion, build_report
 from tools.report.render import sections, to_json, to_text
-from tools.report.stats import Rate, binomial_cdf, far_bound_text, rule_of_three, upper_bound, wilson
+from tools.report.stats import (
+    Rate,
+    binomial_cdf,
+    far_bound_text,
+    rule_of_three,
+    upper_bound,
+    wilson,
+)
 
 T0 = 1_714_566_896.0  # 2024-05-01 (ISO week 2024-W18)
 NUAA = Path(__file__).resolve().parents[1] / "data" / "nuaa"
@@ -32,18 +46,46 @@ NUAA = Path(__file__).resolve().parents[1] / "data" / "nuaa"
 # --------------------------------------------------------------------------- helpers (also used by test_report_cli)
 
 
-def make_record(event_id: str, *, unlock: bool = False, reason: str | None = None, person: str | None = None,
-                best: str | None = None, score: float = 0.5, second: str | None = None, second_score: float = -1.0,
-                threshold: float = 0.6, min_margin: float = 0.1, t: float = T0, sources: tuple[str, ...] = (),
-                snapshot: str | None = None) -> dict:
+def make_record(
+    event_id: str,
+    *,
+    unlock: bool = False,
+    reason: str | None = None,
+    person: str | None = None,
+    best: str | None = None,
+    score: float = 0.5,
+    second: str | None = None,
+    second_score: float = -1.0,
+    threshold: float = 0.6,
+    min_margin: float = 0.1,
+    t: float = T0,
+    sources: tuple[str, ...] = (),
+    snapshot: str | None = None,
+) -> dict:
     """A schema record made the daemon's way: a Decision through decision_record."""
     reason = reason or (Reason.ACCEPTED if unlock else Reason.UNKNOWN_FACE)
     if unlock and person is None:
         person = best
-    d = Decision(event_id=event_id, time=t, unlock=unlock, reason=reason, person=person, best=best,
-                 best_score=score, second=second, second_score=second_score, threshold=threshold,
-                 min_margin=min_margin, frames_used=5, frames_matched=4 if unlock else 0, track_id=1,
-                 quality={"face_px": 140.0}, model_sha256="f" * 64, camera="test", sources=sources)
+    d = Decision(
+        event_id=event_id,
+        time=t,
+        unlock=unlock,
+        reason=reason,
+        person=person,
+        best=best,
+        best_score=score,
+        second=second,
+        second_score=second_score,
+        threshold=threshold,
+        min_margin=min_margin,
+        frames_used=5,
+        frames_matched=4 if unlock else 0,
+        track_id=1,
+        quality={"face_px": 140.0},
+        model_sha256="f" * 64,
+        camera="test",
+        sources=sources,
+    )
     return decision_record(d, snapshot=snapshot)
 
 
@@ -63,11 +105,21 @@ def write_labels(path: Path, labels: dict[str, str]) -> Path:
     return path
 
 
-def report_of(tmp_path: Path, records: list[dict], labels: dict[str, str], *, enrolled=("alice", "bob"),
-              target_far: float = 1e-3, attacks: bool = True, **kw):
+def report_of(
+    tmp_path: Path,
+    records: list[dict],
+    labels: dict[str, str],
+    *,
+    enrolled=("alice", "bob"),
+    target_far: float = 1e-3,
+    attacks: bool = True,
+    **kw,
+):
     log = write_log(tmp_path / "decisions.jsonl", records)
     cols = collect([log], CsvLabeller(labels, "test"), enrolled=enrolled, progress=False, **kw)
-    return build_report(cols, label_source="test", enrolled=enrolled, target_far=target_far, attacks=attacks)
+    return build_report(
+        cols, label_source="test", enrolled=enrolled, target_far=target_far, attacks=attacks
+    )
 
 
 # The hand-counted log: enrolled alice and bob, threshold 0.6.
@@ -82,7 +134,10 @@ HAND = [
     (make_record("i3", best="bob", score=0.4), "impostor"),  # TN
     (make_record("x1", unlock=True, best="alice", score=0.75), "attack"),  # FP
     (make_record("x2", reason=Reason.PRESENTATION_ATTACK, best="alice", score=0.8), "attack"),  # TN
-    (make_record("x3", reason=Reason.LOCKED_OUT, best="alice", score=0.9), "attack"),  # TN, locked out
+    (
+        make_record("x3", reason=Reason.LOCKED_OUT, best="alice", score=0.9),
+        "attack",
+    ),  # TN, locked out
     (make_record("c1", best="bob", score=0.2), "carol"),  # a live person not enrolled: impostor, TN
     (make_record("u1", unlock=True, best="alice", score=0.9), None),  # unlabelled
 ]
@@ -113,7 +168,9 @@ def test_upper_bound_is_the_exact_one_sided_clopper_pearson_bound():
         assert brute == pytest.approx(0.05, abs=1e-9)
         assert binomial_cdf(k, n, u) == pytest.approx(brute, abs=1e-12)
     assert upper_bound(0, 0) is None and upper_bound(5, 5) == 1.0
-    assert upper_bound(50_000, 1_000_000) == pytest.approx(0.05 + 1.645 * math.sqrt(0.05 * 0.95 / 1e6), abs=2e-5)
+    assert upper_bound(50_000, 1_000_000) == pytest.approx(
+        0.05 + 1.645 * math.sqrt(0.05 * 0.95 / 1e6), abs=2e-5
+    )
 
 
 def test_zero_false_accepts_is_reported_as_a_bound_not_zero():
@@ -147,14 +204,22 @@ def test_hand_counted_confusion_matrix(hand):
     assert c.accuracy.value == 7 / 12
     assert c.f1 == pytest.approx(2 * 0.4 * 0.5 / 0.9)
     assert hand.mean_genuine_score == pytest.approx((0.9 + 0.8 + 0.55 + 0.7 + 0.7) / 5)
-    assert hand.mean_impostor_score == pytest.approx((0.65 + 0.3 + 0.4 + 0.2 + 0.75 + 0.8 + 0.9) / 7)
+    assert hand.mean_impostor_score == pytest.approx(
+        (0.65 + 0.3 + 0.4 + 0.2 + 0.75 + 0.8 + 0.9) / 7
+    )
 
 
 def test_unlabelled_and_lockouts_are_counted_not_dropped(hand):
     assert hand.records == 13 and hand.unlabelled == 1 and hand.labelled == 12
     assert hand.unlabelled_why == {"not in the labels file": 1}
     assert hand.label_notes == ("truth names nobody enrolled, counted as impostors: carol",)
-    assert hand.locked_out == {"total": 1, "genuine": 0, "impostor": 0, "attack": 1, "unlabelled": 0}
+    assert hand.locked_out == {
+        "total": 1,
+        "genuine": 0,
+        "impostor": 0,
+        "attack": 1,
+        "unlabelled": 0,
+    }
     assert [e.event_id for e in hand.locked_out_examples] == ["x3"]
     assert sorted(e.event_id for e in hand.false_accept_examples) == ["b1", "i1", "x1"]
     text = to_text(hand)
@@ -162,7 +227,9 @@ def test_unlabelled_and_lockouts_are_counted_not_dropped(hand):
 
 
 def test_wrong_person_unlock_is_a_false_accept(tmp_path):
-    r = report_of(tmp_path, [make_record("b1", unlock=True, best="alice", score=0.8)], {"b1": "bob"})
+    r = report_of(
+        tmp_path, [make_record("b1", unlock=True, best="alice", score=0.8)], {"b1": "bob"}
+    )
     c = r.confusion
     assert (c.tp, c.fp, c.tn, c.fn, c.wrong_person) == (0, 1, 0, 0, 1)
     assert c.far.value == 1.0 and c.sensitivity.value is None
@@ -172,7 +239,10 @@ def test_wrong_person_unlock_is_a_false_accept(tmp_path):
 
 
 def test_all_genuine_leaves_specificity_undefined(tmp_path):
-    recs = [make_record("a1", unlock=True, best="alice", score=0.9), make_record("a2", best="alice", score=0.4)]
+    recs = [
+        make_record("a1", unlock=True, best="alice", score=0.9),
+        make_record("a2", best="alice", score=0.4),
+    ]
     c = report_of(tmp_path, recs, {"a1": "alice", "a2": "alice"}).confusion
     assert (c.tp, c.fp, c.tn, c.fn) == (1, 0, 0, 1)
     assert c.specificity.value is None and c.far.value is None and c.far.interval is None
@@ -184,9 +254,11 @@ def test_all_impostor_leaves_sensitivity_undefined(tmp_path):
     r = report_of(tmp_path, recs, {"i1": "impostor", "i2": "attack"})
     c = r.confusion
     assert (c.tp, c.fp, c.tn, c.fn) == (0, 0, 2, 0)
-    assert c.sensitivity.value is None and c.frr.value is None and c.ppv.value is None and c.f1 is None
+    assert (
+        c.sensitivity.value is None and c.frr.value is None and c.ppv.value is None and c.f1 is None
+    )
     assert c.specificity.value == 1.0 and c.npv.value == 1.0 and c.far.value == 0.0
-    assert c.far_upper == pytest.approx(1 - 0.05 ** 0.5)
+    assert c.far_upper == pytest.approx(1 - 0.05**0.5)
     assert r.recommendation.threshold == 0.6 and not r.recommendation.meets_target
 
 
@@ -196,7 +268,10 @@ def test_empty_log_is_all_na_and_does_not_crash(tmp_path):
     assert c == Confusion()
     assert all(rate.value is None for rate in c.rates().values()) and c.f1 is None
     assert r.mean_genuine_score is None and r.logged_threshold is None
-    assert r.recommendation.threshold is None and "no impostor or attack attempts" in r.recommendation.statement
+    assert (
+        r.recommendation.threshold is None
+        and "no impostor or attack attempts" in r.recommendation.statement
+    )
     out = to_json(r)
     assert out["confusion"]["sensitivity"]["value"] is None and out["confusion"]["f1"] is None
     json.dumps(out, allow_nan=False)
@@ -214,10 +289,14 @@ def _sweep_log(impostor_scores: list[float], threshold: float = 0.6):
     genuine = [round(0.55 + 0.05 * i, 2) for i in range(9)]  # 0.55 .. 0.95
     recs, labels = [], {}
     for i, s in enumerate(genuine):
-        recs.append(make_record(f"g{i}", unlock=s >= threshold, best="alice", score=s, threshold=threshold))
+        recs.append(
+            make_record(f"g{i}", unlock=s >= threshold, best="alice", score=s, threshold=threshold)
+        )
         labels[f"g{i}"] = "alice"
     for i, s in enumerate(impostor_scores):
-        recs.append(make_record(f"i{i}", unlock=s >= threshold, best="bob", score=s, threshold=threshold))
+        recs.append(
+            make_record(f"i{i}", unlock=s >= threshold, best="bob", score=s, threshold=threshold)
+        )
         labels[f"i{i}"] = "impostor"
     return recs, labels
 
@@ -225,18 +304,26 @@ def _sweep_log(impostor_scores: list[float], threshold: float = 0.6):
 def test_sweep_redecides_by_best_score_margin_and_hard_denials(tmp_path):
     recs = [
         make_record("g1", unlock=True, best="alice", score=0.8),
-        make_record("g2", best="alice", score=0.8, second="bob", second_score=0.75, reason=Reason.AMBIGUOUS),
+        make_record(
+            "g2", best="alice", score=0.8, second="bob", second_score=0.75, reason=Reason.AMBIGUOUS
+        ),
         make_record("g3", reason=Reason.TOO_DARK, best="alice", score=0.9),
         make_record("i1", best="bob", score=0.5),
     ]
     labels = {"g1": "alice", "g2": "alice", "g3": "alice", "i1": "impostor"}
     r = report_of(tmp_path, recs, labels)
     sw = r.sweep
-    assert sw.right.tolist() == [0.8] and sw.impostor.tolist() == [0.5]  # g2 fails the margin, g3 is too dark
+    assert sw.right.tolist() == [0.8] and sw.impostor.tolist() == [
+        0.5
+    ]  # g2 fails the margin, g3 is too dark
     c = sw.at(0.5)
     assert (c.tp, c.fn, c.fp, c.tn) == (1, 2, 1, 0)
     assert sw.at(0.8001).tp == 0
-    assert r.redecide == {"agree": 4, "logged_unlock_replay_deny": 0, "logged_deny_replay_accept": 0}
+    assert r.redecide == {
+        "agree": 4,
+        "logged_unlock_replay_deny": 0,
+        "logged_deny_replay_accept": 0,
+    }
     loose = report_of(tmp_path, recs, labels, min_margin=0.01)
     assert loose.sweep.right.tolist() == [0.8, 0.8]
 
@@ -262,7 +349,9 @@ def test_recommendation_may_keep_a_false_accept_the_bound_allows(tmp_path):
     assert r.recommendation.confusion.fp == 1 and r.recommendation.confusion.tp == 9
 
 
-def test_recommendation_never_exceeds_a_possible_similarity_and_can_leave_attacks_to_liveness(tmp_path):
+def test_recommendation_never_exceeds_a_possible_similarity_and_can_leave_attacks_to_liveness(
+    tmp_path,
+):
     recs, labels = _sweep_log([0.30, 0.995], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
     assert r.recommendation.threshold == pytest.approx(0.9951)  # not 0.9951 + 0.01 > 1
@@ -279,15 +368,26 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
     rec = r.recommendation
     assert not rec.meets_target and rec.needed == 3000
-    assert "4 impostor attempts cannot support FAR < 0.001 at 95%; need at least 3000" in rec.statement
+    assert (
+        "4 impostor attempts cannot support FAR < 0.001 at 95%; need at least 3000" in rec.statement
+    )
     assert "NOT MEETING THE TARGET" in rec.statement
-    assert rec.threshold == 0.6 and "kept at the logged threshold 0.6000" in rec.statement  # 0.45+0.0001+0.01 < 0.6
+    assert (
+        rec.threshold == 0.6 and "kept at the logged threshold 0.6000" in rec.statement
+    )  # 0.45+0.0001+0.01 < 0.6
     recs, labels = _sweep_log([0.30, 0.35, 0.40, 0.45], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
-    assert r.recommendation.threshold == pytest.approx(0.4601) and r.recommendation.confusion.fp == 0
-    dark = [make_record("d", reason=Reason.TOO_DARK, best="alice", score=0.9, threshold=0.3)]  # no impostor reached a threshold
+    assert (
+        r.recommendation.threshold == pytest.approx(0.4601) and r.recommendation.confusion.fp == 0
+    )
+    dark = [
+        make_record("d", reason=Reason.TOO_DARK, best="alice", score=0.9, threshold=0.3)
+    ]  # no impostor reached a threshold
     r = report_of(tmp_path, dark + recs, {"d": "impostor", "g1": "alice"}, enrolled=("alice",))
-    assert r.recommendation.threshold == 0.3 and "no impostor or attack attempt passed" in r.recommendation.statement
+    assert (
+        r.recommendation.threshold == 0.3
+        and "no impostor or attack attempt passed" in r.recommendation.statement
+    )
 
 
 # --------------------------------------------------------------------------- breakdowns
@@ -295,16 +395,30 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
 
 def test_per_person_reason_and_week(hand, tmp_path):
     alice, bob = hand.people
-    assert (alice.attempts, alice.tp, alice.fn, alice.wrong_person, alice.false_accepts_as) == (3, 2, 1, 0, 2)
+    assert (alice.attempts, alice.tp, alice.fn, alice.wrong_person, alice.false_accepts_as) == (
+        3,
+        2,
+        1,
+        0,
+        2,
+    )
     assert alice.tar.value == 2 / 3 and alice.frr.value == 1 / 3
     assert (bob.attempts, bob.tp, bob.fn, bob.wrong_person, bob.false_accepts_as) == (2, 0, 1, 1, 1)
     reasons = {r.reason: r for r in hand.reasons}
-    assert (reasons["accepted"].total, reasons["accepted"].genuine, reasons["accepted"].unlabelled) == (6, 3, 1)
+    assert (
+        reasons["accepted"].total,
+        reasons["accepted"].genuine,
+        reasons["accepted"].unlabelled,
+    ) == (6, 3, 1)
     assert (reasons["unknown_face"].genuine, reasons["unknown_face"].impostor) == (1, 3)
     assert reasons["locked_out"].attack == 1 and reasons["error"].total == 0
-    recs = [make_record("w1", unlock=True, best="alice", score=0.9, t=1704585600.0),  # Sun 2024-01-07: W01
-            make_record("w2", best="alice", score=0.5, t=1704672000.0),  # Mon 2024-01-08: W02
-            make_record("w3", best="bob", score=0.3, t=1735516800.0)]  # Mon 2024-12-30: 2025-W01
+    recs = [
+        make_record(
+            "w1", unlock=True, best="alice", score=0.9, t=1704585600.0
+        ),  # Sun 2024-01-07: W01
+        make_record("w2", best="alice", score=0.5, t=1704672000.0),  # Mon 2024-01-08: W02
+        make_record("w3", best="bob", score=0.3, t=1735516800.0),
+    ]  # Mon 2024-12-30: 2025-W01
     r = report_of(tmp_path, recs, {"w1": "alice", "w2": "alice"})
     weeks = {w.week: w for w in r.weeks}
     assert list(weeks) == ["2024-W01", "2024-W02", "2025-W01"]
@@ -317,26 +431,35 @@ def test_per_person_reason_and_week(hand, tmp_path):
 
 def test_labels_csv_header_comments_and_quoting(tmp_path):
     p = tmp_path / "labels.csv"
-    p.write_text('event_id,truth\n# reviewed by hand\n\ne1,alice\ne2,impostor\n"e3","Smith, Jo"\ne1,alice\n')
+    p.write_text(
+        'event_id,truth\n# reviewed by hand\n\ne1,alice\ne2,impostor\n"e3","Smith, Jo"\ne1,alice\n'
+    )
     assert read_labels(p) == {"e1": "alice", "e2": "impostor", "e3": "Smith, Jo"}
-    p.write_bytes("\ufeffevent_id,truth\ne1,Attack\ne2,IMPOSTOR\n".encode())  # a spreadsheet's BOM and capitals
+    p.write_bytes(
+        "\ufeffevent_id,truth\ne1,Attack\ne2,IMPOSTOR\n".encode()
+    )  # a spreadsheet's BOM and capitals
     assert read_labels(p) == {"e1": "attack", "e2": "impostor"}
     p.write_text("e1,attack\n")  # no header is fine
     assert read_labels(p) == {"e1": "attack"}
 
 
 def test_labels_matching_no_decision_are_pointed_out(tmp_path):
-    r = report_of(tmp_path, [make_record("a1", best="alice")], {"a1": "alice", "zz": "bob", "zy": "bob"})
+    r = report_of(
+        tmp_path, [make_record("a1", best="alice")], {"a1": "alice", "zz": "bob", "zy": "bob"}
+    )
     assert r.label_notes == ("2 of 3 labels match no decision in these logs",)
     assert "labels: 2 of 3 labels match no decision" in to_text(r)
 
 
-@pytest.mark.parametrize("body, line, words", [
-    ("event_id,truth\ne1,alice\ne2,alice,extra\n", 3, "expected 2 fields"),
-    ("e1,alice\ne2,\n", 2, "truth: empty"),
-    ("e1,alice\n,bob\n", 2, "event_id: empty"),
-    ("e1,alice\ne1,bob\n", 2, "contradicts 'alice' on line 1"),
-])
+@pytest.mark.parametrize(
+    "body, line, words",
+    [
+        ("event_id,truth\ne1,alice\ne2,alice,extra\n", 3, "expected 2 fields"),
+        ("e1,alice\ne2,\n", 2, "truth: empty"),
+        ("e1,alice\n,bob\n", 2, "event_id: empty"),
+        ("e1,alice\ne1,bob\n", 2, "contradicts 'alice' on line 1"),
+    ],
+)
 def test_bad_labels_row_names_file_and_line(tmp_path, body, line, words):
     p = tmp_path / "labels.csv"
     p.write_text(body)
@@ -371,19 +494,42 @@ def test_nuaa_labelling_in_a_report(tmp_path):
         return tuple(str(p) for p in sorted((NUAA / kind / subject).glob("*.jpg"))[:3])
 
     recs = [  # the committed samples: 0005 and 0009 live, 0001 live (a stranger), a photo of 0009
-        make_record("g", unlock=True, best="subject0009", score=0.8, sources=frames("ClientRaw", "0009")),
-        make_record("w", unlock=True, best="subject0009", score=0.7, sources=frames("ClientRaw", "0005")),
-        make_record("s", best="subject0005", score=0.3, sources=frames("ClientRaw", "0001")),  # not enrolled
-        make_record("p", unlock=True, best="subject0009", score=0.7, sources=frames("ImposterRaw", "0009")),
-        make_record("m", best="subject0009", score=0.3, sources=frames("ClientRaw", "0009") + frames("ImposterRaw", "0009")),
+        make_record(
+            "g", unlock=True, best="subject0009", score=0.8, sources=frames("ClientRaw", "0009")
+        ),
+        make_record(
+            "w", unlock=True, best="subject0009", score=0.7, sources=frames("ClientRaw", "0005")
+        ),
+        make_record(
+            "s", best="subject0005", score=0.3, sources=frames("ClientRaw", "0001")
+        ),  # not enrolled
+        make_record(
+            "p", unlock=True, best="subject0009", score=0.7, sources=frames("ImposterRaw", "0009")
+        ),
+        make_record(
+            "m",
+            best="subject0009",
+            score=0.3,
+            sources=frames("ClientRaw", "0009") + frames("ImposterRaw", "0009"),
+        ),
         make_record("n", best="subject0009", score=0.3, sources=("/cam/0.jpg",)),
     ]
     log = write_log(tmp_path / "decisions.jsonl", recs)
     enrolled = ("subject0005", "subject0009")
-    r = build_report(collect([log], NuaaLabeller(), enrolled=enrolled, progress=False), label_source="nuaa",
-                     enrolled=enrolled)
+    r = build_report(
+        collect([log], NuaaLabeller(), enrolled=enrolled, progress=False),
+        label_source="nuaa",
+        enrolled=enrolled,
+    )
     c = r.confusion
-    assert (c.tp, c.wrong_person, c.impostor_attempts, c.impostor_accepted, c.attack_accepted, c.tn) == (1, 1, 1, 0, 1, 1)
+    assert (
+        c.tp,
+        c.wrong_person,
+        c.impostor_attempts,
+        c.impostor_accepted,
+        c.attack_accepted,
+        c.tn,
+    ) == (1, 1, 1, 0, 1, 1)
     assert r.unlabelled == 2
     assert r.unlabelled_why == {"sources disagree": 1, "no NUAA frame in sources": 1}
 
@@ -395,14 +541,21 @@ def test_rotated_gzip_siblings_and_a_torn_last_line(tmp_path, caplog):
     live = tmp_path / "decisions.jsonl"
     write_log(tmp_path / "decisions.jsonl.2.gz", [make_record("old", best="alice", score=0.2)])
     write_log(tmp_path / "decisions.jsonl.1.gz", [make_record("mid", best="alice", score=0.3)])
-    write_log(live, [make_record("new", best="alice", score=0.4)], tail='{"schema":1,"event_id":"tor')
+    write_log(
+        live, [make_record("new", best="alice", score=0.4)], tail='{"schema":1,"event_id":"tor'
+    )
     with caplog.at_level(logging.WARNING):
         cols = collect([live], CsvLabeller({}, "none"), progress=False)
     assert cols.n == 3 and [Path(f).name for f in cols.files] == [
-        "decisions.jsonl.2.gz", "decisions.jsonl.1.gz", "decisions.jsonl"]
+        "decisions.jsonl.2.gz",
+        "decisions.jsonl.1.gz",
+        "decisions.jsonl",
+    ]
     assert cols.score.tolist() == [0.2, 0.3, 0.4]  # oldest first
     assert any("torn last line" in m for m in caplog.messages)
-    again = collect([live, tmp_path / "decisions.jsonl.1.gz"], CsvLabeller({}, "none"), progress=False)
+    again = collect(
+        [live, tmp_path / "decisions.jsonl.1.gz"], CsvLabeller({}, "none"), progress=False
+    )
     assert again.n == 3  # a file named twice is read once
 
 
@@ -424,19 +577,41 @@ def test_outcomes_by_face_metered_exposure(tmp_path):
         return rec
 
     recs = [
-        (at(1.8, make_record("g1", unlock=True, best="alice", score=0.9)), "alice"),  # backlit, let in
-        (at(1.5, make_record("g2", reason=Reason.PRESENTATION_ATTACK, best="alice", score=0.9)), "alice"),  # backlit, refused as a photo
-        (at(1.0, make_record("g3", best="alice", score=0.5)), "alice"),  # backlit (band starts at 1), refused
+        (
+            at(1.8, make_record("g1", unlock=True, best="alice", score=0.9)),
+            "alice",
+        ),  # backlit, let in
+        (
+            at(1.5, make_record("g2", reason=Reason.PRESENTATION_ATTACK, best="alice", score=0.9)),
+            "alice",
+        ),  # backlit, refused as a photo
+        (
+            at(1.0, make_record("g3", best="alice", score=0.5)),
+            "alice",
+        ),  # backlit (band starts at 1), refused
         (at(0.1, make_record("g4", unlock=True, best="bob", score=0.9)), "bob"),  # about right
-        (at(-0.1, make_record("x1", reason=Reason.PRESENTATION_ATTACK, best="bob", score=0.9)), "attack"),
-        (at(-2.0, make_record("x2", unlock=True, best="bob", score=0.9)), "attack"),  # lamp-lit photo let in
+        (
+            at(-0.1, make_record("x1", reason=Reason.PRESENTATION_ATTACK, best="bob", score=0.9)),
+            "attack",
+        ),
+        (
+            at(-2.0, make_record("x2", unlock=True, best="bob", score=0.9)),
+            "attack",
+        ),  # lamp-lit photo let in
         (at(None, make_record("i1", best="bob", score=0.2)), "impostor"),  # metering off
-        (make_record("i2", best="bob", score=0.2), "impostor"),  # a log from before the field existed
+        (
+            make_record("i2", best="bob", score=0.2),
+            "impostor",
+        ),  # a log from before the field existed
     ]
     r = report_of(tmp_path, [x for x, _ in recs], {x["event_id"]: t for x, t in recs})
     rows = {e.band: e for e in r.exposure}
-    assert list(rows) == ["not face-metered", "darkened 1 stop or more (light on the face)",
-                          "within 0.25 stop of the camera's own", "brightened 1 stop or more (backlit)"]
+    assert list(rows) == [
+        "not face-metered",
+        "darkened 1 stop or more (light on the face)",
+        "within 0.25 stop of the camera's own",
+        "brightened 1 stop or more (backlit)",
+    ]
     back = rows["brightened 1 stop or more (backlit)"]
     assert back.decisions == 3 and (back.genuine_frr.k, back.genuine_frr.n) == (2, 3)
     assert (back.live_refused_by_liveness.k, back.live_refused_by_liveness.n) == (1, 3)
@@ -450,7 +625,10 @@ def test_outcomes_by_face_metered_exposure(tmp_path):
     assert none.exposure == [] and "no decision in these logs was face-metered" in to_text(none)
     bad = at("high", make_record("b", best="alice"))
     log = write_log(tmp_path / "bad.jsonl", [bad])
-    with pytest.raises(DecisionLogError, match=r"bad.jsonl:1: exposure_stops: expected a number or null, got 'high'"):
+    with pytest.raises(
+        DecisionLogError,
+        match=r"bad.jsonl:1: exposure_stops: expected a number or null, got 'high'",
+    ):
         collect([log], CsvLabeller({}, "none"), progress=False)
 
 
@@ -465,8 +643,20 @@ def test_columns_are_compact_arrays_not_records(tmp_path):
     recs = [make_record(f"e{i}", best="alice", score=0.5) for i in range(50)]
     log = write_log(tmp_path / "decisions.jsonl", recs)
     cols = collect([log], CsvLabeller({}, "none"), progress=False)
-    per_record = sum(a.itemsize for a in (cols.score, cols.eligible, cols.truth, cols.person, cols.best,
-                                           cols.unlock, cols.reason, cols.week, cols.exposure))
+    per_record = sum(
+        a.itemsize
+        for a in (
+            cols.score,
+            cols.eligible,
+            cols.truth,
+            cols.person,
+            cols.best,
+            cols.unlock,
+            cols.reason,
+            cols.week,
+            cols.exposure,
+        )
+    )
     assert per_record <= 28
     assert isinstance(cols.score, np.ndarray) and cols.names == ("alice",)
 

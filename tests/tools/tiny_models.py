@@ -15,9 +15,9 @@ from pathlib import Path
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf_keras
 
 
 def build(lib, out_features: bool = False, outputs: int = 16, name: str = "embeddings"):
@@ -35,7 +35,9 @@ def build(lib, out_features: bool = False, outputs: int = 16, name: str = "embed
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tf_keras.utils.set_random_seed(0)  # Python, NumPy and TensorFlow: the same tiny models every run
+    tf_keras.utils.set_random_seed(
+        0
+    )  # Python, NumPy and TensorFlow: the same tiny models every run
     m2 = build(tf_keras)
     m2.save(out / "tiny.h5")
     build(tf_keras, out_features=True).save(out / "not_embedding.h5")
@@ -58,7 +60,10 @@ def main(out: Path) -> None:
 
     frozen = convert_variables_to_constants_v2(concrete)
     tf.io.write_graph(frozen.graph.as_graph_def(), str(out), "tiny.pb", as_text=False)
-    np.save(out / "names.npy", np.array([t.name for t in frozen.inputs] + [t.name for t in frozen.outputs]))
+    np.save(
+        out / "names.npy",
+        np.array([t.name for t in frozen.inputs] + [t.name for t in frozen.outputs]),
+    )
     print(out)
 
 

@@ -27,7 +27,15 @@ def build() -> onnx.ModelProto:
         "fc_b": rng.normal(0, 0.1, (16,)).astype(np.float32),
     }
     nodes = [
-        helper.make_node("Conv", ["input", "conv_w", "conv_b"], ["conv"], name="conv", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv",
+            ["input", "conv_w", "conv_b"],
+            ["conv"],
+            name="conv",
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        ),
         helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
         helper.make_node("GlobalAveragePool", ["relu"], ["pool"], name="pool"),
         helper.make_node("Flatten", ["pool"], ["flat"], name="flatten", axis=1),
@@ -41,7 +49,12 @@ def build() -> onnx.ModelProto:
         initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()],
     )
     # IR 8 / opset 17: what torch.onnx.export writes by default, and what every onnxruntime reads.
-    model = helper.make_model(graph, producer_name="facegate-tests", opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = helper.make_model(
+        graph,
+        producer_name="facegate-tests",
+        opset_imports=[helper.make_opsetid("", 17)],
+        ir_version=8,
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -14,7 +14,9 @@ DEFAULT_LFW = Path(__file__).resolve().parents[3] / "shared" / "data" / "lfw"
 def add_lfw_pairs_arguments(ap: argparse.ArgumentParser) -> None:
     """--lfw, --pairs and -c/--config, as every benchmark over LFW pairs takes them."""
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
-    ap.add_argument("--pairs", default="pairs.txt", help="pairs file inside --lfw (default: View 2)")
+    ap.add_argument(
+        "--pairs", default="pairs.txt", help="pairs file inside --lfw (default: View 2)"
+    )
     ap.add_argument("-c", "--config", help="facegate config (default: the shipped one)")
 
 

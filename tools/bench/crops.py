@@ -38,14 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", default="facenet-keras.float32.tflite")
     ap.add_argument("--detector", default="blazeface-short")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--recipe", action="append", default=[],
-                    help="METHOD:MARGIN:ROTATE(0/1):ASPECT[:SHIFT], e.g. box:0.1:0:1.15 (repeatable)")
+    ap.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        help="METHOD:MARGIN:ROTATE(0/1):ASPECT[:SHIFT], e.g. box:0.1:0:1.15 (repeatable)",
+    )
     args = ap.parse_args(argv)
     lfw = Path(args.lfw)
     train = read_pairs(lfw / "pairsDevTrain.txt")
     test = read_pairs(lfw / "pairsDevTest.txt")
     entry = load_manifest()[args.detector]
-    det = FaceDetector(Path(args.models) / entry.filename, DetectorSpec(entry.spec["input_size"], tuple(entry.spec["strides"]), entry.spec["anchors_per_layer"]), min_score=entry.spec["min_score"], threads=args.threads)
+    det = FaceDetector(
+        Path(args.models) / entry.filename,
+        DetectorSpec(
+            entry.spec["input_size"], tuple(entry.spec["strides"]), entry.spec["anchors_per_layer"]
+        ),
+        min_score=entry.spec["min_score"],
+        threads=args.threads,
+    )
     emb = Embedder(Path(args.models) / args.embedder, threads=args.threads)
     paths = sorted({p for pr in train + test for p in (pr.a, pr.b)})
     frames, faces = {}, {}
@@ -55,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         fs = det(fr)
         if fs:
             frames[p], faces[p] = fr, centre_face(fs, fr)
-    print(f"{len(paths)} images, {len(paths) - len(faces)} without a face, detect {time.time() - t:.0f}s", flush=True)
+    print(
+        f"{len(paths)} images, {len(paths) - len(faces)} without a face, detect {time.time() - t:.0f}s",
+        flush=True,
+    )
     recipes = [parse_recipe(r) for r in args.recipe] or [
         CropRecipe("box", 0.1, False),
         CropRecipe("box", 0.1, True),
@@ -74,11 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, e in (("plain", e1), ("flip", e2)):
             res = []
             for pairs in (train, test):
-                s = np.array([float(e[pr.a] @ e[pr.b]) if pr.a in e and pr.b in e else -1.0 for pr in pairs])
+                s = np.array(
+                    [float(e[pr.a] @ e[pr.b]) if pr.a in e and pr.b in e else -1.0 for pr in pairs]
+                )
                 lab = np.array([pr.same for pr in pairs])
                 res.append((s, lab))
             th = best_threshold(*res[0])
-            print(f"{rec} {name}: train {accuracy_at(*res[0], th):.4f} test {accuracy_at(*res[1], th):.4f} th {th:.3f} ({time.time() - t:.0f}s)", flush=True)
+            print(
+                f"{rec} {name}: train {accuracy_at(*res[0], th):.4f} test {accuracy_at(*res[1], th):.4f} th {th:.3f} ({time.time() - t:.0f}s)",
+                flush=True,
+            )
     return 0
 
 

@@ -28,7 +28,9 @@ from tools.demo import DEMO_CONFIG, ENROLLED, SAMPLES
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-c", "--config", default=str(DEMO_CONFIG))
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--threads", type=int, default=2)
@@ -51,24 +53,45 @@ def main(argv: list[str] | None = None) -> int:
     raw["camera"] = {"fps": 120.0}  # the top of the config's range: throughput, not pacing
     # "as configured": a decided face is no longer embedded; "every frame": nobody is ever
     # accepted and a denied face retries at once, so each frame runs the whole pipeline.
-    worst = {**raw, "match": {**raw.get("match", {}), "min_cosine_similarity": 1.0},
-             "policy": {**raw["policy"], "retry_after_s": 0.0}}
+    worst = {
+        **raw,
+        "match": {**raw.get("match", {}), "min_cosine_similarity": 1.0},
+        "policy": {**raw["policy"], "retry_after_s": 0.0},
+    }
     for label, cfg in (("as configured", raw), ("every frame judged", worst)):
         conf = work / "bench.yaml"
         conf.write_text(yaml.safe_dump(cfg))
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "edge", "-c", str(conf), "-v", "run", "--mock-gpio", "--replay", str(src)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "-c",
+                str(conf),
+                "-v",
+                "run",
+                "--mock-gpio",
+                "--replay",
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+        rss_mb = (
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        )  # the largest child so far
         m = re.search(r"stopped: (\d+) frames, (\d+) decisions, (\d+) unlocks", proc.stderr)
         if proc.returncode != 0 or not m:
             print(proc.stderr[-2000:], file=sys.stderr)
             return 1
         n, decisions, unlocks = (int(g) for g in m.groups())
-        print(f"daemon ({config.models.embedder}, {args.threads} threads, {label}): {n} frames in {wall:.1f} s wall "
-              f"(including start-up) = {n / wall:.1f} fps; {decisions} decisions, {unlocks} unlocks; "
-              f"peak RSS {rss_mb:.0f} MB")
+        print(
+            f"daemon ({config.models.embedder}, {args.threads} threads, {label}): {n} frames in {wall:.1f} s wall "
+            f"(including start-up) = {n / wall:.1f} fps; {decisions} decisions, {unlocks} unlocks; "
+            f"peak RSS {rss_mb:.0f} MB"
+        )
         stages = re.search(r"stage times: (.*)", proc.stderr)
         if stages:
             print(f"  {stages.group(1)}")

@@ -45,19 +45,30 @@ def tail(embeddings: dict[Path, np.ndarray]) -> dict:
     same = names[:, None] == names[None, :]
     impostor = np.sort(sims[upper & ~same])[::-1]
     genuine = np.sort(sims[upper & same])
-    out: dict = {"images": len(paths), "people": int(len(set(names))), "impostor_pairs": int(impostor.size),
-                 "genuine_pairs": int(genuine.size), "highest_impostor": float(impostor[0]), "at_far": {}}
+    out: dict = {
+        "images": len(paths),
+        "people": len(set(names)),
+        "impostor_pairs": int(impostor.size),
+        "genuine_pairs": int(genuine.size),
+        "highest_impostor": float(impostor[0]),
+        "at_far": {},
+    }
     for rate in RATES:
         k = int(rate * impostor.size)
         if k < 1:
             continue
         th = float(impostor[k - 1])
-        out["at_far"][f"{rate:g}"] = {"threshold": th, "genuine_pairs_below": float(np.mean(genuine < th))}
+        out["at_far"][f"{rate:g}"] = {
+            "threshold": th,
+            "genuine_pairs_below": float(np.mean(genuine < th)),
+        }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("-c", "--config", help="facegate config (default: the shipped one)")
     ap.add_argument("--embedder", help="embedder .tflite (default: the config's)")
@@ -71,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     emb, _ = embed_all(pipeline, paths)
     found = {p: v for p, v in emb.items() if v is not None}
     result = {"embedder": str(pipeline.embedder.card.path), **tail(found)}
-    print(f"LFW View 1: {result['images']} images of {result['people']} people "
-          f"({len(paths) - len(found)} without a face): {result['impostor_pairs']:,} stranger pairs, "
-          f"{result['genuine_pairs']:,} genuine pairs")
+    print(
+        f"LFW View 1: {result['images']} images of {result['people']} people "
+        f"({len(paths) - len(found)} without a face): {result['impostor_pairs']:,} stranger pairs, "
+        f"{result['genuine_pairs']:,} genuine pairs"
+    )
     for rate, v in result["at_far"].items():
-        print(f"  one stranger pair in {1 / float(rate):>9,.0f} scores >= {v['threshold']:.3f}; "
-              f"genuine pairs below that: {100 * v['genuine_pairs_below']:.2f}%")
+        print(
+            f"  one stranger pair in {1 / float(rate):>9,.0f} scores >= {v['threshold']:.3f}; "
+            f"genuine pairs below that: {100 * v['genuine_pairs_below']:.2f}%"
+        )
     print(f"  highest stranger pair: {result['highest_impostor']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

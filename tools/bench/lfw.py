@@ -35,10 +35,12 @@ from tools.lfw import read_pairs
 from tools.verification import eer, kfold_accuracy, tar_at_far
 
 
-
 def centre_face(faces, frame):
     cx, cy = frame.width / 2, frame.height / 2
-    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
+    return min(
+        faces,
+        key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2,
+    )
 
 
 def embed_all(pipeline, paths, progress=True, liveness=None):
@@ -91,11 +93,18 @@ def score_pairs(pairs, emb):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_lfw_pairs_arguments(ap)
     ap.add_argument("--embedder", help="embedder .tflite (default: the config's)")
     ap.add_argument("--threads", type=int, default=2, help="threads for the accuracy pass")
-    ap.add_argument("--latency-images", type=int, default=100, help="images per runtime x threads latency run (0: skip)")
+    ap.add_argument(
+        "--latency-images",
+        type=int,
+        default=100,
+        help="images per runtime x threads latency run (0: skip)",
+    )
     ap.add_argument("--latency-only", action="store_true", help="skip the accuracy pass")
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
     args = ap.parse_args(argv)
@@ -104,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs = read_pairs(args.lfw / args.pairs)
     paths = sorted({p for pr in pairs for p in (pr.a, pr.b)})
     pipeline = build_pipeline(config, embedder_path=args.embedder)
-    result: dict = {"embedder": str(pipeline.embedder.card.path), "embedder_sha256": pipeline.embedder.sha256}
+    result: dict = {
+        "embedder": str(pipeline.embedder.card.path),
+        "embedder_sha256": pipeline.embedder.sha256,
+    }
     if not args.latency_only:
         result.update(accuracy_pass(args, config, pipeline, pairs, paths))
     if args.latency_images:
@@ -139,10 +151,16 @@ def accuracy_pass(args, config, pipeline, pairs, paths) -> dict:
     tar, th = tar_at_far(scores, labels, 1e-3)
     e, eth = eer(scores, labels)
     result.update(tar_at_far_1e3=tar, threshold_at_far_1e3=th, eer=e, eer_threshold=eth)
-    print(f"LFW {args.pairs}: {len(pairs)} pairs, {len(paths)} images, {no_face} without a face -> {failed} failed pairs")
+    print(
+        f"LFW {args.pairs}: {len(pairs)} pairs, {len(paths)} images, {no_face} without a face -> {failed} failed pairs"
+    )
     if "accuracy" in result:
-        print(f"  10-fold accuracy {100 * result['accuracy']:.2f}% ± {100 * result['accuracy_std']:.2f}")
-    print(f"  TAR {100 * tar:.2f}% at FAR 1e-3 (threshold {th:.3f}); EER {100 * e:.2f}% (threshold {eth:.3f})")
+        print(
+            f"  10-fold accuracy {100 * result['accuracy']:.2f}% ± {100 * result['accuracy_std']:.2f}"
+        )
+    print(
+        f"  TAR {100 * tar:.2f}% at FAR 1e-3 (threshold {th:.3f}); EER {100 * e:.2f}% (threshold {eth:.3f})"
+    )
     return result
 
 
@@ -159,7 +177,10 @@ def latency(args, config, paths) -> dict:
             _, times = embed_all(p, sample, progress=False, liveness=checker)
             med = {k: round(statistics.median(v), 2) for k, v in times.items() if v}
             lat[f"{rt}/{threads}"] = med
-            print(f"  latency {rt:15} {threads} thread(s): " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items()))
+            print(
+                f"  latency {rt:15} {threads} thread(s): "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items())
+            )
     return lat
 
 

@@ -41,11 +41,18 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
     out: dict = {"liveness": config.liveness.enabled, "folds": []}
     frames, seconds = 0, 0.0
     held_out_attacks = held_out_accepted = 0
-    scores = {"impostor": -1.0, "genuine": 2.0}  # highest stranger attempt, lowest genuine attempt (best scores)
+    scores = {
+        "impostor": -1.0,
+        "genuine": 2.0,
+    }  # highest stranger attempt, lowest genuine attempt (best scores)
     stage_ms: dict[str, float] = {}
     for i, enrolled in enumerate(FOLDS):
         people, attempts = nuaa.split(nuaa_dir, enrolled)
-        work = (keep / label / f"fold{i + 1}") if keep else Path(tempfile.mkdtemp(prefix="facegate-nuaa-"))
+        work = (
+            (keep / label / f"fold{i + 1}")
+            if keep
+            else Path(tempfile.mkdtemp(prefix="facegate-nuaa-"))
+        )
         t = time.perf_counter()
         result = replay.run(config, people, attempts, work)
         seconds += time.perf_counter() - t
@@ -54,53 +61,93 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
         for k, v in asdict(o).items():
             setattr(total, k, getattr(total, k) + v)
         for attempt, decisions in result.labelled:
-            if decisions and attempt.label != "attack":  # the margin: best scores of strangers and of genuine attempts
+            if (
+                decisions and attempt.label != "attack"
+            ):  # the margin: best scores of strangers and of genuine attempts
                 best = max(d["best_score"] for d in decisions)
                 kind = "impostor" if attempt.label == "impostor" else "genuine"
-                scores[kind] = max(scores[kind], best) if kind == "impostor" else min(scores[kind], best)
+                scores[kind] = (
+                    max(scores[kind], best) if kind == "impostor" else min(scores[kind], best)
+                )
             if attempt.label == "attack" and attempt.subject in TEST_SUBJECTS:
                 held_out_attacks += 1
                 held_out_accepted += any(d["decision"] == "unlock" for d in decisions)
         reasons: dict[str, int] = {}
         for r in result.records:
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-        out["folds"].append({"enrolled": enrolled, **asdict(o), "false_accepts": o.false_accepts,
-                             "reasons": reasons, "log": str(result.log_path)})
-        print(f"  fold {i + 1}: enrolled {', '.join(enrolled)} ({sum(result.enrolled.values())} templates): "
-              f"genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), wrong person {o.wrong_person}; "
-              f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
-              f"no decision {o.no_decision}")
+        out["folds"].append(
+            {
+                "enrolled": enrolled,
+                **asdict(o),
+                "false_accepts": o.false_accepts,
+                "reasons": reasons,
+                "log": str(result.log_path),
+            }
+        )
+        print(
+            f"  fold {i + 1}: enrolled {', '.join(enrolled)} ({sum(result.enrolled.values())} templates): "
+            f"genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), wrong person {o.wrong_person}; "
+            f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
+            f"no decision {o.no_decision}"
+        )
         print(f"    reasons: {reasons}")
         for k, v in result.service.stage_ms().items():
             if not math.isnan(v):  # NaN: a stage that never ran (liveness off)
                 stage_ms[k] = stage_ms.get(k, 0.0) + v / len(FOLDS)
-    out.update(total=asdict(total), false_accepts=total.false_accepts, frr=total.frr, frames=frames,
-               fps=frames / seconds if seconds else None, stage_ms=stage_ms,
-               held_out_attacks={"subjects": list(TEST_SUBJECTS), "attempts": held_out_attacks, "accepted": held_out_accepted})
+    out.update(
+        total=asdict(total),
+        false_accepts=total.false_accepts,
+        frr=total.frr,
+        frames=frames,
+        fps=frames / seconds if seconds else None,
+        stage_ms=stage_ms,
+        held_out_attacks={
+            "subjects": list(TEST_SUBJECTS),
+            "attempts": held_out_attacks,
+            "accepted": held_out_accepted,
+        },
+    )
     bound = ""
     if total.false_accepts == 0 and total.impostor:  # rule of three: zero observed is not zero
         bound = f" (stranger acceptance < 3/{total.impostor} = {300 / total.impostor:.1f}% at 95%)"
-    print(f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
-          f"{bound}; FRR {100 * total.frr:.1f}% per attempt; photo attacks accepted {total.attack_accepted}/{total.attack} "
-          f"(of subjects the liveness model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})")
+    print(
+        f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
+        f"{bound}; FRR {100 * total.frr:.1f}% per attempt; photo attacks accepted {total.attack_accepted}/{total.attack} "
+        f"(of subjects the liveness model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})"
+    )
     th = config.match.min_cosine_similarity
-    out["margin"] = {"highest_stranger_best": scores["impostor"], "below_threshold": th - scores["impostor"],
-                     "lowest_genuine_best": scores["genuine"], "above_threshold": scores["genuine"] - th}
-    print(f"  margin: highest stranger attempt's best score {scores['impostor']:.3f}, {th - scores['impostor']:.3f} below "
-          f"the threshold {th}; lowest genuine attempt's {scores['genuine']:.3f} ({scores['genuine'] - th:+.3f})")
-    print(f"  speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "
-          f"({config.runtime.threads} threads); mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in stage_ms.items()))
+    out["margin"] = {
+        "highest_stranger_best": scores["impostor"],
+        "below_threshold": th - scores["impostor"],
+        "lowest_genuine_best": scores["genuine"],
+        "above_threshold": scores["genuine"] - th,
+    }
+    print(
+        f"  margin: highest stranger attempt's best score {scores['impostor']:.3f}, {th - scores['impostor']:.3f} below "
+        f"the threshold {th}; lowest genuine attempt's {scores['genuine']:.3f} ({scores['genuine'] - th:+.3f})"
+    )
+    print(
+        f"  speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "
+        f"({config.runtime.threads} threads); mean ms: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in stage_ms.items())
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("-c", "--config")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the decision logs in this folder")
-    ap.add_argument("--liveness", choices=("config", "both"), default="both",
-                    help="both: run with liveness off, then on, and compare (default); config: as configured")
+    ap.add_argument(
+        "--liveness",
+        choices=("config", "both"),
+        default="both",
+        help="both: run with liveness off, then on, and compare (default); config: as configured",
+    )
     args = ap.parse_args(argv)
     setup_logging(30)
     config = load_config(args.config)
@@ -110,18 +157,28 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(config, policy=replace(config.policy, lockout_attempts=1000))
     runs = [("as configured", config)]
     if args.liveness == "both":
-        runs = [("liveness off", replace(config, liveness=replace(config.liveness, enabled=False))),
-                ("liveness on", replace(config, liveness=replace(config.liveness, enabled=True)))]
-    out: dict = {"threshold": config.match.min_cosine_similarity, "min_margin": config.match.min_margin, "runs": {}}
+        runs = [
+            ("liveness off", replace(config, liveness=replace(config.liveness, enabled=False))),
+            ("liveness on", replace(config, liveness=replace(config.liveness, enabled=True))),
+        ]
+    out: dict = {
+        "threshold": config.match.min_cosine_similarity,
+        "min_margin": config.match.min_margin,
+        "runs": {},
+    }
     for label, cfg in runs:
-        print(f"{label} (embedder {cfg.models.embedder}, threshold {cfg.match.min_cosine_similarity}):")
+        print(
+            f"{label} (embedder {cfg.models.embedder}, threshold {cfg.match.min_cosine_similarity}):"
+        )
         out["runs"][label] = run_folds(cfg, args.nuaa, args.keep, label.replace(" ", "-"))
     if len(runs) == 2:
         off, on = out["runs"]["liveness off"], out["runs"]["liveness on"]
         rise = 100 * (on["frr"] - off["frr"])
-        print(f"liveness: photo attacks accepted {off['total']['attack_accepted']} -> {on['total']['attack_accepted']} "
-              f"of {on['total']['attack']}; genuine FRR {100 * off['frr']:.1f}% -> {100 * on['frr']:.1f}% "
-              f"({rise:+.1f} points); false accepts {off['false_accepts']} -> {on['false_accepts']}")
+        print(
+            f"liveness: photo attacks accepted {off['total']['attack_accepted']} -> {on['total']['attack_accepted']} "
+            f"of {on['total']['attack']}; genuine FRR {100 * off['frr']:.1f}% -> {100 * on['frr']:.1f}% "
+            f"({rise:+.1f} points); false accepts {off['false_accepts']} -> {on['false_accepts']}"
+        )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_rss_mb"] = rss_mb
     print(f"peak RSS {rss_mb:.0f} MB")

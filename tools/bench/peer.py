@@ -84,33 +84,61 @@ def facegate_ms(paths: list[Path], repeat: int) -> tuple[list[float], int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=Path, default=SAMPLES, help="folder of images (default: the NUAA samples, 640x480)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--frames",
+        type=Path,
+        default=SAMPLES,
+        help="folder of images (default: the NUAA samples, 640x480)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peer-python", type=Path, default=PEER_PYTHON)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     setup_logging(30)
     if not args.peer_python.is_file():
-        print(f"tools/bench/peer: no peer venv at {args.peer_python}: run `make peer-venv` first", file=sys.stderr)
+        print(
+            f"tools/bench/peer: no peer venv at {args.peer_python}: run `make peer-venv` first",
+            file=sys.stderr,
+        )
         return 2
     paths = sorted(p for p in args.frames.rglob("*.jpg"))
     os.environ.update(ONE_THREAD)
     ours, our_found, embedder = facegate_ms(paths, args.repeat)
-    proc = subprocess.run([str(args.peer_python), "-I", "-c", _PEER, str(args.repeat), *map(str, paths)],
-                          capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
+    proc = subprocess.run(
+        [str(args.peer_python), "-I", "-c", _PEER, str(args.repeat), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ONE_THREAD},
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"tools/bench/peer: the peer failed: {last}", file=sys.stderr)
         return 1
     peer = json.loads(proc.stdout.strip().splitlines()[-1])
     a, b = statistics.median(ours), statistics.median(peer["ms"])
-    result = {"frames": len(paths), "repeat": args.repeat, "facegate": {"embedder": embedder, "median_ms": a,
-              "faces_found": our_found}, "dlib_face_recognition": {"dlib": peer["dlib"], "median_ms": b,
-              "faces_found": peer["found"]}, "ratio_facegate_to_dlib": a / b}
-    print(f"{len(paths)} frames x {args.repeat}, one thread, per frame (find faces, crop + embed the largest):")
-    print(f"  facegate ({embedder}): median {a:.1f} ms, a face in {our_found} of {len(paths) * args.repeat}")
-    print(f"  dlib {peer['dlib']} face_recognition (HOG + ResNet): median {b:.1f} ms, a face in {peer['found']}")
+    result = {
+        "frames": len(paths),
+        "repeat": args.repeat,
+        "facegate": {"embedder": embedder, "median_ms": a, "faces_found": our_found},
+        "dlib_face_recognition": {
+            "dlib": peer["dlib"],
+            "median_ms": b,
+            "faces_found": peer["found"],
+        },
+        "ratio_facegate_to_dlib": a / b,
+    }
+    print(
+        f"{len(paths)} frames x {args.repeat}, one thread, per frame (find faces, crop + embed the largest):"
+    )
+    print(
+        f"  facegate ({embedder}): median {a:.1f} ms, a face in {our_found} of {len(paths) * args.repeat}"
+    )
+    print(
+        f"  dlib {peer['dlib']} face_recognition (HOG + ResNet): median {b:.1f} ms, a face in {peer['found']}"
+    )
     print(f"  ratio facegate / dlib: {a / b:.3f} (1/{b / a:.1f})")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -24,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,9 @@ class Source:
     def task(self) -> str:
         task = self.spec.get("task", "embedding")
         if task not in TASKS:
-            raise ConvertError(f"{self.path}: spec task: must be one of {', '.join(TASKS)}, got {task!r}")
+            raise ConvertError(
+                f"{self.path}: spec task: must be one of {', '.join(TASKS)}, got {task!r}"
+            )
         return task
 
 
@@ -85,7 +88,9 @@ def detect_format(path: Path) -> str:
         return "frozen-graph"
     if suffix == ".onnx":
         return "onnx"
-    raise ConvertError(f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected .h5, .keras, .pb, .onnx or a SavedModel directory")
+    raise ConvertError(
+        f"{path}: unknown model format {suffix or '(no suffix)'!r}; expected .h5, .keras, .pb, .onnx or a SavedModel directory"
+    )
 
 
 def _tf():
@@ -95,7 +100,9 @@ def _tf():
     try:
         import tensorflow as tf
     except ImportError:
-        raise ConvertError("tools/convert needs TensorFlow: pip install 'facegate[convert]'") from None
+        raise ConvertError(
+            "tools/convert needs TensorFlow: pip install 'facegate[convert]'"
+        ) from None
     return tf
 
 
@@ -108,26 +115,39 @@ def _frozen_graph_function(tf: Any, path: Path, input_name: str | None, output_n
     nodes = {n.name: n for n in graph_def.node}
     placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
     consumed = {i.split(":")[0].lstrip("^") for n in graph_def.node for i in n.input}
-    sinks = [n.name for n in graph_def.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Placeholder")]
+    sinks = [
+        n.name
+        for n in graph_def.node
+        if n.name not in consumed and n.op not in ("Const", "NoOp", "Placeholder")
+    ]
     if input_name is None:
         float_inputs = [p for p in placeholders if nodes[p].attr["dtype"].type == 1]  # DT_FLOAT
         if len(float_inputs) != 1:
-            raise ConvertError(f"{path}: cannot tell the input tensor among {placeholders}; give --input-name")
+            raise ConvertError(
+                f"{path}: cannot tell the input tensor among {placeholders}; give --input-name"
+            )
         input_name = float_inputs[0]
     if output_name is None:
         if len(sinks) != 1:
-            raise ConvertError(f"{path}: cannot tell the output tensor among {sinks[:8]}; give --output-name")
+            raise ConvertError(
+                f"{path}: cannot tell the output tensor among {sinks[:8]}; give --output-name"
+            )
         output_name = sinks[0]
     in_node, out_node = input_name.split(":")[0], output_name.split(":")[0]
     for what, node in (("--input-name", in_node), ("--output-name", out_node)):
         if node not in nodes:
             close = [n for n in nodes if node.lower() in n.lower()][:5]
-            raise ConvertError(f"{path}: {what}: no tensor {node!r} in the graph" + (f" (similar: {close})" if close else ""))
+            raise ConvertError(
+                f"{path}: {what}: no tensor {node!r} in the graph"
+                + (f" (similar: {close})" if close else "")
+            )
     extra = [p for p in placeholders if p != in_node]
 
     def _import():
         # Other placeholders (FaceNet's phase_train) are fed constant False.
-        input_map = {f"{p}:0": tf.constant(False) for p in extra if nodes[p].attr["dtype"].type == 10}
+        input_map = {
+            f"{p}:0": tf.constant(False) for p in extra if nodes[p].attr["dtype"].type == 10
+        }
         tf.compat.v1.import_graph_def(graph_def, input_map=input_map, name="")
 
     wrapped = tf.compat.v1.wrap_function(_import, [])
@@ -135,11 +155,15 @@ def _frozen_graph_function(tf: Any, path: Path, input_name: str | None, output_n
     try:
         fn = wrapped.prune(g.as_graph_element(f"{in_node}:0"), g.as_graph_element(f"{out_node}:0"))
     except (KeyError, ValueError) as exc:
-        raise ConvertError(f"{path}: cannot cut the graph from {in_node} to {out_node}: {exc}") from None
+        raise ConvertError(
+            f"{path}: cannot cut the graph from {in_node} to {out_node}: {exc}"
+        ) from None
     return fn, wrapped
 
 
-def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+def load_converter(
+    src: Source, input_size: tuple[int, int]
+) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
     """(TFLiteConverter, a callable that runs the source model on a float batch)."""
     tf = _tf()
     h, w = input_size
@@ -159,29 +183,44 @@ def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Calla
             exported = Path(tempfile.mkdtemp(prefix="facegate-keras-"))
             atexit.register(shutil.rmtree, exported, True)
             model.export(str(exported / "saved"), format="tf_saved_model", verbose=False)
-            src = Source(exported / "saved", "saved-model", src.name, src.sha256, src.spec, src.tensors)
+            src = Source(
+                exported / "saved", "saved-model", src.name, src.sha256, src.spec, src.tensors
+            )
             fmt = "saved-model"
         if fmt == "onnx":
             from tools.convert.onnx import to_saved_model
 
             # onnx2tf (own venv, own TensorFlow) gives an NHWC SavedModel, checked against onnxruntime.
-            src = Source(to_saved_model(src.path, (h, w)), "saved-model", src.name, src.sha256, src.spec, {})
+            src = Source(
+                to_saved_model(src.path, (h, w)), "saved-model", src.name, src.sha256, src.spec, {}
+            )
             fmt = "saved-model"
         if fmt == "saved-model":
             loaded = tf.saved_model.load(str(src.path))
             sigs = list(loaded.signatures)
             if not sigs:
                 raise ConvertError(f"{src.path}: SavedModel has no signatures")
-            sig = loaded.signatures[src.tensors.get("signature", "serving_default" if "serving_default" in sigs else sigs[0])]
+            sig = loaded.signatures[
+                src.tensors.get(
+                    "signature", "serving_default" if "serving_default" in sigs else sigs[0]
+                )
+            ]
             in_key = list(sig.structured_input_signature[1])[0]
             out_key = src.tensors.get("output") or list(sig.structured_outputs)[0]
-            fn = tf.function(lambda x: sig(**{in_key: x})[out_key], input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+            fn = tf.function(
+                lambda x: sig(**{in_key: x})[out_key],
+                input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)],
+            )
             concrete = fn.get_concrete_function()
             converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
             return converter, lambda x: np.asarray(sig(**{in_key: tf.constant(x)})[out_key])
         if fmt == "frozen-graph":
-            fn, keep = _frozen_graph_function(tf, src.path, src.tensors.get("input"), src.tensors.get("output"))
-            fixed = tf.function(lambda x: fn(x), input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)])
+            fn, keep = _frozen_graph_function(
+                tf, src.path, src.tensors.get("input"), src.tensors.get("output")
+            )
+            fixed = tf.function(
+                lambda x: fn(x), input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32)]
+            )
             concrete = fixed.get_concrete_function()
             converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], keep)
             return converter, lambda x: np.asarray(fn(tf.constant(x)))
@@ -193,7 +232,9 @@ def load_converter(src: Source, input_size: tuple[int, int]) -> tuple[Any, Calla
     raise ConvertError(f"{src.path}: unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
-def configure(converter: Any, mode: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None) -> None:
+def configure(
+    converter: Any, mode: str, representative: Callable[[], Iterator[list[np.ndarray]]] | None
+) -> None:
     tf = _tf()
     if mode == "float32":
         return
@@ -242,8 +283,15 @@ def device_check(path: Path) -> dict[str, dict[str, Any]]:
     for name in RUNTIMES:
         info = _devrun("check", str(path), name)
         if not info["ok"]:
-            if "not usable here" in info["error"] and name == "tflite-runtime" and sys.version_info >= (3, 12):
-                result[name] = {"ok": False, "skipped": "tflite-runtime does not exist for Python >= 3.12"}
+            if (
+                "not usable here" in info["error"]
+                and name == "tflite-runtime"
+                and sys.version_info >= (3, 12)
+            ):
+                result[name] = {
+                    "ok": False,
+                    "skipped": "tflite-runtime does not exist for Python >= 3.12",
+                }
                 continue
             raise ConvertError(f"converted model fails in {name}: {info['error']}")
         if not info["finite"]:
@@ -255,7 +303,10 @@ def device_check(path: Path) -> dict[str, dict[str, Any]]:
 def build_key(src: Source, mode: str, extra: dict[str, Any]) -> str:
     """A hash of everything that determines the output, to reuse a cached conversion."""
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    blob = json.dumps({"source": src.sha256, "mode": mode, "spec": src.spec, "extra": extra, "code": code}, sort_keys=True)
+    blob = json.dumps(
+        {"source": src.sha256, "mode": mode, "spec": src.spec, "extra": extra, "code": code},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -270,17 +321,26 @@ def up_to_date(out: Path, key: str) -> bool:
         return False
 
 
-def make_card(src: Source, mode: str, out_sha: str, size: int, extra: dict[str, Any]) -> dict[str, Any]:
+def make_card(
+    src: Source, mode: str, out_sha: str, size: int, extra: dict[str, Any]
+) -> dict[str, Any]:
     tf = _tf()
     spec = src.spec
     if src.task == "liveness":
         role, output = "liveness", {"flip_average": False, "output": dict(LIVENESS_OUTPUT)}
     else:
-        role, output = "embedder", {
-            "flip_average": bool(spec.get("flip_average", True)),
-            "embedding": {"size": int(spec["embedding_size"]), "metric": "cosine", "l2_normalize": True},
-            "suggested_min_cosine_similarity": spec.get("suggested_min_cosine_similarity"),
-        }
+        role, output = (
+            "embedder",
+            {
+                "flip_average": bool(spec.get("flip_average", True)),
+                "embedding": {
+                    "size": int(spec["embedding_size"]),
+                    "metric": "cosine",
+                    "l2_normalize": True,
+                },
+                "suggested_min_cosine_similarity": spec.get("suggested_min_cosine_similarity"),
+            },
+        )
     return {
         "schema": CARD_SCHEMA,
         "name": src.name,
@@ -331,7 +391,9 @@ def _spec_file(tmp: Path, spec: dict[str, Any]) -> Path:
     return p
 
 
-def prepare_crops(images: list[Path], spec_file: Path, out: Path, *, detector: str, model_dir: Path | None) -> dict[str, Any]:
+def prepare_crops(
+    images: list[Path], spec_file: Path, out: Path, *, detector: str, model_dir: Path | None
+) -> dict[str, Any]:
     """Detect and crop faces as the device does (edge/, in a child process)."""
     listing = out.with_suffix(".txt")
     listing.write_text("\n".join(str(p) for p in images))
@@ -359,7 +421,9 @@ def _representative(crops: np.ndarray, card: Any) -> Callable[[], Iterator[list[
 def calibration_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ConvertError(f"{folder}: calibration folder not found")
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+    images = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp")
+    )
     if not images:
         raise ConvertError(f"{folder}: no images (.jpg, .png, .bmp) in the calibration folder")
     return images
@@ -407,8 +471,14 @@ def convert(
     if mode not in MODES:
         raise ConvertError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     liveness = src.task == "liveness"
-    if evaluation is not None and evaluation.labels is not None and len(evaluation.labels) != len(evaluation.images):
-        raise ConvertError(f"Evaluation.labels: {len(evaluation.labels)} labels for {len(evaluation.images)} images")
+    if (
+        evaluation is not None
+        and evaluation.labels is not None
+        and len(evaluation.labels) != len(evaluation.images)
+    ):
+        raise ConvertError(
+            f"Evaluation.labels: {len(evaluation.labels)} labels for {len(evaluation.images)} images"
+        )
     calib_name = _calibration_name(calibration) if calibration is not None else None
     extra = {
         "calibration": calib_name,
@@ -436,13 +506,24 @@ def convert(
         calib_info = None
         representative = None
         if calibration is not None and mode in ("int8", "int8-io"):
-            images = calibration_images(Path(calibration)) if _is_folder(calibration) else [Path(p) for p in calibration]
+            images = (
+                calibration_images(Path(calibration))
+                if _is_folder(calibration)
+                else [Path(p) for p in calibration]
+            )
             if len(images) > 2 * max_calibration_faces:  # an even sample across the folder
                 images = images[:: len(images) // (2 * max_calibration_faces)]
-            calib_info = prepare_crops(images, spec_file, tmp / "calib.npz", detector=detector, model_dir=model_dir)
+            calib_info = prepare_crops(
+                images, spec_file, tmp / "calib.npz", detector=detector, model_dir=model_dir
+            )
             n = len(calib_info["crops"])
-            log.info("calibration: %d faces from %d images (%d without a face, %d unreadable)",
-                     n, len(images), calib_info["no_face"], calib_info["unreadable"])
+            log.info(
+                "calibration: %d faces from %d images (%d without a face, %d unreadable)",
+                n,
+                len(images),
+                calib_info["no_face"],
+                calib_info["unreadable"],
+            )
             if n < min_calibration_faces:
                 raise ConvertError(
                     f"{calib_name}: only {n} usable faces for calibration ({calib_info['no_face']} images without a "
@@ -452,7 +533,13 @@ def convert(
 
         eval_info = None
         if evaluation is not None:
-            eval_info = prepare_crops(evaluation.images, spec_file, tmp / "eval.npz", detector=detector, model_dir=model_dir)
+            eval_info = prepare_crops(
+                evaluation.images,
+                spec_file,
+                tmp / "eval.npz",
+                detector=detector,
+                model_dir=model_dir,
+            )
             if len(eval_info["crops"]) < min_holdout_faces:
                 raise ConvertError(
                     f"only {len(eval_info['crops'])} held-out faces found; the parity gate needs at least {min_holdout_faces}"
@@ -470,13 +557,21 @@ def convert(
         checks = device_check(staged)
         out_shape = next(c["output"] for c in checks.values() if c["ok"])
         if liveness and out_shape != [1, 1]:
-            raise ConvertError(f"{src.path}: output shape {out_shape} is not one liveness logit [1, 1]")
-        if not liveness and (out_shape[-1] != int(src.spec["embedding_size"]) or len(out_shape) != 2):
+            raise ConvertError(
+                f"{src.path}: output shape {out_shape} is not one liveness logit [1, 1]"
+            )
+        if not liveness and (
+            out_shape[-1] != int(src.spec["embedding_size"]) or len(out_shape) != 2
+        ):
             raise ConvertError(
                 f"{src.path}: output shape {out_shape} is not one embedding of embedding_size "
                 f"{src.spec['embedding_size']}"
             )
-        report: dict[str, Any] = {"mode": mode, "size_bytes": len(flat), "source_size_bytes": _size(src.path)}
+        report: dict[str, Any] = {
+            "mode": mode,
+            "size_bytes": len(flat),
+            "source_size_bytes": _size(src.path),
+        }
         if calib_info is not None:
             report["calibration"] = {k: calib_info[k] for k in ("faces", "no_face", "unreadable")}
         parity_out: dict[str, Any] = {}
@@ -518,7 +613,14 @@ def convert(
             for runtime, info in checks.items():
                 if not info.get("ok"):
                     continue
-                res = _devrun(step, str(staged), runtime, str(spec_file), str(tmp / "evalcrops.npz"), str(tmp / "out.npy"))
+                res = _devrun(
+                    step,
+                    str(staged),
+                    runtime,
+                    str(spec_file),
+                    str(tmp / "evalcrops.npz"),
+                    str(tmp / "out.npy"),
+                )
                 conv_out = np.load(tmp / "out.npy")
                 report["latency_ms"][f"converted_{runtime}"] = res["median_ms"]
                 if liveness:
@@ -528,20 +630,31 @@ def convert(
                 parity_out[runtime] = parity.as_dict()
                 failures += [f"{runtime}: {f}" for f in parity.failures(bounds)]
             report["parity"] = parity_out
-            report["evaluation"] = {"images": len(evaluation.images), "faces": len(crops), "no_face": eval_info["no_face"],
-                                    "pairs": len(evaluation.pairs or [])}
+            report["evaluation"] = {
+                "images": len(evaluation.images),
+                "faces": len(crops),
+                "no_face": eval_info["no_face"],
+                "pairs": len(evaluation.pairs or []),
+            }
             if labels is not None:
                 report["evaluation"] |= {"live": int(labels.sum()), "attack": int((~labels).sum())}
             if failures:
-                raise ParityError(f"{out.name} ({mode}) fails the parity gate, nothing written: " + "; ".join(failures))
-        card = make_card(src, mode, hashlib.sha256(flat).hexdigest(), len(flat), {**extra, "runtimes": checks})
+                raise ParityError(
+                    f"{out.name} ({mode}) fails the parity gate, nothing written: "
+                    + "; ".join(failures)
+                )
+        card = make_card(
+            src, mode, hashlib.sha256(flat).hexdigest(), len(flat), {**extra, "runtimes": checks}
+        )
         card["file"] = out.name
         card["build_key"] = key
         card["parity"] = parity_out or None
         card["report"] = f"{out.name}.report.json"
         # The card goes last: a .tflite without a matching card is refused by the device.
         atomic_write_bytes(out, flat)
-        atomic_write_bytes(out.with_name(out.name + ".report.json"), (json.dumps(report, indent=2) + "\n").encode())
+        atomic_write_bytes(
+            out.with_name(out.name + ".report.json"), (json.dumps(report, indent=2) + "\n").encode()
+        )
         write_card(out, card)
     log.info("wrote %s (%d bytes) and its card", out, len(flat))
     return Report(out, True, card | {"report_data": report})

@@ -19,7 +19,18 @@ from pathlib import Path
 from edge.cli import run_command, setup_logging
 from edge.errors import ExitCode
 from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
-from tools.convert import FORMATS, MODES, TASKS, ConvertError, Evaluation, Report, Source, calibration_images, convert, detect_format
+from tools.convert import (
+    FORMATS,
+    MODES,
+    TASKS,
+    ConvertError,
+    Evaluation,
+    Report,
+    Source,
+    calibration_images,
+    convert,
+    detect_format,
+)
 from tools.convert.parity import Bounds
 from tools.lfw import read_pairs
 
@@ -31,23 +42,31 @@ def print_report(report: Report) -> None:
         return
     data = card.get("report_data", {})
     size, src = data.get("size_bytes", 0), data.get("source_size_bytes", 0)
-    print(f"{report.out}: converted ({card['mode']}), {size / 1e6:.1f} MB ({100 * size / max(src, 1):.0f}% of the source)")
+    print(
+        f"{report.out}: converted ({card['mode']}), {size / 1e6:.1f} MB ({100 * size / max(src, 1):.0f}% of the source)"
+    )
     if "calibration" in data:
         c = data["calibration"]
-        print(f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, {c['unreadable']} unreadable)")
+        print(
+            f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, {c['unreadable']} unreadable)"
+        )
     for runtime, p in (card.get("parity") or {}).items():
         if card.get("role") == "liveness":
-            line = (f"  parity in {runtime}: live probability vs source |diff| mean {p['mean_probability_diff']:.4f}, "
-                    f"p99 {p['p99_probability_diff']:.4f}, max {p['max_probability_diff']:.4f}; "
-                    f"verdicts changed {100 * p['verdict_flips']:.2f}%")
+            line = (
+                f"  parity in {runtime}: live probability vs source |diff| mean {p['mean_probability_diff']:.4f}, "
+                f"p99 {p['p99_probability_diff']:.4f}, max {p['max_probability_diff']:.4f}; "
+                f"verdicts changed {100 * p['verdict_flips']:.2f}%"
+            )
             if p.get("source_auc") is not None:
                 line += f"; AUC {p['source_auc']:.4f} -> {p['converted_auc']:.4f}"
             print(line)
             continue
         line = f"  parity in {runtime}: cosine to source mean {p['mean_cosine']:.4f}, p1 {p['p1_cosine']:.4f}, min {p['min_cosine']:.4f}"
         if p.get("source"):
-            line += (f"; accuracy {100 * p['source']['accuracy']:.2f}% -> {100 * p['converted']['accuracy']:.2f}%"
-                     f", TAR@FAR1e-3 {100 * p['source']['tar_at_far_1e3']:.2f}% -> {100 * p['converted']['tar_at_far_1e3']:.2f}%")
+            line += (
+                f"; accuracy {100 * p['source']['accuracy']:.2f}% -> {100 * p['converted']['accuracy']:.2f}%"
+                f", TAR@FAR1e-3 {100 * p['source']['tar_at_far_1e3']:.2f}% -> {100 * p['converted']['tar_at_far_1e3']:.2f}%"
+            )
         print(line)
     for k, v in (data.get("latency_ms") or {}).items():
         print(f"  latency {k}: {v:.1f} ms per run")
@@ -58,7 +77,10 @@ def nuaa_labels(images: list[Path]) -> list[int] | None:
     """1 live / 0 attack by NUAA's layout (ClientRaw/, ImposterRaw/), or None if any image is outside it."""
     from tools.nuaa import LIVE_BY_FOLDER
 
-    labels = [next((int(live) for folder, live in LIVE_BY_FOLDER.items() if folder in p.parts), None) for p in images]
+    labels = [
+        next((int(live) for folder, live in LIVE_BY_FOLDER.items() if folder in p.parts), None)
+        for p in images
+    ]
     return None if None in labels else labels
 
 
@@ -73,16 +95,26 @@ def parse_normalization(text: str) -> dict:
 
 # ArcFace's five-point template for a 112x112 crop (insightface), the subject's right eye
 # on the image's left: what ArcFace-style models (SFace, MobileFaceNet, IResNet) train on.
-ARCFACE_112 = {"right_eye": (38.2946, 51.6963), "left_eye": (73.5318, 51.5014), "nose_tip": (56.0252, 71.7366),
-               "mouth_right": (41.5493, 92.3655), "mouth_left": (70.7299, 92.2041)}
+ARCFACE_112 = {
+    "right_eye": (38.2946, 51.6963),
+    "left_eye": (73.5318, 51.5014),
+    "nose_tip": (56.0252, 71.7366),
+    "mouth_right": (41.5493, 92.3655),
+    "mouth_left": (70.7299, 92.2041),
+}
 
 
 def crop_spec(method: str, margin: float, rotate: bool, size: tuple[int, int]) -> dict:
     """The card's crop for --crop-method; "template" is ArcFace's, scaled to the input size."""
     if method == "template":
         h, w = size
-        return {"method": "template",
-                "template": {n: [round(x * w / 112, 4), round(y * h / 112, 4)] for n, (x, y) in ARCFACE_112.items()}}
+        return {
+            "method": "template",
+            "template": {
+                n: [round(x * w / 112, 4), round(y * h / 112, 4)]
+                for n, (x, y) in ARCFACE_112.items()
+            },
+        }
     return {"method": method, "margin": margin, "rotate": rotate}
 
 
@@ -97,7 +129,9 @@ def resolve_source(args: argparse.Namespace) -> Source:
         return Source(path, entry.format, entry.name, entry.sha256, spec, dict(entry.tensors))
     path = Path(args.model)
     if not path.exists():
-        raise ConvertError(f"{path}: no such file, and not a model name in the manifest ({', '.join(manifest)})")
+        raise ConvertError(
+            f"{path}: no such file, and not a model name in the manifest ({', '.join(manifest)})"
+        )
     fmt = args.format or detect_format(path)
     if args.task == "liveness":
         if args.input_size is None:
@@ -105,14 +139,18 @@ def resolve_source(args: argparse.Namespace) -> Source:
         task = {"task": "liveness"}  # one logit, never mirror-averaged
     else:
         if args.input_size is None or args.embedding_size is None:
-            raise ConvertError(f"{path}: give --input-size H W and --embedding-size N for a model outside the manifest")
+            raise ConvertError(
+                f"{path}: give --input-size H W and --embedding-size N for a model outside the manifest"
+            )
         task = {"embedding_size": args.embedding_size, "flip_average": not args.no_flip}
     spec = {
         "input_size": list(args.input_size),
         "color": args.color,
         "normalization": parse_normalization(args.normalization),
         **task,
-        "crop": crop_spec(args.crop_method, args.crop_margin, not args.no_rotate, tuple(args.input_size)),
+        "crop": crop_spec(
+            args.crop_method, args.crop_margin, not args.no_rotate, tuple(args.input_size)
+        ),
     }
     tensors = {k: v for k, v in (("input", args.input_name), ("output", args.output_name)) if v}
     sha = sha256_file(path) if path.is_file() else "directory"
@@ -120,49 +158,108 @@ def resolve_source(args: argparse.Namespace) -> Source:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools/convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="model file/directory, or a manifest name (sface, facenet-keras, facenet-20180408)")
-    ap.add_argument("--task", choices=TASKS, default="embedding", help="embedding (a face embedder) or liveness (one logit, positive = live)")
+    ap = argparse.ArgumentParser(
+        prog="tools/convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "model",
+        help="model file/directory, or a manifest name (sface, facenet-keras, facenet-20180408)",
+    )
+    ap.add_argument(
+        "--task",
+        choices=TASKS,
+        default="embedding",
+        help="embedding (a face embedder) or liveness (one logit, positive = live)",
+    )
     ap.add_argument("--mode", choices=MODES, default="float32")
     ap.add_argument("--out", help="output .tflite (default: MODEL_DIR/NAME.MODE.tflite)")
-    ap.add_argument("--cache", help="model cache directory (default: $FACEGATE_MODEL_DIR or ~/.cache/facegate/models)")
+    ap.add_argument(
+        "--cache",
+        help="model cache directory (default: $FACEGATE_MODEL_DIR or ~/.cache/facegate/models)",
+    )
     ap.add_argument("--format", choices=FORMATS, help="source format (default: from the file name)")
     ap.add_argument("--name", help="model name for the card and the output file")
-    ap.add_argument("--input-name", help="frozen graph: input tensor (default: the only float placeholder)")
+    ap.add_argument(
+        "--input-name", help="frozen graph: input tensor (default: the only float placeholder)"
+    )
     ap.add_argument("--output-name", help="frozen graph: output tensor (default: the only sink)")
     ap.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
     ap.add_argument("--embedding-size", type=int, help="embedding length (not for --task liveness)")
     ap.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
     ap.add_argument("--normalization", default="prewhiten", help="prewhiten | fixed:MEAN:STD")
-    ap.add_argument("--crop-method", choices=("landmarks", "box", "template"), default="landmarks",
-                    help="box or landmarks: a face box (FaceNet-style); template: ArcFace's 5-point warp")
+    ap.add_argument(
+        "--crop-method",
+        choices=("landmarks", "box", "template"),
+        default="landmarks",
+        help="box or landmarks: a face box (FaceNet-style); template: ArcFace's 5-point warp",
+    )
     ap.add_argument("--crop-margin", type=float, default=0.0)
     ap.add_argument("--no-rotate", action="store_true")
-    ap.add_argument("--no-flip", action="store_true", help="do not average with the mirror image (a liveness model never is)")
-    ap.add_argument("--calibration", type=Path, help="folder of ordinary face photos for int8 calibration")
+    ap.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="do not average with the mirror image (a liveness model never is)",
+    )
+    ap.add_argument(
+        "--calibration", type=Path, help="folder of ordinary face photos for int8 calibration"
+    )
     ap.add_argument("--min-calibration-faces", type=int, default=100)
-    ap.add_argument("--detector", default="blazeface-short", help="detector for calibration/held-out faces")
-    ap.add_argument("--pairs", type=Path, help="LFW-format pairs file for the parity gate (images beside it in images_deepfunneled/)")
-    ap.add_argument("--image-root", type=Path, help="image folder for --pairs (default: PAIRS_DIR/images_deepfunneled)")
-    ap.add_argument("--holdout", type=Path, help="folder of held-out face photos for the parity gate (an embedder: cosine only; "
-                    "liveness: a NUAA-layout folder, ClientRaw/ and ImposterRaw/, also gives AUC)")
+    ap.add_argument(
+        "--detector", default="blazeface-short", help="detector for calibration/held-out faces"
+    )
+    ap.add_argument(
+        "--pairs",
+        type=Path,
+        help="LFW-format pairs file for the parity gate (images beside it in images_deepfunneled/)",
+    )
+    ap.add_argument(
+        "--image-root",
+        type=Path,
+        help="image folder for --pairs (default: PAIRS_DIR/images_deepfunneled)",
+    )
+    ap.add_argument(
+        "--holdout",
+        type=Path,
+        help="folder of held-out face photos for the parity gate (an embedder: cosine only; "
+        "liveness: a NUAA-layout folder, ClientRaw/ and ImposterRaw/, also gives AUC)",
+    )
     ap.add_argument("--min-holdout-faces", type=int, default=50)
-    ap.add_argument("--no-parity", action="store_true", help="skip the parity gate (unsafe; float32 only)")
+    ap.add_argument(
+        "--no-parity", action="store_true", help="skip the parity gate (unsafe; float32 only)"
+    )
     b = Bounds()
     ap.add_argument("--min-mean-cosine", type=float, default=b.min_mean_cosine)
     ap.add_argument("--min-p1-cosine", type=float, default=b.min_p1_cosine)
-    ap.add_argument("--max-accuracy-drop", type=float, default=b.max_accuracy_drop, help="fraction, 0.002 = 0.2 points")
+    ap.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=b.max_accuracy_drop,
+        help="fraction, 0.002 = 0.2 points",
+    )
     ap.add_argument("--max-tar-drop", type=float, default=b.max_tar_drop)
-    ap.add_argument("--max-probability-diff", type=float, default=b.max_probability_diff,
-                    help="liveness: bound on the 99th percentile of |live probability, converted - source|")
-    ap.add_argument("--max-verdict-flips", type=float, default=b.max_verdict_flips,
-                    help="liveness: fraction of held-out faces whose live/attack verdict at p = 0.5 may change")
-    ap.add_argument("--force", action="store_true", help="convert even if an up-to-date output exists")
+    ap.add_argument(
+        "--max-probability-diff",
+        type=float,
+        default=b.max_probability_diff,
+        help="liveness: bound on the 99th percentile of |live probability, converted - source|",
+    )
+    ap.add_argument(
+        "--max-verdict-flips",
+        type=float,
+        default=b.max_verdict_flips,
+        help="liveness: fraction of held-out faces whose live/attack verdict at p = 0.5 may change",
+    )
+    ap.add_argument(
+        "--force", action="store_true", help="convert even if an up-to-date output exists"
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so temporary files are removed and nothing half-written stays.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
+
     def body() -> int:
         src = resolve_source(args)
         cache = Path(args.cache) if args.cache else default_cache_dir()
@@ -174,18 +271,31 @@ def main(argv: list[str] | None = None) -> int:
             evaluation = Evaluation(images, pairs)
         elif args.holdout:
             images = calibration_images(args.holdout)
-            evaluation = Evaluation(images, labels=nuaa_labels(images) if src.task == "liveness" else None)
+            evaluation = Evaluation(
+                images, labels=nuaa_labels(images) if src.task == "liveness" else None
+            )
         elif args.mode != "float32" and not args.no_parity:
-            raise ConvertError(f"mode {args.mode}: the parity gate needs held-out faces: give --pairs or --holdout (or --no-parity, unsafe)")
+            raise ConvertError(
+                f"mode {args.mode}: the parity gate needs held-out faces: give --pairs or --holdout (or --no-parity, unsafe)"
+            )
         bounds = Bounds(**{f: getattr(args, f) for f in Bounds.__dataclass_fields__})
         report = convert(
-            src, out, mode=args.mode, calibration=args.calibration, min_calibration_faces=args.min_calibration_faces,
-            evaluation=evaluation, min_holdout_faces=args.min_holdout_faces, bounds=bounds, detector=args.detector, force=args.force,
+            src,
+            out,
+            mode=args.mode,
+            calibration=args.calibration,
+            min_calibration_faces=args.min_calibration_faces,
+            evaluation=evaluation,
+            min_holdout_faces=args.min_holdout_faces,
+            bounds=bounds,
+            detector=args.detector,
+            force=args.force,
         )
         print_report(report)
         return ExitCode.OK
 
     return run_command("tools/convert", body, debug=args.verbose)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -58,24 +58,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     except FacegateError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 1
-    print(json.dumps({"ok": True, "input": list(m.inputs[0].shape), "output": list(y.shape),
-                      "input_dtype": str(m.inputs[0].dtype), "finite": bool(np.isfinite(y).all())}))
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "input": list(m.inputs[0].shape),
+                "output": list(y.shape),
+                "input_dtype": str(m.inputs[0].dtype),
+                "finite": bool(np.isfinite(y).all()),
+            }
+        )
+    )
     return 0
 
 
 def cmd_crops(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from edge.config import load_config
     from edge.detect import largest_first
     from edge.errors import FacegateError
     from edge.images import read_image
     from edge.pipeline import build_cropper, build_detector
 
-    from dataclasses import replace
-
     spec = json.loads(Path(args.spec).read_text())
     card = _card_from_spec(spec)
     config = load_config()
-    config = replace(config, models=replace(config.models, detector=args.detector, dir=args.model_dir))
+    config = replace(
+        config, models=replace(config.models, detector=args.detector, dir=args.model_dir)
+    )
     detector = build_detector(config)
     cropper = build_cropper(config, card.crop, card.input_size, where=args.spec)
     paths = list(args.images)
@@ -129,7 +140,9 @@ def run_crops(run, crops: np.ndarray, card, *, batch: int = 1) -> np.ndarray:
     try:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc="running", unit="batch", file=sys.stderr, disable=None)  # None: only on a terminal
+        steps = tqdm(
+            steps, desc="running", unit="batch", file=sys.stderr, disable=None
+        )  # None: only on a terminal
     except ImportError:
         pass
     for i in steps:
@@ -168,7 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return y
 
     np.save(args.out, (embed_crops if args.cmd == "embed" else run_crops)(run, crops, card))
-    print(json.dumps({"crops": len(crops), "median_ms": float(np.median(times)) if times else None}))
+    print(
+        json.dumps({"crops": len(crops), "median_ms": float(np.median(times)) if times else None})
+    )
     return 0
 
 

@@ -116,7 +116,9 @@ def onnx2tf_command() -> Path:
     """The onnx2tf executable of the isolated venv: $FACEGATE_ONNX2TF or the repo's .venv-onnx2tf."""
     exe = Path(os.environ.get(ENV_VAR) or DEFAULT_ONNX2TF)
     if not (exe.is_file() and os.access(exe, os.X_OK)):
-        raise ConvertError(f"ONNX needs onnx2tf in its own venv: make onnx-venv (no executable {exe})")
+        raise ConvertError(
+            f"ONNX needs onnx2tf in its own venv: make onnx-venv (no executable {exe})"
+        )
     return exe
 
 
@@ -132,7 +134,9 @@ def venv_python(exe: Path) -> Path:
     for name in ("python", "python3"):
         if (exe.parent / name).is_file():
             return exe.parent / name
-    raise ConvertError(f"ONNX needs onnx2tf in its own venv: make onnx-venv (no Python found for {exe})")
+    raise ConvertError(
+        f"ONNX needs onnx2tf in its own venv: make onnx-venv (no Python found for {exe})"
+    )
 
 
 def _child_env(exe: Path) -> dict[str, str]:
@@ -156,27 +160,47 @@ def _last_line(text: str) -> str:
 
 def _failure(stdout: str, stderr: str) -> str:
     """onnx2tf's own last ERROR line (on stdout) if it printed one, else the last line of stderr."""
-    errors = [l for l in (_ANSI.sub("", l).strip() for l in (stdout or "").splitlines()) if l.startswith("ERROR:")]
-    return errors[-1][len("ERROR:"):].strip() if errors else _last_line(stderr)
+    errors = [
+        l
+        for l in (_ANSI.sub("", l).strip() for l in (stdout or "").splitlines())
+        if l.startswith("ERROR:")
+    ]
+    return errors[-1][len("ERROR:") :].strip() if errors else _last_line(stderr)
 
 
 def probe(exe: Path, path: Path, size: tuple[int, int], work: Path) -> dict[str, Any]:
     """Check the ONNX model in the onnx2tf venv and save onnxruntime's reference outputs to work/reference.npz."""
     h, w = size
     proc = subprocess.run(
-        [str(venv_python(exe)), "-I", "-c", _PROBE, str(path.resolve()), str(h), str(w), str(work / "reference.npz")],
-        capture_output=True, text=True, cwd=work, env=_child_env(exe),
+        [
+            str(venv_python(exe)),
+            "-I",
+            "-c",
+            _PROBE,
+            str(path.resolve()),
+            str(h),
+            str(w),
+            str(work / "reference.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=_child_env(exe),
     )
     try:
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        raise ConvertError(f"{path}: cannot read the ONNX model in the onnx2tf venv: {_last_line(proc.stderr)}") from None
+        raise ConvertError(
+            f"{path}: cannot read the ONNX model in the onnx2tf venv: {_last_line(proc.stderr)}"
+        ) from None
     if "error" in info:
         raise ConvertError(f"{path}: {info['error']}")
     return info
 
 
-def run_onnx2tf(exe: Path, path: Path, info: dict[str, Any], size: tuple[int, int], work: Path) -> Path:
+def run_onnx2tf(
+    exe: Path, path: Path, info: dict[str, Any], size: tuple[int, int], work: Path
+) -> Path:
     """onnx2tf -> work/saved_model, the input fixed to batch 1 and the card's H x W.
 
     onnx2tf rewrites its input file in place (onnxsim, op names), so it gets a copy:
@@ -184,7 +208,9 @@ def run_onnx2tf(exe: Path, path: Path, info: dict[str, Any], size: tuple[int, in
     """
     h, w = size
     shape = f"1,3,{h},{w}" if info["layout"] == "NCHW" else f"1,{h},{w},3"
-    np.save(work / SAMPLE_DATA, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    np.save(
+        work / SAMPLE_DATA, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    )
     model = work / "model" / "model.onnx"
     model.parent.mkdir()
     shutil.copyfile(path, model)
@@ -194,15 +220,29 @@ def run_onnx2tf(exe: Path, path: Path, info: dict[str, Any], size: tuple[int, in
         (model.parent / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path.parent / rel, model.parent / rel)
     out = work / "saved_model"
-    cmd = [str(exe), "-i", str(model), "-o", str(out), "-osd", "-ois", f"{info['input']}:{shape}", "-n"]
+    cmd = [
+        str(exe),
+        "-i",
+        str(model),
+        "-o",
+        str(out),
+        "-osd",
+        "-ois",
+        f"{info['input']}:{shape}",
+        "-n",
+    ]
     if info["layout"] == "NHWC":
         cmd += ["-kat", info["input"]]  # already the device's layout: no transpose
     log.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=_child_env(exe))
     if proc.returncode != 0:
-        raise ConvertError(f"{path}: onnx2tf failed (exit {proc.returncode}): {_failure(proc.stdout, proc.stderr)}")
+        raise ConvertError(
+            f"{path}: onnx2tf failed (exit {proc.returncode}): {_failure(proc.stdout, proc.stderr)}"
+        )
     if not (out / "saved_model.pb").is_file():
-        raise ConvertError(f"{path}: onnx2tf wrote no SavedModel: {_failure(proc.stdout, proc.stderr)}")
+        raise ConvertError(
+            f"{path}: onnx2tf wrote no SavedModel: {_failure(proc.stdout, proc.stderr)}"
+        )
     return out
 
 
@@ -215,23 +255,42 @@ def check_saved_model(saved: Path, reference: Path, size: tuple[int, int], sourc
     if not sigs:
         raise ConvertError(f"{source}: onnx2tf's SavedModel has no signatures")
     sig = loaded.signatures["serving_default" if "serving_default" in sigs else sigs[0]]
-    (in_key, spec), = sig.structured_input_signature[1].items()
+    ((in_key, spec),) = sig.structured_input_signature[1].items()
     shape = spec.shape.as_list()
-    if spec.dtype != tf.float32 or len(shape) != 4 or shape[0] not in (1, None) or shape[1:] != [h, w, 3]:
-        raise ConvertError(f"{source}: onnx2tf made input {shape} {spec.dtype.name}, not NHWC [1, {h}, {w}, 3] float32")
+    if (
+        spec.dtype != tf.float32
+        or len(shape) != 4
+        or shape[0] not in (1, None)
+        or shape[1:] != [h, w, 3]
+    ):
+        raise ConvertError(
+            f"{source}: onnx2tf made input {shape} {spec.dtype.name}, not NHWC [1, {h}, {w}, 3] float32"
+        )
     out_key = list(sig.structured_outputs)[0]
     ref = np.load(reference)
     x, want = ref["x"], ref["y"].reshape(len(ref["x"]), -1)
-    got = np.concatenate([np.asarray(sig(**{in_key: tf.constant(x[i : i + 1])})[out_key]) for i in range(len(x))])
+    got = np.concatenate(
+        [np.asarray(sig(**{in_key: tf.constant(x[i : i + 1])})[out_key]) for i in range(len(x))]
+    )
     got = got.reshape(len(x), -1)
     if got.shape != want.shape:
-        raise ConvertError(f"{source}: onnx2tf's output has {got.shape[1]} values per image, the ONNX model {want.shape[1]}")
-    cos = np.sum(got * want, axis=1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1), 1e-12)
+        raise ConvertError(
+            f"{source}: onnx2tf's output has {got.shape[1]} values per image, the ONNX model {want.shape[1]}"
+        )
+    cos = np.sum(got * want, axis=1) / np.maximum(
+        np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1), 1e-12
+    )
     worst = float(cos.min())
     if not worst >= MIN_COSINE:
-        raise ConvertError(f"{source}: onnx2tf's SavedModel does not reproduce the ONNX model (min cosine {worst:.6f} "
-                           f"< {MIN_COSINE} on NHWC noise); nothing written")
-    log.info("onnx2tf SavedModel matches onnxruntime: min cosine %.7f, max |diff| %.2e", worst, float(np.abs(got - want).max()))
+        raise ConvertError(
+            f"{source}: onnx2tf's SavedModel does not reproduce the ONNX model (min cosine {worst:.6f} "
+            f"< {MIN_COSINE} on NHWC noise); nothing written"
+        )
+    log.info(
+        "onnx2tf SavedModel matches onnxruntime: min cosine %.7f, max |diff| %.2e",
+        worst,
+        float(np.abs(got - want).max()),
+    )
     return worst
 
 
@@ -243,8 +302,17 @@ def to_saved_model(path: Path, size: tuple[int, int]) -> Path:
     work = Path(tempfile.mkdtemp(prefix="facegate-onnx-"))
     atexit.register(shutil.rmtree, work, True)
     info = probe(exe, path, size, work)
-    log.info("ONNX %s: input %r %s %s, output %r, opset %s, from %r; onnx2tf %s", path.name, info["input"], info["layout"],
-             info["shape"], info["output"], info["opset"], info["producer"], info["onnx2tf"])
+    log.info(
+        "ONNX %s: input %r %s %s, output %r, opset %s, from %r; onnx2tf %s",
+        path.name,
+        info["input"],
+        info["layout"],
+        info["shape"],
+        info["output"],
+        info["opset"],
+        info["producer"],
+        info["onnx2tf"],
+    )
     saved = run_onnx2tf(exe, path, info, size, work)
     check_saved_model(saved, work / "reference.npz", size, path)
     return saved

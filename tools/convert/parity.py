@@ -28,8 +28,12 @@ class Bounds:
     min_p1_cosine: float = 0.95
     max_accuracy_drop: float = 0.002  # 0.2 points of verification accuracy
     max_tar_drop: float = 0.01  # 1 point of TAR at FAR = 1e-3
-    max_probability_diff: float = 0.05  # liveness: 99th percentile of |live probability, converted - source|
-    max_verdict_flips: float = 0.01  # liveness: fraction of faces whose live/attack verdict at p = 0.5 changes
+    max_probability_diff: float = (
+        0.05  # liveness: 99th percentile of |live probability, converted - source|
+    )
+    max_verdict_flips: float = (
+        0.01  # liveness: fraction of faces whose live/attack verdict at p = 0.5 changes
+    )
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,12 @@ def verification(emb: np.ndarray, pairs: PairSet) -> dict[str, float]:
             folds[idx] = np.arange(len(idx)) % 10
     k = kfold_accuracy(s, pairs.same, folds)
     tar, th = tar_at_far(s, pairs.same, 1e-3)
-    return {"accuracy": k.accuracy, "accuracy_std": k.std, "tar_at_far_1e3": tar, "threshold_at_far_1e3": th}
+    return {
+        "accuracy": k.accuracy,
+        "accuracy_std": k.std,
+        "tar_at_far_1e3": tar,
+        "threshold_at_far_1e3": th,
+    }
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,9 @@ class Parity:
         if self.mean_cosine < bounds.min_mean_cosine:
             out.append(f"mean cosine to source {self.mean_cosine:.4f} < {bounds.min_mean_cosine}")
         if self.p1_cosine < bounds.min_p1_cosine:
-            out.append(f"1st-percentile cosine to source {self.p1_cosine:.4f} < {bounds.min_p1_cosine}")
+            out.append(
+                f"1st-percentile cosine to source {self.p1_cosine:.4f} < {bounds.min_p1_cosine}"
+            )
         if self.source and self.converted:
             drop = self.source["accuracy"] - self.converted["accuracy"]
             if drop > bounds.max_accuracy_drop:
@@ -87,14 +98,18 @@ class Parity:
                 )
             tdrop = self.source["tar_at_far_1e3"] - self.converted["tar_at_far_1e3"]
             if tdrop > bounds.max_tar_drop:
-                out.append(f"TAR@FAR=1e-3 {100 * self.converted['tar_at_far_1e3']:.2f}% is {100 * tdrop:.2f} points below the source")
+                out.append(
+                    f"TAR@FAR=1e-3 {100 * self.converted['tar_at_far_1e3']:.2f}% is {100 * tdrop:.2f} points below the source"
+                )
         return out
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def compare(source: np.ndarray, converted: np.ndarray, runtime: str, pairs: PairSet | None = None) -> Parity:
+def compare(
+    source: np.ndarray, converted: np.ndarray, runtime: str, pairs: PairSet | None = None
+) -> Parity:
     cos = np.einsum("ij,ij->i", source, converted)
     return Parity(
         faces=len(cos),
@@ -137,15 +152,21 @@ class LivenessParity:
     def failures(self, bounds: Bounds) -> list[str]:
         out = []
         if self.p99_probability_diff > bounds.max_probability_diff:
-            out.append(f"99th-percentile live-probability difference {self.p99_probability_diff:.4f} > {bounds.max_probability_diff}")
+            out.append(
+                f"99th-percentile live-probability difference {self.p99_probability_diff:.4f} > {bounds.max_probability_diff}"
+            )
         if self.verdict_flips > bounds.max_verdict_flips:
-            out.append(f"{100 * self.verdict_flips:.2f}% of live/attack verdicts change (bound {100 * bounds.max_verdict_flips:.2f}%)")
+            out.append(
+                f"{100 * self.verdict_flips:.2f}% of live/attack verdicts change (bound {100 * bounds.max_verdict_flips:.2f}%)"
+            )
         return out
 
     as_dict = Parity.as_dict
 
 
-def compare_liveness(source: np.ndarray, converted: np.ndarray, runtime: str, labels: np.ndarray | None = None) -> LivenessParity:
+def compare_liveness(
+    source: np.ndarray, converted: np.ndarray, runtime: str, labels: np.ndarray | None = None
+) -> LivenessParity:
     """Source vs converted logits (N x 1) of the same faces, compared as live probabilities."""
     ps, pc = sigmoid(source).ravel(), sigmoid(converted).ravel()
     diff = np.abs(pc - ps)

@@ -15,5 +15,13 @@ from __future__ import annotations
 #             placed on their leave-one-subject-out scores (tools/liveness/train.py);
 #   test:     0008-0010, never read by training (0008 and 0010 have one live
 #             session each, 0009 two; the demo's photo attack is 0009's).
-TRAIN_SUBJECTS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")  # everything training may read
+TRAIN_SUBJECTS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+)  # everything training may read
 TEST_SUBJECTS = ("0008", "0009", "0010")

@@ -95,15 +95,29 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
     return {"faces": len(rows["crops"]), "no_face": no_face}
 
 
-def extract_in_child(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-short") -> Crops:
+def extract_in_child(
+    spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-short"
+) -> Crops:
     """extract() in a clean child process (safe to call from a process that imported TensorFlow)."""
     spec_file = out.with_suffix(".spec.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(json.dumps(spec))
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.liveness.data", str(spec_file), str(out), "--nuaa", str(nuaa), "--detector", detector],
+        [
+            sys.executable,
+            "-m",
+            "tools.liveness.data",
+            str(spec_file),
+            str(out),
+            "--nuaa",
+            str(nuaa),
+            "--detector",
+            detector,
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -112,8 +126,11 @@ def extract_in_child(spec: dict, nuaa: Path, out: Path, *, detector: str = "blaz
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools.liveness.data", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tools.liveness.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("spec", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
@@ -123,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         try:
             spec = json.loads(args.spec.read_text())
-            spec["crop"], spec["input_size"]  # noqa: B018 -- both are needed below
+            spec["crop"], spec["input_size"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{args.spec}: not a crop spec (JSON with input_size and crop): {exc}") from None
+            raise DataError(
+                f"{args.spec}: not a crop spec (JSON with input_size and crop): {exc}"
+            ) from None
         print(json.dumps(extract(spec, args.nuaa, args.out, detector=args.detector)))
         return 0
 

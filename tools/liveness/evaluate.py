@@ -31,8 +31,8 @@ import numpy as np
 
 from edge.cli import run_command, setup_logging
 from edge.config import Config, load_config
-from edge.errors import DataError, ExitCode
 from edge.detect import largest_first
+from edge.errors import DataError, ExitCode
 from edge.images import read_image
 from edge.liveness import LivenessSample, judge
 from edge.pipeline import build_detector
@@ -56,11 +56,15 @@ def recordings(nuaa: Path, subjects: list[str]) -> dict[str, tuple[bool, list[Pa
     return out
 
 
-def score_attempts(config: Config, recs: dict[str, tuple[bool, list[Path]]], n: int) -> dict[str, Any]:
+def score_attempts(
+    config: Config, recs: dict[str, tuple[bool, list[Path]]], n: int
+) -> dict[str, Any]:
     """Every attempt (n consecutive frames of a recording) through the device code, as its own track."""
     detector = build_detector(config)
     # Planar motion is always measured (its own figures); the configured rule decides in judge().
-    checker = build_liveness(replace(config, liveness=replace(config.liveness, enabled=True, planar_motion=True)))
+    checker = build_liveness(
+        replace(config, liveness=replace(config.liveness, enabled=True, planar_motion=True))
+    )
     assert checker is not None
     cfg = config.liveness
     detect_s: list[float] = []
@@ -82,13 +86,29 @@ def score_attempts(config: Config, recs: dict[str, tuple[bool, list[Path]]], n: 
                 face = largest_first(faces)[0]
                 samples.append(checker.sample(track, frame, face, (i + 1) / FPS))
             checker.forget(track)
-            v = judge(samples, min_live_probability=cfg.min_live_probability, min_frames=n, planar_motion=cfg.planar_motion)
-            out.append({"recording": key, "live_truth": live, "accepted": v.live, "why": v.why,
-                        "score": v.live_probability, "planar_pairs": v.planar_pairs,
-                        "frames": [str(p) for p in frames[j : j + n]]})
-    return {"attempts": out, "no_face": no_face,
-            "detect_ms": 1e3 * float(np.median(detect_s)) if detect_s else float("nan"),
-            "liveness_ms": 1e3 * checker.seconds / max(checker.calls, 1)}
+            v = judge(
+                samples,
+                min_live_probability=cfg.min_live_probability,
+                min_frames=n,
+                planar_motion=cfg.planar_motion,
+            )
+            out.append(
+                {
+                    "recording": key,
+                    "live_truth": live,
+                    "accepted": v.live,
+                    "why": v.why,
+                    "score": v.live_probability,
+                    "planar_pairs": v.planar_pairs,
+                    "frames": [str(p) for p in frames[j : j + n]],
+                }
+            )
+    return {
+        "attempts": out,
+        "no_face": no_face,
+        "detect_ms": 1e3 * float(np.median(detect_s)) if detect_s else float("nan"),
+        "liveness_ms": 1e3 * checker.seconds / max(checker.calls, 1),
+    }
 
 
 def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
@@ -108,16 +128,31 @@ def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
 
     return {
         "attempts": {"live": int(truth.sum()), "attack": int((~truth).sum())},
-        "operating_point": {"min_live_probability": threshold, "planar_motion": config.liveness.planar_motion},
+        "operating_point": {
+            "min_live_probability": threshold,
+            "planar_motion": config.liveness.planar_motion,
+        },
         "apcer": share(accepted, ~truth),
         "bpcer": share(~accepted, truth),
         "attacks_accepted": int(accepted[~truth].sum()),
         "live_refused": int((~accepted[truth]).sum()),
         "classifier_only": {"apcer": c_apcer, "bpcer": c_bpcer},
-        "planar_only": {"attacks_flagged": int(planar[~truth].sum()), "live_flagged": int(planar[truth].sum())},
-        "best_apcer_at_bpcer_5pct_on_this_set": float(np.min(apcer_c[ok])) if ok.any() else float("nan"),
-        "curve": {"threshold": [float(x) for x in th], "apcer": [float(x) for x in apcer_c], "bpcer": [float(x) for x in bpcer_c]},
-        "scores": {"live": sorted(float(x) for x in scores[truth]), "attack": sorted(float(x) for x in scores[~truth])},
+        "planar_only": {
+            "attacks_flagged": int(planar[~truth].sum()),
+            "live_flagged": int(planar[truth].sum()),
+        },
+        "best_apcer_at_bpcer_5pct_on_this_set": float(np.min(apcer_c[ok]))
+        if ok.any()
+        else float("nan"),
+        "curve": {
+            "threshold": [float(x) for x in th],
+            "apcer": [float(x) for x in apcer_c],
+            "bpcer": [float(x) for x in bpcer_c],
+        },
+        "scores": {
+            "live": sorted(float(x) for x in scores[truth]),
+            "attack": sorted(float(x) for x in scores[~truth]),
+        },
     }
 
 
@@ -130,8 +165,13 @@ def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
     c = summary["curve"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(100 * np.array(c["bpcer"]), 100 * np.array(c["apcer"]), drawstyle="steps-post")
-    a.scatter([100 * summary["bpcer"]], [100 * summary["apcer"]], color="red", zorder=3,
-              label=f"operating point {summary['operating_point']['min_live_probability']:g}")
+    a.scatter(
+        [100 * summary["bpcer"]],
+        [100 * summary["apcer"]],
+        color="red",
+        zorder=3,
+        label=f"operating point {summary['operating_point']['min_live_probability']:g}",
+    )
     a.axvline(5, color="grey", ls=":", lw=1)
     a.axhline(2, color="grey", ls=":", lw=1)
     a.set_xlabel("BPCER % (live attempts refused)")
@@ -141,8 +181,15 @@ def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
     a.legend(loc="upper right")
     a.set_title("APCER vs BPCER per attempt")
     bins = np.linspace(0, 1, 41)
-    b.hist([v for v in summary["scores"]["live"] if np.isfinite(v)], bins=bins, alpha=0.6, label="live")
-    b.hist([v for v in summary["scores"]["attack"] if np.isfinite(v)], bins=bins, alpha=0.6, label="printed photo")
+    b.hist(
+        [v for v in summary["scores"]["live"] if np.isfinite(v)], bins=bins, alpha=0.6, label="live"
+    )
+    b.hist(
+        [v for v in summary["scores"]["attack"] if np.isfinite(v)],
+        bins=bins,
+        alpha=0.6,
+        label="printed photo",
+    )
     b.axvline(summary["operating_point"]["min_live_probability"], color="red", lw=1)
     b.set_xlabel("attempt live probability (mean logit over its frames)")
     b.set_ylabel("attempts")
@@ -176,13 +223,18 @@ def check_held_out(config: Config, subjects: list[str]) -> None:
     training = card.raw.get("training") or {}
     for field in ("subjects", "validation_subjects"):
         if leaked := sorted(set(training.get(field, [])) & set(subjects)):
-            raise DataError(f"{card.path}: training.{field}: {', '.join(leaked)} trained this model or chose its "
-                            "operating point; evaluate on held-out subjects only")
+            raise DataError(
+                f"{card.path}: training.{field}: {', '.join(leaked)} trained this model or chose its "
+                "operating point; evaluate on held-out subjects only"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools.liveness.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tools.liveness.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("-c", "--config", help="facegate config (default: the shipped defaults)")
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--subjects", nargs="+", default=list(TEST_SUBJECTS))
@@ -195,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         config = load_config(args.config)
         if args.model:
-            config = replace(config, liveness=replace(config.liveness, model=str(Path(args.model).resolve())))
+            config = replace(
+                config, liveness=replace(config.liveness, model=str(Path(args.model).resolve()))
+            )
         check_held_out(config, args.subjects)
         n = config.liveness.min_frames
         t = time.perf_counter()
@@ -205,26 +259,46 @@ def main(argv: list[str] | None = None) -> int:
         scored = score_attempts(config, recs, n)
         att = scored["attempts"]
         s = summarize(att, config)
-        s.update(subjects=args.subjects, attempt_frames=n, no_face=scored["no_face"],
-                 cost_ms_per_frame={"detect": scored["detect_ms"], "liveness": scored["liveness_ms"]})
+        s.update(
+            subjects=args.subjects,
+            attempt_frames=n,
+            no_face=scored["no_face"],
+            cost_ms_per_frame={"detect": scored["detect_ms"], "liveness": scored["liveness_ms"]},
+        )
         op = s["operating_point"]
-        print(f"held-out subjects {', '.join(args.subjects)}: {s['attempts']['attack']} photo-attack and "
-              f"{s['attempts']['live']} live attempts of {n} consecutive frames ({scored['no_face']} frames without a face)")
-        print(f"operating point min_live_probability {op['min_live_probability']:g}, planar motion "
-              f"{'on' if op['planar_motion'] else 'off'}:")
-        print(f"  APCER {100 * s['apcer']:.1f}% ({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)")
-        print(f"  BPCER {100 * s['bpcer']:.1f}% ({s['live_refused']}/{s['attempts']['live']} live attempts refused)")
-        print(f"  classifier alone: APCER {100 * s['classifier_only']['apcer']:.1f}%, "
-              f"BPCER {100 * s['classifier_only']['bpcer']:.1f}%; planar motion alone flagged "
-              f"{s['planar_only']['attacks_flagged']} attack and {s['planar_only']['live_flagged']} live attempts")
-        print(f"  curve: lowest APCER with BPCER <= 5% on this set: {100 * s['best_apcer_at_bpcer_5pct_on_this_set']:.1f}% "
-              "(threshold chosen on the test set: for reference only)")
-        print(f"  cost per frame: detect {scored['detect_ms']:.1f} ms, liveness {scored['liveness_ms']:.1f} ms "
-              f"(classifier + planar motion, {config.runtime.threads} threads); {time.perf_counter() - t:.0f} s in all")
+        print(
+            f"held-out subjects {', '.join(args.subjects)}: {s['attempts']['attack']} photo-attack and "
+            f"{s['attempts']['live']} live attempts of {n} consecutive frames ({scored['no_face']} frames without a face)"
+        )
+        print(
+            f"operating point min_live_probability {op['min_live_probability']:g}, planar motion "
+            f"{'on' if op['planar_motion'] else 'off'}:"
+        )
+        print(
+            f"  APCER {100 * s['apcer']:.1f}% ({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)"
+        )
+        print(
+            f"  BPCER {100 * s['bpcer']:.1f}% ({s['live_refused']}/{s['attempts']['live']} live attempts refused)"
+        )
+        print(
+            f"  classifier alone: APCER {100 * s['classifier_only']['apcer']:.1f}%, "
+            f"BPCER {100 * s['classifier_only']['bpcer']:.1f}%; planar motion alone flagged "
+            f"{s['planar_only']['attacks_flagged']} attack and {s['planar_only']['live_flagged']} live attempts"
+        )
+        print(
+            f"  curve: lowest APCER with BPCER <= 5% on this set: {100 * s['best_apcer_at_bpcer_5pct_on_this_set']:.1f}% "
+            "(threshold chosen on the test set: for reference only)"
+        )
+        print(
+            f"  cost per frame: detect {scored['detect_ms']:.1f} ms, liveness {scored['liveness_ms']:.1f} ms "
+            f"(classifier + planar motion, {config.runtime.threads} threads); {time.perf_counter() - t:.0f} s in all"
+        )
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             doc = _finite({**s, "attempts_detail": att})
-            (args.out / "liveness_eval.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+            (args.out / "liveness_eval.json").write_text(
+                json.dumps(doc, indent=1, allow_nan=False) + "\n"
+            )
             for p in plot(s, args.out, f"NUAA held-out subjects {', '.join(args.subjects)}"):
                 print(f"  plot: {p}")
             print(f"  json: {args.out / 'liveness_eval.json'}")

@@ -33,8 +33,9 @@ def attempt_groups(clip: np.ndarray, frame_no: np.ndarray, n: int) -> list[np.nd
     return groups
 
 
-def attempt_scores(logits: np.ndarray, clip: np.ndarray, frame_no: np.ndarray, live: np.ndarray,
-                   n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def attempt_scores(
+    logits: np.ndarray, clip: np.ndarray, frame_no: np.ndarray, live: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(score = sigmoid(mean logit), is live, first frame index) per attempt of ``n`` frames."""
     scores, truth, first = [], [], []
     for g in attempt_groups(clip, frame_no, n):

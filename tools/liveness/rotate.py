@@ -55,7 +55,9 @@ from tools.liveness.train import ATTEMPT_FRAMES, Recipe, build_stem, features, f
 SUBJECTS = tuple(f"{i:04d}" for i in range(1, 11))
 
 
-def rotations(subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+def rotations(
+    subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """(training, test) subjects: test k..k+n_test-1 around the ring, train on the rest (in ring order)."""
     out = []
     for k in range(len(subjects)):
@@ -64,7 +66,9 @@ def rotations(subjects: tuple[str, ...] = SUBJECTS, n_test: int = 3) -> list[tup
     return out
 
 
-def metered(crops: np.ndarray, stops: float, r: Recipe, cfg: ExposureConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def metered(
+    crops: np.ndarray, stops: float, r: Recipe, cfg: ExposureConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Crops exposed ``stops`` off and then corrected by the device's face-metering loop; and each one's compensation.
 
     The crops are the recorded scene as the camera's own metering took it;
@@ -72,7 +76,9 @@ def metered(crops: np.ndarray, stops: float, r: Recipe, cfg: ExposureConfig | No
     each new picture is rendered from the recorded one, as re-exposing the
     scene would.
     """
-    cfg = replace(cfg or ExposureConfig(), settle_frames=0)  # one frame here is one settled exposure
+    cfg = replace(
+        cfg or ExposureConfig(), settle_frames=0
+    )  # one frame here is one settled exposure
     side = crops.shape[1] / (1 + 2 * r.margin)  # the face box in the middle of its crop
     lo, hi = (crops.shape[1] - side) / 2, (crops.shape[1] + side) / 2
     out, comp = np.empty_like(crops), np.zeros(len(crops))
@@ -88,33 +94,58 @@ def metered(crops: np.ndarray, stops: float, r: Recipe, cfg: ExposureConfig | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools.liveness.rotate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tools.liveness.rotate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--subjects", nargs="+", default=list(SUBJECTS), help="subjects to rotate over (default: all ten)")
+    ap.add_argument(
+        "--subjects",
+        nargs="+",
+        default=list(SUBJECTS),
+        help="subjects to rotate over (default: all ten)",
+    )
     ap.add_argument("--test", type=int, default=3, help="subjects tested per rotation")
-    ap.add_argument("--placement", choices=("loso", "validation"), default="loso",
-                    help="loso: leave-one-subject-out over the training subjects (shipped); validation: the last two")
-    ap.add_argument("--exposure", type=float, default=0.0,
-                    help="test crops' light scaled by 2**STOPS, clipped at white (default 0: as recorded)")
-    ap.add_argument("--metered", action="store_true",
-                    help="then corrected by the daemon's face-metered exposure (edge.exposure, default config)")
+    ap.add_argument(
+        "--placement",
+        choices=("loso", "validation"),
+        default="loso",
+        help="loso: leave-one-subject-out over the training subjects (shipped); validation: the last two",
+    )
+    ap.add_argument(
+        "--exposure",
+        type=float,
+        default=0.0,
+        help="test crops' light scaled by 2**STOPS, clipped at white (default 0: as recorded)",
+    )
+    ap.add_argument(
+        "--metered",
+        action="store_true",
+        help="then corrected by the daemon's face-metered exposure (edge.exposure, default config)",
+    )
     args = ap.parse_args(argv)
     if not 1 <= args.test <= len(args.subjects) - (3 if args.placement == "validation" else 2):
-        ap.error(f"--test: must leave at least {3 if args.placement == 'validation' else 2} training subjects")
+        ap.error(
+            f"--test: must leave at least {3 if args.placement == 'validation' else 2} training subjects"
+        )
 
     def body() -> int:
         r = Recipe()
-        data = extract_in_child(r.spec(), args.nuaa, Path(tempfile.mkdtemp(prefix="facegate-rotate-")) / "crops.npz")
+        data = extract_in_child(
+            r.spec(), args.nuaa, Path(tempfile.mkdtemp(prefix="facegate-rotate-")) / "crops.npz"
+        )
         data = data.select(np.isin(data.subject, args.subjects))
         stem = build_stem(r)
         feats = features(stem, data.crops, r)
         test_feats = feats
         if args.metered:
             crops, comp = metered(data.crops, args.exposure, r)
-            print(f"face-metered: compensation applied, 5/50/95th percentile "
-                  f"{', '.join(f'{c:+.2f}' for c in np.percentile(comp, [5, 50, 95]))} stops")
+            print(
+                f"face-metered: compensation applied, 5/50/95th percentile "
+                f"{', '.join(f'{c:+.2f}' for c in np.percentile(comp, [5, 50, 95]))} stops"
+            )
             test_feats = features(stem, crops, r)
         elif args.exposure:
             test_feats = features(stem, expose(data.crops, args.exposure), r)
@@ -122,32 +153,60 @@ def main(argv: list[str] | None = None) -> int:
         for train, test in rotations(tuple(args.subjects), args.test):
             fitted, tested = np.isin(data.subject, train), np.isin(data.subject, test)
             validation = train[-2:] if args.placement == "validation" else ()
-            head, operating = fit_procedure(feats[fitted], data.select(fitted), r, validation=validation)
+            head, operating = fit_procedure(
+                feats[fitted], data.select(fitted), r, validation=validation
+            )
             threshold = operating["min_live_probability"]
             t = data.select(tested)
-            scores, live, _ = attempt_scores(head(test_feats[tested]), t.clip, t.frame_no, t.live, ATTEMPT_FRAMES)
+            scores, live, _ = attempt_scores(
+                head(test_feats[tested]), t.clip, t.frame_no, t.live, ATTEMPT_FRAMES
+            )
             apcer, bpcer = rates(scores, live, threshold)
-            row = {"train": train, "test": test, "threshold": threshold,
-                   "attack": int((~live).sum()), "attack_accepted": int((scores[~live] >= threshold).sum()),
-                   "live": int(live.sum()), "live_refused": int((scores[live] < threshold).sum()),
-                   "apcer": apcer, "bpcer": bpcer}
+            row = {
+                "train": train,
+                "test": test,
+                "threshold": threshold,
+                "attack": int((~live).sum()),
+                "attack_accepted": int((scores[~live] >= threshold).sum()),
+                "live": int(live.sum()),
+                "live_refused": int((scores[live] < threshold).sum()),
+                "apcer": apcer,
+                "bpcer": bpcer,
+            }
             rows.append(row)
             for k in totals:
                 totals[k] += row[k]
-            print(f"test {', '.join(test)} | threshold {threshold:.3f} ({args.placement}): "
-                  f"APCER {row['attack_accepted']}/{row['attack']}, BPCER {row['live_refused']}/{row['live']}")
+            print(
+                f"test {', '.join(test)} | threshold {threshold:.3f} ({args.placement}): "
+                f"APCER {row['attack_accepted']}/{row['attack']}, BPCER {row['live_refused']}/{row['live']}"
+            )
         apcer = totals["attack_accepted"] / max(totals["attack"], 1)
         bpcer = totals["live_refused"] / max(totals["live"], 1)
         if args.exposure or args.metered:
-            print(f"test crops exposed {args.exposure:+g} stops (light scaled by {2.0 ** args.exposure:.2f}, clipped)"
-                  + (", then face-metered" if args.metered else ""))
-        print(f"all rotations: APCER {100 * apcer:.1f}% ({totals['attack_accepted']}/{totals['attack']}), "
-              f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested "
-              f"{args.test} times")
+            print(
+                f"test crops exposed {args.exposure:+g} stops (light scaled by {2.0**args.exposure:.2f}, clipped)"
+                + (", then face-metered" if args.metered else "")
+            )
+        print(
+            f"all rotations: APCER {100 * apcer:.1f}% ({totals['attack_accepted']}/{totals['attack']}), "
+            f"BPCER {100 * bpcer:.1f}% ({totals['live_refused']}/{totals['live']}); each subject tested "
+            f"{args.test} times"
+        )
         if args.json:
-            args.json.write_text(json.dumps({"rotations": rows, "totals": totals, "apcer": apcer, "bpcer": bpcer,
-                                             "exposure_stops": args.exposure, "metered": args.metered},
-                                            indent=1) + "\n")
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "rotations": rows,
+                        "totals": totals,
+                        "apcer": apcer,
+                        "bpcer": bpcer,
+                        "exposure_stops": args.exposure,
+                        "metered": args.metered,
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
         return 0
 
     return run_command("tools.liveness.rotate", body)

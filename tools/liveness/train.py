@@ -111,7 +111,9 @@ def build_stem(r: Recipe) -> Any:
     else:
         raise SystemExit(f"{BACKBONE}: no layer {r.layer!r}")
     mean = keras.layers.GlobalAveragePooling2D(name="texture_mean")(x)
-    square = keras.layers.GlobalAveragePooling2D(name="texture_square")(keras.layers.Multiply()([x, x]))
+    square = keras.layers.GlobalAveragePooling2D(name="texture_square")(
+        keras.layers.Multiply()([x, x])
+    )
     feats = keras.layers.Concatenate(name="texture")([mean, square])
     stem = keras.Model(inp, feats, name="stem")
     stem.trainable = False
@@ -168,20 +170,26 @@ def held_out_logits(feats: np.ndarray, data: Crops, r: Recipe) -> np.ndarray:
     return out
 
 
-def choose_operating_point(logits: np.ndarray, data: Crops, *,
-                           scored_by: str = "a head fitted on the other subjects") -> dict[str, Any]:
+def choose_operating_point(
+    logits: np.ndarray, data: Crops, *, scored_by: str = "a head fitted on the other subjects"
+) -> dict[str, Any]:
     """min_live_probability from held-out logits (NaN: not scored); 0.5 when they lack live or attack attempts."""
     ok = ~np.isnan(logits)
-    scores, live, _ = attempt_scores(logits[ok], data.clip[ok], data.frame_no[ok], data.live[ok], ATTEMPT_FRAMES)
+    scores, live, _ = attempt_scores(
+        logits[ok], data.clip[ok], data.frame_no[ok], data.live[ok], ATTEMPT_FRAMES
+    )
     if not live.any() or live.all():
-        return {"min_live_probability": 0.5, "chosen_on": "default (too few subjects to hold one out)"}
+        return {
+            "min_live_probability": 0.5,
+            "chosen_on": "default (too few subjects to hold one out)",
+        }
     threshold = choose_threshold(scores, live, max_bpcer=MAX_BPCER)
     apcer, bpcer = rates(scores, live, threshold)
     subjects = sorted(set(map(str, data.subject[ok])))
     return {
         "min_live_probability": round(threshold, 3),
         "chosen_on": f"held-out attempts ({ATTEMPT_FRAMES} frames) of {', '.join(subjects)}, scored by {scored_by}; "
-                     f"lowest APCER with BPCER <= {MAX_BPCER:g}, middle of the best range",
+        f"lowest APCER with BPCER <= {MAX_BPCER:g}, middle of the best range",
         "held_out_attempts": {"live": int(live.sum()), "attack": int((~live).sum())},
         "held_out_apcer": round(apcer, 4),
         "held_out_bpcer": round(bpcer, 4),
@@ -190,8 +198,9 @@ def choose_operating_point(logits: np.ndarray, data: Crops, *,
     }
 
 
-def fit_procedure(feats: np.ndarray, data: Crops, r: Recipe, *,
-                  validation: tuple[str, ...] = ()) -> tuple[Head, dict[str, Any]]:
+def fit_procedure(
+    feats: np.ndarray, data: Crops, r: Recipe, *, validation: tuple[str, ...] = ()
+) -> tuple[Head, dict[str, Any]]:
     """The whole training method on ``data``'s subjects: (head, operating point).
 
     Shipped: the head is fitted on every subject and the operating point placed
@@ -200,10 +209,14 @@ def fit_procedure(feats: np.ndarray, data: Crops, r: Recipe, *,
     on the other subjects and the operating point placed on these.
     """
     if not validation:
-        return fit_head(feats, data.live, r), choose_operating_point(held_out_logits(feats, data, r), data)
+        return fit_head(feats, data.live, r), choose_operating_point(
+            held_out_logits(feats, data, r), data
+        )
     val = np.isin(data.subject, validation)
     head = fit_head(feats[~val], data.live[~val], r)
-    return head, choose_operating_point(np.where(val, head(feats), np.nan), data, scored_by="a head not fitted on them")
+    return head, choose_operating_point(
+        np.where(val, head(feats), np.nan), data, scored_by="a head not fitted on them"
+    )
 
 
 def full_model(stem: Any, head: Head) -> Any:
@@ -216,17 +229,26 @@ def full_model(stem: Any, head: Head) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools.liveness.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tools.liveness.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d = Recipe()
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--size", type=int, default=d.size, help="input side, pixels")
-    ap.add_argument("--margin", type=float, default=d.margin, help="crop margin around the face box, each side")
-    ap.add_argument("--layer", default=d.layer, help="FaceNet layer whose texture statistics are the features")
+    ap.add_argument(
+        "--margin", type=float, default=d.margin, help="crop margin around the face box, each side"
+    )
+    ap.add_argument(
+        "--layer", default=d.layer, help="FaceNet layer whose texture statistics are the features"
+    )
     ap.add_argument("--l2", type=float, default=d.l2)
     ap.add_argument("--min-calibration-faces", type=int, default=100)
-    ap.add_argument("--work", type=Path, help="keep the crops and the Keras model here (default: a temp dir)")
+    ap.add_argument(
+        "--work", type=Path, help="keep the crops and the Keras model here (default: a temp dir)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     r = Recipe(size=args.size, margin=args.margin, layer=args.layer, l2=args.l2)
@@ -238,38 +260,55 @@ def main(argv: list[str] | None = None) -> int:
         everything = extract_in_child(r.spec(), args.nuaa, work / "crops.npz")
         data = everything.select(np.isin(everything.subject, TRAIN_SUBJECTS))
         if not data.live.any() or data.live.all():
-            raise DataError(f"{args.nuaa}: need live and photo frames of subjects {', '.join(TRAIN_SUBJECTS)}")
-        print(f"{len(data)} frames ({int(data.live.sum())} live, {int((~data.live).sum())} photo) of "
-              f"{', '.join(sorted(set(map(str, data.subject))))}; held out and never read: {', '.join(TEST_SUBJECTS)}")
+            raise DataError(
+                f"{args.nuaa}: need live and photo frames of subjects {', '.join(TRAIN_SUBJECTS)}"
+            )
+        print(
+            f"{len(data)} frames ({int(data.live.sum())} live, {int((~data.live).sum())} photo) of "
+            f"{', '.join(sorted(set(map(str, data.subject))))}; held out and never read: {', '.join(TEST_SUBJECTS)}"
+        )
         stem = build_stem(r)
         head, operating = fit_procedure(features(stem, data.crops, r), data, r)
         if "held_out_attempts" in operating:
             o = operating
-            print(f"leave-one-subject-out ({o['held_out_attempts']['attack']} attack / {o['held_out_attempts']['live']} "
-                  f"live attempts of {ATTEMPT_FRAMES} frames): operating point min_live_probability "
-                  f"{o['min_live_probability']:.3f}, APCER {100 * o['held_out_apcer']:.1f}%, BPCER "
-                  f"{100 * o['held_out_bpcer']:.1f}% (lowest live attempt {o['held_out_live_min']:.3f}, highest "
-                  f"attack {o['held_out_attack_max']:.3f})")
+            print(
+                f"leave-one-subject-out ({o['held_out_attempts']['attack']} attack / {o['held_out_attempts']['live']} "
+                f"live attempts of {ATTEMPT_FRAMES} frames): operating point min_live_probability "
+                f"{o['min_live_probability']:.3f}, APCER {100 * o['held_out_apcer']:.1f}%, BPCER "
+                f"{100 * o['held_out_bpcer']:.1f}% (lowest live attempt {o['held_out_live_min']:.3f}, highest "
+                f"attack {o['held_out_attack_max']:.3f})"
+            )
         source = work / "liveness-nuaa.h5"
         full_model(stem, head).save(str(source), include_optimizer=False)
         convert_model(source, args.out, data, r, min_calibration_faces=args.min_calibration_faces)
         card = finish_card(args.out, data, r, operating)
-        print(f"wrote {args.out} ({card['size_bytes'] / 1e3:.0f} kB) and its card in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"wrote {args.out} ({card['size_bytes'] / 1e3:.0f} kB) and its card in {time.perf_counter() - t0:.0f} s"
+        )
         return 0
 
     return run_command("tools.liveness.train", body)
 
 
-def convert_model(source: Path, out: Path, data: Crops, r: Recipe, *, min_calibration_faces: int) -> None:
+def convert_model(
+    source: Path, out: Path, data: Crops, r: Recipe, *, min_calibration_faces: int
+) -> None:
     """tools/convert, int8, calibrated and parity-checked on the training frames."""
     from edge.models import sha256_file
     from tools.convert import Evaluation, Source, convert
 
     paths = [Path(p) for p in data.paths]
     src = Source(source, "keras-h5", "liveness-nuaa", sha256_file(source), r.spec())
-    convert(src, out, mode="int8", calibration=paths, min_calibration_faces=min_calibration_faces,
-            evaluation=Evaluation(paths, labels=[int(v) for v in data.live]), min_holdout_faces=min(50, len(paths)),
-            force=True)
+    convert(
+        src,
+        out,
+        mode="int8",
+        calibration=paths,
+        min_calibration_faces=min_calibration_faces,
+        evaluation=Evaluation(paths, labels=[int(v) for v in data.live]),
+        min_holdout_faces=min(50, len(paths)),
+        force=True,
+    )
 
 
 def finish_card(out: Path, data: Crops, r: Recipe, operating: dict[str, Any]) -> dict[str, Any]:

@@ -33,40 +33,85 @@ log = logging.getLogger("tools.report")
 
 
 def _common(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("logs", nargs="+", type=Path, metavar="LOG", help="decision log(s); rotated siblings are found")
-    ap.add_argument("--enrolled", help="comma-separated enrolled names (default: every name the log shows)")
+    ap.add_argument(
+        "logs",
+        nargs="+",
+        type=Path,
+        metavar="LOG",
+        help="decision log(s); rotated siblings are found",
+    )
+    ap.add_argument(
+        "--enrolled", help="comma-separated enrolled names (default: every name the log shows)"
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--debug", action="store_true", help="tracebacks for internal errors")
 
 
 def report_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _common(ap)
     truth = ap.add_mutually_exclusive_group()
-    truth.add_argument("--labels", type=Path, help="CSV event_id,truth (truth: a name, impostor or attack)")
-    truth.add_argument("--labels-from-sources", choices=("nuaa",), help="truth from NUAA frame paths in sources")
-    ap.add_argument("--target-far", type=float, default=1e-3, help="FAR the recommended threshold must show (default 1e-3)")
-    ap.add_argument("--threshold-ignores-attacks", action="store_true",
-                    help="choose the recommended threshold on strangers only (photo attacks are liveness's job); "
-                         "attacks still count as false accepts in the confusion matrix")
-    ap.add_argument("--safety-margin", type=float, default=0.01,
-                    help="added to the zero-false-accept threshold when the target cannot be shown (default 0.01)")
-    ap.add_argument("--min-margin", type=float, help="min_margin for the sweep (default: each record's logged one)")
+    truth.add_argument(
+        "--labels", type=Path, help="CSV event_id,truth (truth: a name, impostor or attack)"
+    )
+    truth.add_argument(
+        "--labels-from-sources", choices=("nuaa",), help="truth from NUAA frame paths in sources"
+    )
+    ap.add_argument(
+        "--target-far",
+        type=float,
+        default=1e-3,
+        help="FAR the recommended threshold must show (default 1e-3)",
+    )
+    ap.add_argument(
+        "--threshold-ignores-attacks",
+        action="store_true",
+        help="choose the recommended threshold on strangers only (photo attacks are liveness's job); "
+        "attacks still count as false accepts in the confusion matrix",
+    )
+    ap.add_argument(
+        "--safety-margin",
+        type=float,
+        default=0.01,
+        help="added to the zero-false-accept threshold when the target cannot be shown (default 0.01)",
+    )
+    ap.add_argument(
+        "--min-margin",
+        type=float,
+        help="min_margin for the sweep (default: each record's logged one)",
+    )
     ap.add_argument("--html", type=Path, help="self-contained HTML report (plots embedded)")
-    ap.add_argument("--markdown", type=Path, help="Markdown report (plots written beside it as PNG)")
+    ap.add_argument(
+        "--markdown", type=Path, help="Markdown report (plots written beside it as PNG)"
+    )
     ap.add_argument("--json", type=Path, help="every number as JSON (null where undefined)")
-    ap.add_argument("--outdir", type=Path, help="write report.html, report.md, report.json and the PNGs here")
-    ap.add_argument("--skip-bad-records", action="store_true",
-                    help="warn about and skip corrupt lines or records instead of stopping")
+    ap.add_argument(
+        "--outdir", type=Path, help="write report.html, report.md, report.json and the PNGs here"
+    )
+    ap.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="warn about and skip corrupt lines or records instead of stopping",
+    )
     ap.add_argument("-q", "--quiet", action="store_true", help="no terminal summary")
     return ap
 
 
 def review_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=f"{PROG} review", description="Label unlabelled decisions at the terminal.")
+    ap = argparse.ArgumentParser(
+        prog=f"{PROG} review", description="Label unlabelled decisions at the terminal."
+    )
     _common(ap)
-    ap.add_argument("--labels", type=Path, required=True, help="CSV to append answers to (created if missing)")
-    ap.add_argument("--only", choices=("unlock", "deny"), help="review only unlocks (the ones that matter most) or denials")
+    ap.add_argument(
+        "--labels", type=Path, required=True, help="CSV to append answers to (created if missing)"
+    )
+    ap.add_argument(
+        "--only",
+        choices=("unlock", "deny"),
+        help="review only unlocks (the ones that matter most) or denials",
+    )
     return ap
 
 
@@ -102,7 +147,12 @@ def write_outputs(report: Report, args: argparse.Namespace) -> list[Path]:
         _write(p, render.to_markdown(report, files).encode("utf-8"))
         written.append(p)
     for p in json_paths:
-        _write(p, (json.dumps(render.to_json(report), separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"))
+        _write(
+            p,
+            (
+                json.dumps(render.to_json(report), separators=(",", ":"), allow_nan=False) + "\n"
+            ).encode("utf-8"),
+        )
         written.append(p)
     return written
 
@@ -118,15 +168,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.labels_from_sources == "nuaa":
         labeller = NuaaLabeller()
     else:
-        log.warning("no --labels or --labels-from-sources: every decision is unlabelled; only counts are reported")
+        log.warning(
+            "no --labels or --labels-from-sources: every decision is unlabelled; only counts are reported"
+        )
         labeller = NoLabels()
     start = time.perf_counter()
-    cols = collect(args.logs, labeller, min_margin=args.min_margin, enrolled=enrolled,
-                   strict=not args.skip_bad_records)
-    report = build_report(cols, label_source=labeller.description, enrolled=enrolled,
-                          target_far=args.target_far, safety_margin=args.safety_margin,
-                          attacks=not args.threshold_ignores_attacks)
-    log.info("%d decisions read and analysed in %.1f s", report.records, time.perf_counter() - start)
+    cols = collect(
+        args.logs,
+        labeller,
+        min_margin=args.min_margin,
+        enrolled=enrolled,
+        strict=not args.skip_bad_records,
+    )
+    report = build_report(
+        cols,
+        label_source=labeller.description,
+        enrolled=enrolled,
+        target_far=args.target_far,
+        safety_margin=args.safety_margin,
+        attacks=not args.threshold_ignores_attacks,
+    )
+    log.info(
+        "%d decisions read and analysed in %.1f s", report.records, time.perf_counter() - start
+    )
     written = write_outputs(report, args)
     if not args.quiet:
         from tools.report.render import to_text
@@ -150,8 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["review"]:
         args, command = review_parser().parse_args(argv[1:]), cmd_review
     else:
-        args, command = report_parser().parse_args(argv[1:] if argv[:1] == ["report"] else argv), cmd_report
-    setup_logging(logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING)
+        args, command = (
+            report_parser().parse_args(argv[1:] if argv[:1] == ["report"] else argv),
+            cmd_report,
+        )
+    setup_logging(
+        logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    )
     return run_command(PROG, lambda: command(args), debug=args.debug)
 
 

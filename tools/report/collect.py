@@ -44,8 +44,16 @@ REASONS = Reason.ALL
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 # Denials the threshold cannot undo: the attempt never reached (or failed after)
 # the score comparison, so the sweep denies it at every threshold.
-HARD_DENIALS = frozenset({Reason.LOW_QUALITY, Reason.TOO_DARK, Reason.LOCKED_OUT,
-                          Reason.PRESENTATION_ATTACK, Reason.NO_GALLERY, Reason.ERROR})
+HARD_DENIALS = frozenset(
+    {
+        Reason.LOW_QUALITY,
+        Reason.TOO_DARK,
+        Reason.LOCKED_OUT,
+        Reason.PRESENTATION_ATTACK,
+        Reason.NO_GALLERY,
+        Reason.ERROR,
+    }
+)
 _HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
 _ACCEPTED = REASON_CODE[Reason.ACCEPTED]
 MAX_EXAMPLES = 20
@@ -113,7 +121,9 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            raise ReportError(f"{p}: is a directory; give the decision log file (e.g. {p / 'decisions.jsonl'})")
+            raise ReportError(
+                f"{p}: is a directory; give the decision log file (e.g. {p / 'decisions.jsonl'})"
+            )
         files = log_files(p)
         if not files:
             raise ReportError(f"{p}: no such decision log (nor rotated {p.name}.N.gz beside it)")
@@ -145,7 +155,9 @@ def _opt_text(rec: dict[str, Any], key: str) -> str | None:
         raise _BadField(f"{key}: expected a string or null, got {v!r}")
     if v is not None and _CONTROL.search(v):
         # facegate never enrolls such a name: printed raw it could rewrite the reviewer's terminal.
-        raise _BadField(f"{key}: holds control characters ({ascii(v)[:80]}), which no enrolled name has")
+        raise _BadField(
+            f"{key}: holds control characters ({ascii(v)[:80]}), which no enrolled name has"
+        )
     return v
 
 
@@ -178,8 +190,14 @@ def _line_of(path: Path, index: int) -> int:
 class Collector:
     """Streams records into columns; call :meth:`add` per file, then :meth:`columns`."""
 
-    def __init__(self, labeller: Labeller, *, min_margin: float | None = None,
-                 enrolled: Iterable[str] | None = None, progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        labeller: Labeller,
+        *,
+        min_margin: float | None = None,
+        enrolled: Iterable[str] | None = None,
+        progress: bool | None = None,
+    ) -> None:
         self.labeller = labeller
         self.min_margin = min_margin
         self.enrolled = None if enrolled is None else frozenset(enrolled)
@@ -205,7 +223,9 @@ class Collector:
         self._fa: list[Example] = []
         self._locked: list[Example] = []
         self._skipped = 0
-        self._seen: set[int] = set()  # hashes of event ids: a record given twice (a log copied beside itself) counts once
+        self._seen: set[int] = (
+            set()
+        )  # hashes of event ids: a record given twice (a log copied beside itself) counts once
         self.duplicates = 0
 
     # -- codes --------------------------------------------------------------------------
@@ -217,7 +237,9 @@ class Collector:
         if code is None:
             code = len(self._names)
             if code > 32000:
-                raise ReportError(f"more than 32000 distinct person names in the logs and labels ({name!r}...)")
+                raise ReportError(
+                    f"more than 32000 distinct person names in the logs and labels ({name!r}...)"
+                )
             self._names.append(name)
             self._name_code[name] = code
         return code
@@ -238,7 +260,9 @@ class Collector:
             try:
                 y, w, _ = date.fromisoformat(day).isocalendar()
             except ValueError:
-                raise _BadField(f"time: expected ISO 8601 like 2024-05-01T12:34:56.789Z, got {t!r}") from None
+                raise _BadField(
+                    f"time: expected ISO 8601 like 2024-05-01T12:34:56.789Z, got {t!r}"
+                ) from None
             key = f"{y}-W{w:02d}"
             code = self._week_code.get(key)
             if code is None:
@@ -284,8 +308,11 @@ class Collector:
         if key in self._seen:
             self.duplicates += 1
             if self.duplicates == 1:
-                log.warning("%s: event_id %s seen before; each decision is counted once (the same log given twice?)",
-                            path, ascii(event_id)[:40])
+                log.warning(
+                    "%s: event_id %s seen before; each decision is counted once (the same log given twice?)",
+                    path,
+                    ascii(event_id)[:40],
+                )
             return
         self._seen.add(key)
         t = _text(rec, "time")
@@ -298,7 +325,9 @@ class Collector:
             raise _BadField(f"reason: expected one of {', '.join(REASONS)}, got {reason!r}")
         unlock = decision == "unlock"
         if unlock != (rcode == _ACCEPTED):
-            raise _BadField(f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)")
+            raise _BadField(
+                f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)"
+            )
         person = _opt_text(rec, "person")
         best = _opt_text(rec, "best")
         second = _opt_text(rec, "second")
@@ -307,7 +336,11 @@ class Collector:
         threshold = _number(rec, "threshold", nullable=False)
         min_margin = _number(rec, "min_margin", nullable=False)
         # Optional: logs written before face-metered exposure, or with it off, have none.
-        exposure = _number(rec, "exposure_stops", nullable=True) if rec.get("exposure_stops") is not None else math.nan
+        exposure = (
+            _number(rec, "exposure_stops", nullable=True)
+            if rec.get("exposure_stops") is not None
+            else math.nan
+        )
         sources = rec.get("sources")
         if type(sources) is not list:
             raise _BadField(f"sources: expected a list, got {sources!r}")
@@ -360,9 +393,17 @@ class Collector:
     def _example(rec: dict[str, Any], path: Path, truth: str | None) -> Example:
         score = rec.get("best_score")
         snapshot = rec.get("snapshot")
-        return Example(rec["event_id"], rec["time"], rec["decision"], rec["reason"], rec.get("person"),
-                       float(score) if isinstance(score, (int, float)) else None, truth,
-                       snapshot if isinstance(snapshot, str) else None, str(path))
+        return Example(
+            rec["event_id"],
+            rec["time"],
+            rec["decision"],
+            rec["reason"],
+            rec.get("person"),
+            float(score) if isinstance(score, (int, float)) else None,
+            truth,
+            snapshot if isinstance(snapshot, str) else None,
+            str(path),
+        )
 
     def columns(self) -> Columns:
         """The collected arrays (zero-copy views of the arrays filled while streaming)."""
@@ -397,8 +438,15 @@ class Collector:
         )
 
 
-def collect(paths: Sequence[str | Path], labeller: Labeller, *, min_margin: float | None = None,
-            enrolled: Iterable[str] | None = None, strict: bool = True, progress: bool | None = None) -> Columns:
+def collect(
+    paths: Sequence[str | Path],
+    labeller: Labeller,
+    *,
+    min_margin: float | None = None,
+    enrolled: Iterable[str] | None = None,
+    strict: bool = True,
+    progress: bool | None = None,
+) -> Columns:
     """Read every log (with rotated siblings) into Columns."""
     collector = Collector(labeller, min_margin=min_margin, enrolled=enrolled, progress=progress)
     for f in expand_paths(paths):

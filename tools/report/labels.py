@@ -70,7 +70,9 @@ def read_labels(path: str | Path) -> dict[str, str]:
             if line == 1 and tuple(c.strip().lower() for c in row) == HEADER:
                 continue
             if len(row) != 2:
-                raise ReportError(f"{path}:{line}: expected 2 fields (event_id,truth), got {len(row)}: {','.join(row)!r}")
+                raise ReportError(
+                    f"{path}:{line}: expected 2 fields (event_id,truth), got {len(row)}: {','.join(row)!r}"
+                )
             event_id, truth = row[0].strip(), row[1]
             if truth.lower() in (IMPOSTOR, ATTACK):
                 truth = truth.lower()
@@ -81,8 +83,10 @@ def read_labels(path: str | Path) -> dict[str, str]:
                 raise ReportError(f"{path}:{line}: {problem}")
             old = labels.get(event_id)
             if old is not None and old != truth:
-                raise ReportError(f"{path}:{line}: event_id {event_id}: truth {truth!r} contradicts "
-                                  f"{old!r} on line {first_line[event_id]}")
+                raise ReportError(
+                    f"{path}:{line}: event_id {event_id}: truth {truth!r} contradicts "
+                    f"{old!r} on line {first_line[event_id]}"
+                )
             labels[event_id] = truth
             first_line.setdefault(event_id, line)
     except csv.Error as exc:
@@ -158,7 +162,11 @@ class CsvLabeller:
     def notes(self) -> list[str]:
         """Labels that match no decision usually mean the wrong log or labels file."""
         unused = len(self.labels) - self.matched
-        return [f"{unused} of {len(self.labels)} labels match no decision in these logs"] if unused > 0 else []
+        return (
+            [f"{unused} of {len(self.labels)} labels match no decision in these logs"]
+            if unused > 0
+            else []
+        )
 
 
 class NoLabels:
@@ -185,7 +193,9 @@ def _nuaa_source(source: str) -> str | None:
     return nuaa.person(m.group(2)) if m.group(1) == "ClientRaw" else ATTACK
 
 
-def nuaa_truth(sources: Iterable[Any], cache: dict[str, str | None] | None = None) -> tuple[str | None, str | None]:
+def nuaa_truth(
+    sources: Iterable[Any], cache: dict[str, str | None] | None = None
+) -> tuple[str | None, str | None]:
     """(truth, None) from NUAA frame paths, or (None, why unlabelled).
 
     ClientRaw/<id>/... is live subject ``subject<id>``; ImposterRaw/<id>/... is
@@ -225,7 +235,9 @@ class NuaaLabeller:
     def __call__(self, event_id: str, sources: list[Any]) -> str | None:
         truth, why = nuaa_truth(sources, self._folders)
         if why is not None:
-            self.unlabelled_why[why if not why.startswith("sources disagree") else "sources disagree"] += 1
+            self.unlabelled_why[
+                why if not why.startswith("sources disagree") else "sources disagree"
+            ] += 1
         return truth
 
     def notes(self) -> list[str]:

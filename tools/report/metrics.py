@@ -22,12 +22,23 @@ from typing import Any
 import numpy as np
 
 from edge.types import Reason
-from tools.report.collect import ATTACK_CODE, HARD_DENIALS, IMPOSTOR_CODE, REASON_CODE, REASONS, UNLABELLED, Columns, Example
+from tools.report.collect import (
+    ATTACK_CODE,
+    HARD_DENIALS,
+    IMPOSTOR_CODE,
+    REASON_CODE,
+    REASONS,
+    UNLABELLED,
+    Columns,
+    Example,
+)
 from tools.report.stats import ALPHA, Rate, pct, rule_of_three, upper_bound, wilson_arrays
 
 SWEEP_METHOD = (
     "Threshold sweep: each logged attempt is re-decided from its logged best_score. An attempt is accepted at "
-    "threshold t if it was not denied for " + ", ".join(sorted(HARD_DENIALS)) + ", and best_score >= t, and "
+    "threshold t if it was not denied for "
+    + ", ".join(sorted(HARD_DENIALS))
+    + ", and best_score >= t, and "
     "best_score - second_score >= min_margin (the margin from the 4-decimal logged scores). This "
     "approximates the daemon's k-of-n frame vote by the attempt's best frame: the vote also needs enough "
     "matching frames and no frame putting somebody else above the threshold, so the sweep may accept "
@@ -118,9 +129,20 @@ class Confusion:
         }
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: getattr(self, k) for k in (
-            "tp", "fp", "tn", "fn", "wrong_person", "impostor_attempts", "impostor_accepted",
-            "attack_attempts", "attack_accepted")}
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in (
+                "tp",
+                "fp",
+                "tn",
+                "fn",
+                "wrong_person",
+                "impostor_attempts",
+                "impostor_accepted",
+                "attack_attempts",
+                "attack_accepted",
+            )
+        }
         out["n"] = self.n
         out["genuine_attempts"] = self.genuine_attempts
         out["false_accepts"] = self.false_accepts
@@ -174,8 +196,17 @@ def logged_confusion(cols: Columns, cls: Classes, where: np.ndarray | None = Non
     ia = int(np.count_nonzero(imp & unlock))
     aa = int(np.count_nonzero(att & unlock))
     ni, na = int(np.count_nonzero(imp)), int(np.count_nonzero(att))
-    return Confusion(tp=tp, fp=ia + aa + wp, tn=ni - ia + na - aa, fn=fn, wrong_person=wp,
-                     impostor_attempts=ni, impostor_accepted=ia, attack_attempts=na, attack_accepted=aa)
+    return Confusion(
+        tp=tp,
+        fp=ia + aa + wp,
+        tn=ni - ia + na - aa,
+        fn=fn,
+        wrong_person=wp,
+        impostor_attempts=ni,
+        impostor_accepted=ia,
+        attack_attempts=na,
+        attack_accepted=aa,
+    )
 
 
 # --------------------------------------------------------------------------- sweep
@@ -208,15 +239,28 @@ class Sweep:
         tp, wp = accepted(self.right), accepted(self.wrong)
         ia, aa = accepted(self.impostor), accepted(self.attack)
         return {
-            "tp": tp, "fp": ia + aa + wp, "tn": self.negatives - ia - aa, "fn": self.genuine_total - tp - wp,
-            "wrong_person": wp, "impostor_accepted": ia, "attack_accepted": aa,
+            "tp": tp,
+            "fp": ia + aa + wp,
+            "tn": self.negatives - ia - aa,
+            "fn": self.genuine_total - tp - wp,
+            "wrong_person": wp,
+            "impostor_accepted": ia,
+            "attack_accepted": aa,
         }
 
     def at(self, t: float) -> Confusion:
         c = {k: int(v[0]) for k, v in self.counts(np.array([t])).items()}
-        return Confusion(tp=c["tp"], fp=c["fp"], tn=c["tn"], fn=c["fn"], wrong_person=c["wrong_person"],
-                         impostor_attempts=self.impostor_total, impostor_accepted=c["impostor_accepted"],
-                         attack_attempts=self.attack_total, attack_accepted=c["attack_accepted"])
+        return Confusion(
+            tp=c["tp"],
+            fp=c["fp"],
+            tn=c["tn"],
+            fn=c["fn"],
+            wrong_person=c["wrong_person"],
+            impostor_attempts=self.impostor_total,
+            impostor_accepted=c["impostor_accepted"],
+            attack_attempts=self.attack_total,
+            attack_accepted=c["attack_accepted"],
+        )
 
     def table(self) -> dict[str, np.ndarray]:
         """Counts and rates (NaN where undefined) with Wilson bounds at every sweep threshold."""
@@ -227,8 +271,17 @@ class Sweep:
             far = np.where(fp + tn > 0, fp / np.maximum(fp + tn, 1), np.nan)
         tar_lo, tar_hi = wilson_arrays(tp, tp + fn)
         far_lo, far_hi = wilson_arrays(fp, fp + tn)
-        return {"threshold": self.thresholds, **c, "tar": tar, "tar_low": tar_lo, "tar_high": tar_hi,
-                "frr": 1 - tar, "far": far, "far_low": far_lo, "far_high": far_hi}
+        return {
+            "threshold": self.thresholds,
+            **c,
+            "tar": tar,
+            "tar_low": tar_lo,
+            "tar_high": tar_hi,
+            "frr": 1 - tar,
+            "far": far,
+            "far_low": far_lo,
+            "far_high": far_hi,
+        }
 
 
 def build_sweep(cols: Columns, cls: Classes) -> Sweep:
@@ -245,8 +298,16 @@ def build_sweep(cols: Columns, cls: Classes) -> Sweep:
     logged = np.array(sorted({t for t, _ in cols.settings}), dtype=np.float64)
     top = np.array([round(float(scores.max()) + 1e-4, 4)]) if scores.size else np.zeros(0)
     thresholds = np.unique(np.concatenate([scores, logged, top]))
-    return Sweep(right, wrong, imp, att, int(np.count_nonzero(cls.genuine)), int(np.count_nonzero(cls.impostor)),
-                 int(np.count_nonzero(cls.attack)), thresholds)
+    return Sweep(
+        right,
+        wrong,
+        imp,
+        att,
+        int(np.count_nonzero(cls.genuine)),
+        int(np.count_nonzero(cls.impostor)),
+        int(np.count_nonzero(cls.attack)),
+        thresholds,
+    )
 
 
 # --------------------------------------------------------------------------- recommendation
@@ -262,19 +323,31 @@ class Recommendation:
     statement: str
     confusion: Confusion | None
     negatives: int
-    needed: int  # impostor attempts needed to show FAR < target with zero false accepts (rule of three)
+    needed: (
+        int  # impostor attempts needed to show FAR < target with zero false accepts (rule of three)
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "threshold": self.threshold, "meets_target": self.meets_target, "target_far": self.target_far,
-            "statement": self.statement, "impostor_attempts": self.negatives, "impostor_attempts_needed": self.needed,
+            "threshold": self.threshold,
+            "meets_target": self.meets_target,
+            "target_far": self.target_far,
+            "statement": self.statement,
+            "impostor_attempts": self.negatives,
+            "impostor_attempts_needed": self.needed,
             "far_upper95_one_sided": None if self.confusion is None else self.confusion.far_upper,
             "at_threshold": None if self.confusion is None else self.confusion.to_json(),
         }
 
 
-def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.01,
-              floor: float | None = None, attacks: bool = True) -> Recommendation:
+def recommend(
+    sweep: Sweep,
+    target_far: float,
+    *,
+    safety_margin: float = 0.01,
+    floor: float | None = None,
+    attacks: bool = True,
+) -> Recommendation:
     """The lowest threshold (highest TAR) whose one-sided 95% FAR upper bound is below ``target_far``.
 
     When no threshold can show that with the impostor attempts at hand, say so
@@ -285,29 +358,43 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.01,
     needed = math.ceil(3.0 / target_far)
     n_neg = sweep.negatives
     if n_neg == 0:
-        return Recommendation(floor, False, target_far,
-                              f"no impostor or attack attempts are labelled: nothing supports any threshold "
-                              f"(to show FAR < {target_far:g} at 95% needs at least {needed} with zero false accepts); "
-                              f"keep the logged threshold", None if floor is None else sweep.at(floor),
-                              0, needed)
+        return Recommendation(
+            floor,
+            False,
+            target_far,
+            f"no impostor or attack attempts are labelled: nothing supports any threshold "
+            f"(to show FAR < {target_far:g} at 95% needs at least {needed} with zero false accepts); "
+            f"keep the logged threshold",
+            None if floor is None else sweep.at(floor),
+            0,
+            needed,
+        )
     best_case = upper_bound(0, n_neg)
     assert best_case is not None
     if best_case >= target_far:
         # attacks=False: photo attacks are the liveness check's job; the recognition
         # threshold is then chosen on strangers (and wrong-person matches) alone.
-        negatives = np.concatenate([sweep.wrong, sweep.impostor] + ([sweep.attack] if attacks else []))
-        head = (f"{n_neg} impostor attempts cannot support FAR < {target_far:g} at 95%; need at least {needed} "
-                f"(with zero false accepts)")
+        negatives = np.concatenate(
+            [sweep.wrong, sweep.impostor] + ([sweep.attack] if attacks else [])
+        )
+        head = (
+            f"{n_neg} impostor attempts cannot support FAR < {target_far:g} at 95%; need at least {needed} "
+            f"(with zero false accepts)"
+        )
         if negatives.size == 0:
             t = floor
-            why = ("no impostor or attack attempt passed the gates and the margin, so no threshold would have "
-                   "let one in and the scores say nothing about where impostors fall: keep the logged threshold")
+            why = (
+                "no impostor or attack attempt passed the gates and the margin, so no threshold would have "
+                "let one in and the scores say nothing about where impostors fall: keep the logged threshold"
+            )
         else:
             zero_fa = min(round(float(negatives.max()) + 1e-4, 4), 1.0)
             t = round(zero_fa + safety_margin, 4)
             scope = "" if attacks else " among strangers (photo attacks left to liveness)"
-            why = (f"the lowest threshold with zero observed false accepts{scope} is {zero_fa:.4f}; "
-                   f"plus a safety margin of {safety_margin:g} gives {t:.4f}")
+            why = (
+                f"the lowest threshold with zero observed false accepts{scope} is {zero_fa:.4f}; "
+                f"plus a safety margin of {safety_margin:g} gives {t:.4f}"
+            )
             if t > 1.0:  # a cosine similarity never exceeds 1: the margin cannot be had
                 t = zero_fa
                 why += f", above the largest possible similarity, so {t:.4f} without the margin"
@@ -315,7 +402,9 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.01,
                 why += f", kept at the logged threshold {floor:.4f} (this evidence is no reason to loosen the door)"
                 t = floor
         statement = f"{head}. NOT MEETING THE TARGET: {why}."
-        return Recommendation(t, False, target_far, statement, None if t is None else sweep.at(t), n_neg, needed)
+        return Recommendation(
+            t, False, target_far, statement, None if t is None else sweep.at(t), n_neg, needed
+        )
     c = sweep.counts(sweep.thresholds)
     fp, n = c["fp"], c["fp"] + c["tn"]
     cache: dict[tuple[int, int], float] = {}
@@ -328,9 +417,11 @@ def recommend(sweep: Sweep, target_far: float, *, safety_margin: float = 0.01,
             ub = cache[(k, m)] = upper_bound(k, m, ALPHA) or 1.0
         if ub < target_far:
             conf = sweep.at(float(t))
-            statement = (f"threshold {t:.4f} is the lowest whose FAR one-sided 95% upper bound ({pct(ub)}, "
-                         f"{k} false accepts in {m}) is below the target {target_far:g}; "
-                         f"TAR there {conf.sensitivity.text()}")
+            statement = (
+                f"threshold {t:.4f} is the lowest whose FAR one-sided 95% upper bound ({pct(ub)}, "
+                f"{k} false accepts in {m}) is below the target {target_far:g}; "
+                f"TAR there {conf.sensitivity.text()}"
+            )
             if conf.tp == 0:
                 statement += "; it meets the target only by accepting no genuine attempt"
             return Recommendation(float(t), True, target_far, statement, conf, n_neg, needed)
@@ -359,9 +450,17 @@ class PersonRow:
         return Rate(self.fn, self.tp + self.fn)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "attempts": self.attempts, "tp": self.tp, "fn": self.fn,
-                "wrong_person": self.wrong_person, "false_accepts_as": self.false_accepts_as,
-                "mean_score": self.mean_score, "tar": self.tar.to_json(), "frr": self.frr.to_json()}
+        return {
+            "name": self.name,
+            "attempts": self.attempts,
+            "tp": self.tp,
+            "fn": self.fn,
+            "wrong_person": self.wrong_person,
+            "false_accepts_as": self.false_accepts_as,
+            "mean_score": self.mean_score,
+            "tar": self.tar.to_json(),
+            "frr": self.frr.to_json(),
+        }
 
 
 @dataclass(frozen=True)
@@ -389,10 +488,21 @@ class WeekRow:
 
     def to_json(self) -> dict[str, Any]:
         c = self.confusion
-        return {"week": self.week, "attempts": self.attempts, "unlabelled": self.unlabelled,
-                "locked_out": self.locked_out, "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
-                "wrong_person": c.wrong_person, "tar": c.sensitivity.to_json(), "far": c.far.to_json(),
-                "mean_genuine_score": self.mean_genuine_score, "mean_impostor_score": self.mean_impostor_score}
+        return {
+            "week": self.week,
+            "attempts": self.attempts,
+            "unlabelled": self.unlabelled,
+            "locked_out": self.locked_out,
+            "tp": c.tp,
+            "fp": c.fp,
+            "tn": c.tn,
+            "fn": c.fn,
+            "wrong_person": c.wrong_person,
+            "tar": c.sensitivity.to_json(),
+            "far": c.far.to_json(),
+            "mean_genuine_score": self.mean_genuine_score,
+            "mean_impostor_score": self.mean_impostor_score,
+        }
 
 
 def _mean(x: np.ndarray) -> float | None:
@@ -423,7 +533,11 @@ def per_person(cols: Columns, cls: Classes) -> list[PersonRow]:
             rows.append(PersonRow(name, 0, 0, 0, 0, 0, None))
             continue
         mean = float(sums[i] / n_scored[i]) if n_scored[i] else None
-        rows.append(PersonRow(name, int(attempts[i]), int(tp[i]), int(fn[i]), int(wp[i]), int(fa_as[i]), mean))
+        rows.append(
+            PersonRow(
+                name, int(attempts[i]), int(tp[i]), int(fn[i]), int(wp[i]), int(fa_as[i]), mean
+            )
+        )
     return rows
 
 
@@ -436,7 +550,10 @@ def per_reason(cols: Columns, cls: Classes) -> list[ReasonRow]:
 
     total = np.bincount(reason, minlength=m)
     g, i, a, u = count(cls.genuine), count(cls.impostor), count(cls.attack), count(cls.unlabelled)
-    return [ReasonRow(r, int(total[j]), int(g[j]), int(i[j]), int(a[j]), int(u[j])) for j, r in enumerate(REASONS)]
+    return [
+        ReasonRow(r, int(total[j]), int(g[j]), int(i[j]), int(a[j]), int(u[j]))
+        for j, r in enumerate(REASONS)
+    ]
 
 
 def liveness_rates(cols: Columns, cls: Classes) -> dict[str, Rate]:
@@ -447,7 +564,11 @@ def liveness_rates(cols: Columns, cls: Classes) -> dict[str, Rate]:
     """
     pa = cols.reason == REASON_CODE[Reason.PRESENTATION_ATTACK]
     live = cls.genuine | cls.impostor
-    return {"attacks": _share(pa, cls.attack), "live": _share(pa, live), "genuine": _share(pa, cls.genuine)}
+    return {
+        "attacks": _share(pa, cls.attack),
+        "live": _share(pa, live),
+        "genuine": _share(pa, cls.genuine),
+    }
 
 
 def _share(hit: np.ndarray, of: np.ndarray) -> Rate:
@@ -474,9 +595,13 @@ class ExposureRow:
     live_refused_by_liveness: Rate  # live people (enrolled or not) denied as presentation_attack
 
     def to_json(self) -> dict[str, Any]:
-        return {"band": self.band, "decisions": self.decisions, "genuine_frr": self.genuine_frr.to_json(),
-                "negative_accepted": self.negative_accepted.to_json(),
-                "live_refused_by_liveness": self.live_refused_by_liveness.to_json()}
+        return {
+            "band": self.band,
+            "decisions": self.decisions,
+            "genuine_frr": self.genuine_frr.to_json(),
+            "negative_accepted": self.negative_accepted.to_json(),
+            "live_refused_by_liveness": self.live_refused_by_liveness.to_json(),
+        }
 
 
 def per_exposure(cols: Columns, cls: Classes) -> list[ExposureRow]:
@@ -492,9 +617,17 @@ def per_exposure(cols: Columns, cls: Classes) -> list[ExposureRow]:
     live = cls.genuine | cls.impostor
     rows = [("not face-metered", ~metered)]
     rows += [(label, metered & (x >= lo) & (x < hi)) for label, lo, hi in EXPOSURE_BANDS]
-    return [ExposureRow(label, int(np.count_nonzero(sel)), _share(~cols.unlock, sel & cls.genuine),
-                        _share(cols.unlock, sel & cls.negative), _share(pa, sel & live))
-            for label, sel in rows if sel.any()]
+    return [
+        ExposureRow(
+            label,
+            int(np.count_nonzero(sel)),
+            _share(~cols.unlock, sel & cls.genuine),
+            _share(cols.unlock, sel & cls.negative),
+            _share(pa, sel & live),
+        )
+        for label, sel in rows
+        if sel.any()
+    ]
 
 
 def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
@@ -503,10 +636,17 @@ def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
     locked = cols.reason == REASON_CODE[Reason.LOCKED_OUT]
     for j in order:
         sel = cols.week == j
-        rows.append(WeekRow(
-            cols.weeks[j], int(np.count_nonzero(sel)), int(np.count_nonzero(sel & cls.unlabelled)),
-            int(np.count_nonzero(sel & locked)), logged_confusion(cols, cls, sel),
-            _mean(cols.score[sel & cls.genuine]), _mean(cols.score[sel & cls.negative])))
+        rows.append(
+            WeekRow(
+                cols.weeks[j],
+                int(np.count_nonzero(sel)),
+                int(np.count_nonzero(sel & cls.unlabelled)),
+                int(np.count_nonzero(sel & locked)),
+                logged_confusion(cols, cls, sel),
+                _mean(cols.score[sel & cls.genuine]),
+                _mean(cols.score[sel & cls.negative]),
+            )
+        )
     return rows
 
 
@@ -555,8 +695,15 @@ class Report:
         return self.records - self.unlabelled
 
 
-def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] | None = None,
-                 target_far: float = 1e-3, safety_margin: float = 0.01, attacks: bool = True) -> Report:
+def build_report(
+    cols: Columns,
+    *,
+    label_source: str,
+    enrolled: tuple[str, ...] | None = None,
+    target_far: float = 1e-3,
+    safety_margin: float = 0.01,
+    attacks: bool = True,
+) -> Report:
     """Every number of the report from the collected columns."""
     if enrolled is None:
         enrolled_names = tuple(sorted(cols.gallery))
@@ -570,11 +717,17 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
     rec = recommend(sweep, target_far, safety_margin=safety_margin, floor=floor, attacks=attacks)
     locked = cols.reason == REASON_CODE[Reason.LOCKED_OUT]
     finite = np.isfinite(cols.score)
-    strangers = sorted({cols.names[i] for i in np.unique(cols.truth[cls.impostor & (cols.truth >= 0)])})
+    strangers = sorted(
+        {cols.names[i] for i in np.unique(cols.truth[cls.impostor & (cols.truth >= 0)])}
+    )
     notes = cols.label_notes
-    if strangers:  # a typo in a label would otherwise quietly turn a genuine attempt into an impostor
-        notes += (f"truth names nobody enrolled, counted as impostors: {', '.join(strangers[:10])}"
-                  + (f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""),)
+    if (
+        strangers
+    ):  # a typo in a label would otherwise quietly turn a genuine attempt into an impostor
+        notes += (
+            f"truth names nobody enrolled, counted as impostors: {', '.join(strangers[:10])}"
+            + (f" and {len(strangers) - 10} more" if len(strangers) > 10 else ""),
+        )
     return Report(
         files=cols.files,
         records=cols.n,
@@ -591,21 +744,30 @@ def build_report(cols: Columns, *, label_source: str, enrolled: tuple[str, ...] 
         mean_genuine_score=_mean(cols.score[cls.genuine]),
         mean_impostor_score=_mean(cols.score[cls.negative]),
         mean_attack_score=_mean(cols.score[cls.attack]),
-        locked_out={"total": int(np.count_nonzero(locked)), "genuine": int(np.count_nonzero(locked & cls.genuine)),
-                    "impostor": int(np.count_nonzero(locked & cls.impostor)),
-                    "attack": int(np.count_nonzero(locked & cls.attack)),
-                    "unlabelled": int(np.count_nonzero(locked & cls.unlabelled))},
+        locked_out={
+            "total": int(np.count_nonzero(locked)),
+            "genuine": int(np.count_nonzero(locked & cls.genuine)),
+            "impostor": int(np.count_nonzero(locked & cls.impostor)),
+            "attack": int(np.count_nonzero(locked & cls.attack)),
+            "unlabelled": int(np.count_nonzero(locked & cls.unlabelled)),
+        },
         liveness=liveness_rates(cols, cls),
         exposure=per_exposure(cols, cls),
         false_accept_examples=cols.false_accept_examples,
         locked_out_examples=cols.locked_out_examples,
-        redecide={"agree": cols.redecide_agree, "logged_unlock_replay_deny": cols.redecide_unlock_only_logged,
-                  "logged_deny_replay_accept": cols.redecide_unlock_only_replayed},
+        redecide={
+            "agree": cols.redecide_agree,
+            "logged_unlock_replay_deny": cols.redecide_unlock_only_logged,
+            "logged_deny_replay_accept": cols.redecide_unlock_only_replayed,
+        },
         sweep=sweep,
         recommendation=rec,
         people=per_person(cols, cls),
         reasons=per_reason(cols, cls),
         weeks=per_week(cols, cls),
-        scores={"genuine": cols.score[cls.genuine & finite], "impostor": cols.score[cls.impostor & finite],
-                "attack": cols.score[cls.attack & finite]},
+        scores={
+            "genuine": cols.score[cls.genuine & finite],
+            "impostor": cols.score[cls.impostor & finite],
+            "attack": cols.score[cls.attack & finite],
+        },
     )

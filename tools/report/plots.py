@@ -24,7 +24,9 @@ def _figure(width: float = 6.4, height: float = 4.6):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ReportError("plots need matplotlib: pip install 'facegate[report]' (or leave out --html/--markdown/--outdir)") from None
+        raise ReportError(
+            "plots need matplotlib: pip install 'facegate[report]' (or leave out --html/--markdown/--outdir)"
+        ) from None
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -37,7 +39,11 @@ def _png(fig) -> bytes:
 
 
 def _thin(n: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(np.intp)) if n else np.zeros(0, np.intp)
+    return (
+        np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(np.intp))
+        if n
+        else np.zeros(0, np.intp)
+    )
 
 
 def _empty(ax, text: str) -> None:
@@ -50,7 +56,13 @@ def _operating_points(report: Report) -> list[tuple[str, float, str]]:
         points.append(("logged", report.logged_threshold, "tab:blue"))
     rec = report.recommendation
     if rec.threshold is not None:
-        points.append(("recommended" + ("" if rec.meets_target else " (target not met)"), rec.threshold, "tab:red"))
+        points.append(
+            (
+                "recommended" + ("" if rec.meets_target else " (target not met)"),
+                rec.threshold,
+                "tab:red",
+            )
+        )
     return points
 
 
@@ -75,14 +87,24 @@ def roc(report: Report) -> bytes:
     ax.set_xlim(floor * 0.8, 1.05)
     ax.set_ylim(-0.02, 1.02)
     target = report.recommendation.target_far
-    ax.axvline(max(target, floor), ls="--", color="tab:orange", lw=1, label=f"target FAR {target:g}")
+    ax.axvline(
+        max(target, floor), ls="--", color="tab:orange", lw=1, label=f"target FAR {target:g}"
+    )
     for label, thr, color in _operating_points(report):
         c = sw.at(thr)
         if c.far.value is not None and c.sensitivity.value is not None:
-            ax.plot([max(c.far.value, floor)], [c.sensitivity.value], "o", color=color, label=f"{label} {thr:.4f}")
+            ax.plot(
+                [max(c.far.value, floor)],
+                [c.sensitivity.value],
+                "o",
+                color=color,
+                label=f"{label} {thr:.4f}",
+            )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.text(0.01, 0.01, f"FAR 0 drawn at {floor:.2g}", transform=ax.transAxes, fontsize=7, color="0.4")
+    ax.text(
+        0.01, 0.01, f"FAR 0 drawn at {floor:.2g}", transform=ax.transAxes, fontsize=7, color="0.4"
+    )
     return _png(fig)
 
 
@@ -118,11 +140,18 @@ def det(report: Report) -> bytes:
     for label, thr, color in _operating_points(report):
         c = sw.at(thr)
         if c.far.value is not None and c.frr.value is not None:
-            ax.plot(z(np.array([c.far.value])), z(np.array([c.frr.value])), "o", color=color,
-                    label=f"{label} {thr:.4f}")
+            ax.plot(
+                z(np.array([c.far.value])),
+                z(np.array([c.frr.value])),
+                "o",
+                color=color,
+                label=f"{label} {thr:.4f}",
+            )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    ax.text(0.01, 0.01, f"rates of 0 drawn at {lo:.2g}", transform=ax.transAxes, fontsize=7, color="0.4")
+    ax.text(
+        0.01, 0.01, f"rates of 0 drawn at {lo:.2g}", transform=ax.transAxes, fontsize=7, color="0.4"
+    )
     return _png(fig)
 
 

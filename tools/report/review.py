@@ -36,7 +36,11 @@ def _score(x: Any) -> str:
 def describe(rec: dict[str, Any], path: Path) -> list[str]:
     """What a reviewer needs to judge one decision, snapshot first in mind."""
     verdict = "UNLOCK" if rec.get("decision") == "unlock" else "deny"
-    second = f"second {rec.get('second') or '-'} {_score(rec.get('second_score'))}" if rec.get("second") else "no runner-up"
+    second = (
+        f"second {rec.get('second') or '-'} {_score(rec.get('second_score'))}"
+        if rec.get("second")
+        else "no runner-up"
+    )
     return [
         f"{rec.get('time', '?')}  event {rec.get('event_id', '?')}  ({path.name})",
         f"  decision {verdict}  reason {rec.get('reason', '?')}  person {rec.get('person') or '-'}",
@@ -55,12 +59,23 @@ def _records(files: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 def _wanted(rec: dict[str, Any], labels: dict[str, str], only: str | None) -> bool:
     eid = rec.get("event_id")
-    return (isinstance(eid, str) and bool(eid) and eid not in labels
-            and (only is None or rec.get("decision") == only))
+    return (
+        isinstance(eid, str)
+        and bool(eid)
+        and eid not in labels
+        and (only is None or rec.get("decision") == only)
+    )
 
 
-def review(paths: Sequence[str | Path], labels_path: str | Path, *, enrolled: Sequence[str] | None = None,
-           only: str | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> ReviewResult:
+def review(
+    paths: Sequence[str | Path],
+    labels_path: str | Path,
+    *,
+    enrolled: Sequence[str] | None = None,
+    only: str | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> ReviewResult:
     """Ask for the truth of each unlabelled decision (only unlocks or denials with ``only``)."""
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
@@ -86,7 +101,9 @@ def review(paths: Sequence[str | Path], labels_path: str | Path, *, enrolled: Se
         print(f"\n[{seen}/{todo}] " + "\n".join(describe(rec, path)), file=stdout)
         answer = _ask(stdin, stdout, known)
         if answer is None:
-            print(f"stopped: {done} labelled, {skipped} skipped, {todo - seen + 1} left", file=stdout)
+            print(
+                f"stopped: {done} labelled, {skipped} skipped, {todo - seen + 1} left", file=stdout
+            )
             return ReviewResult(done, skipped, todo - seen + 1)
         if answer == "":
             skipped += 1
@@ -128,5 +145,8 @@ def _ask(stdin: TextIO, stdout: TextIO, known: list[str]) -> str | None:
         if text in known or text in (IMPOSTOR, ATTACK) or text == unconfirmed:
             return text
         unconfirmed = text
-        print(f"  {text!r} is nobody the log knows ({', '.join(known) or 'no names'}); "
-              f"type it again to label it anyway (a person not enrolled counts as an impostor)", file=stdout)
+        print(
+            f"  {text!r} is nobody the log knows ({', '.join(known) or 'no names'}); "
+            f"type it again to label it anyway (a person not enrolled counts as an impostor)",
+            file=stdout,
+        )

@@ -142,7 +142,9 @@ class Rate:
         ci = self.interval
         if ci is None:
             return "n/a (0/0)"
-        return f"{pct(self.value)} (95% CI {pct(ci[0], sign=False)}-{pct(ci[1])}, {self.k}/{self.n})"
+        return (
+            f"{pct(self.value)} (95% CI {pct(ci[0], sign=False)}-{pct(ci[1])}, {self.k}/{self.n})"
+        )
 
 
 def pct(x: float | None, *, sign: bool = True) -> str:
@@ -160,9 +162,13 @@ def far_bound_text(k: int, n: int) -> str:
         return "FAR: no impostor/attack attempts, so nothing is known about false accepts"
     ub = upper_bound(k, n)
     if k == 0 and n <= 3:
-        return (f"0 false accepts in {n} impostor/attack attempts: far too few to bound FAR (the rule of three "
-                f"needs more than 3); exact one-sided 95% upper bound {pct(ub)}")
+        return (
+            f"0 false accepts in {n} impostor/attack attempts: far too few to bound FAR (the rule of three "
+            f"needs more than 3); exact one-sided 95% upper bound {pct(ub)}"
+        )
     if k == 0:
-        return (f"0 false accepts in {n} impostor/attack attempts: FAR < 3/{n} = {pct(rule_of_three(n))} at 95% "
-                f"(rule of three; exact one-sided 95% upper bound {pct(ub)})")
+        return (
+            f"0 false accepts in {n} impostor/attack attempts: FAR < 3/{n} = {pct(rule_of_three(n))} at 95% "
+            f"(rule of three; exact one-sided 95% upper bound {pct(ub)})"
+        )
     return f"{k} false accepts in {n} impostor/attack attempts: FAR <= {pct(ub)} at 95% (exact one-sided upper bound)"
