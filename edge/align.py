@@ -21,7 +21,7 @@ import math
 import cv2
 import numpy as np
 
-from edge.models import CropRecipe
+from edge.cards import CropRecipe
 from edge.types import KEYPOINT_NAMES, AlignedFace, Face, Frame
 
 # A landmark box: its centre lies this far from the eye centre towards the mouth,

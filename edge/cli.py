@@ -33,7 +33,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
-    from edge.models import FETCHED_ROLES, fetch, load_manifest
+    from edge.manifest import FETCHED_ROLES, fetch, load_manifest
 
     config = _config(args)
     manifest = load_manifest()
@@ -48,7 +48,8 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from edge.models import cached_path, load_manifest, sha256_file
+    from edge.manifest import cached_path, load_manifest
+    from edge.files import sha256_file
 
     config = _config(args)
     for name, e in load_manifest().items():
@@ -111,7 +112,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.npy is not None:
         import io
 
-        from edge.models import atomic_write_bytes
+        from edge.files import atomic_write_bytes
 
         buf = io.BytesIO()
         np.save(

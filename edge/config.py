@@ -16,33 +16,51 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from edge.camera import CAMERAS
 from edge.errors import ConfigError
+from edge.files import read_regular
+from edge.runtime import RUNTIMES
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the commented default is 12 kB
 
 
 def _opt(
-    default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None,
 ) -> Any:
+    """A config field; ``choices`` may be a function, asked when a config is checked (the manifest)."""
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
+def _manifest_names(role: str) -> Callable[[], tuple[str, ...]]:
+    def names() -> tuple[str, ...]:
+        from edge.manifest import names_for_role
+
+        return names_for_role(role)
+
+    return names
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    backend: str = _opt("auto", choices=("auto", "ai-edge-litert", "tflite-runtime"))
+    backend: str = _opt("auto", choices=("auto", *RUNTIMES))
     threads: int = _opt(2, lo=1, hi=64)
 
 
 @dataclass(frozen=True)
 class ModelsConfig:
     dir: str | None = _opt(None)
-    detector: str = _opt("blazeface-short", choices=("blazeface-short", "blazeface-full"))
-    landmarker: str | None = _opt("yunet", choices=("yunet",))
+    detector: str = _opt("blazeface-short", choices=_manifest_names("detector"))
+    landmarker: str | None = _opt("yunet", choices=_manifest_names("landmarker"))
     embedder: str = _opt("sface.dynamic-int8.tflite")
 
 
@@ -70,7 +88,7 @@ class LivenessConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    backend: str = _opt("picamera2", choices=("picamera2", "opencv", "replay"))
+    backend: str = _opt("picamera2", choices=tuple(CAMERAS))
     device: str = _opt("0")
     width: int = _opt(1280, lo=64, hi=8192)
     height: int = _opt(960, lo=64, hi=8192)
@@ -160,7 +178,7 @@ class Config:
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 
     def model_dir(self) -> Path:
-        from edge.models import default_cache_dir
+        from edge.manifest import default_cache_dir
 
         return Path(self.models.dir).expanduser() if self.models.dir else default_cache_dir()
 
@@ -216,6 +234,8 @@ def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: l
             errors.append(f"{key}: must be at most 4096 characters with no NUL byte")
             return _INVALID
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if callable(choices):
+        choices = choices()
     if choices is not None and value not in choices:
         errors.append(
             f"{key}: must be one of {', '.join(map(str, choices))}, got {_describe(value)}"
@@ -349,7 +369,7 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read the config at ``path``; None means the shipped defaults."""
     if path is None:
         return parse_config(DEFAULT_CONFIG.read_text(), str(DEFAULT_CONFIG))
-    from edge.trust import refuse_world_writable
+    from edge.files import refuse_world_writable
 
     refuse_world_writable(path, "config", ConfigError)  # whoever can write it chooses the threshold
     return parse_config(read_config_text(path), str(path))
@@ -357,31 +377,14 @@ def load_config(path: str | Path | None = None) -> Config:
 
 def read_config_text(path: str | Path) -> str:
     """The config file's text, UTF-8; one ConfigError line when it cannot be read as such."""
-    path = Path(path)
     try:
-        fd = os.open(
-            path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-        )  # O_NONBLOCK: a FIFO cannot hang us
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise ConfigError(f"{path}: not a regular file")
-            if st.st_size > MAX_CONFIG_BYTES:
-                raise ConfigError(
-                    f"{path}: {st.st_size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}"
-                )
-            data = os.read(fd, MAX_CONFIG_BYTES + 1)
-        finally:
-            os.close(fd)
+        data, _ = read_regular(path, what="a config", error=ConfigError, max_bytes=MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: cannot read config: no such file") from None
+    try:
         return data.decode("utf-8")
-    except ConfigError:
-        raise
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise ConfigError(f"{path!r}: cannot read config: {exc}") from None
 
 
 def load_lock_config(path: str | Path | None = None) -> LockConfig:

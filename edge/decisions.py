@@ -61,8 +61,8 @@ import cv2
 import numpy as np
 
 from edge.errors import DecisionLogError
-from edge.models import atomic_write_bytes
-from edge.trust import folder_writable_by
+from edge.files import atomic_write_bytes
+from edge.files import folder_writable_by
 from edge.types import Decision
 
 log = logging.getLogger(__name__)

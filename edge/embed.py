@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelError
-from edge.models import ModelCard, load_card, preprocessing_digest
+from edge.cards import ModelCard, load_card, preprocessing_digest
 from edge.runtime import Model
 from edge.types import AlignedFace, Embedding
 

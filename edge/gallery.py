@@ -26,7 +26,6 @@ every field and refuses the file with one line naming the file and the field.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -43,8 +42,8 @@ import numpy as np
 
 from edge.errors import GalleryError
 from edge.filelock import FileLock, lock_path_for
-from edge.models import atomic_write_bytes, preprocessing_digest
-from edge.trust import folder_writable_by
+from edge.cards import preprocessing_digest
+from edge.files import atomic_write_bytes, folder_writable_by, read_regular
 from edge.types import Embedding
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,7 @@ log = logging.getLogger(__name__)
 SCHEMA = 2
 UNIT_TOLERANCE = 1e-3
 MAX_NAME_LEN = 64
+MAX_GALLERY_BYTES = 64 << 20  # a household is kilobytes; a bound keeps a hostile file from filling memory
 ENROLL_HINT = "facegate enroll NAME"
 
 # Letters (any script), digits, underscore, space, dot and hyphen.
@@ -112,38 +112,26 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
     """The gallery's bytes and mode, refused unless it is a regular file, not a symlink, that only
     its owner can write, in a directory that only its owner can write (as sshd's StrictModes)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        data, st = read_regular(
+            path, what="gallery", error=GalleryError, max_bytes=MAX_GALLERY_BYTES, follow_symlinks=False
+        )
     except FileNotFoundError:
         raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise GalleryError(
-                f"{path}: is a symbolic link; refusing to trust it (use the real path)"
-            ) from None
-        raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise GalleryError(f"{path!r}: cannot read gallery: {exc}") from None
+    if st.st_mode & 0o022:
+        raise GalleryError(
+            f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
+            f"themselves; run chmod 600 {path}"
+        )
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise GalleryError(f"{path}: not a regular file")
-        if st.st_mode & 0o022:
-            raise GalleryError(
-                f"{path}: others can write it (mode {stat.S_IMODE(st.st_mode):04o}): anyone could enroll "
-                f"themselves; run chmod 600 {path}"
-            )
         open_folder = folder_writable_by(path.parent, 0o022)
-        if open_folder is not None:
-            raise GalleryError(
-                f"{path}: its directory {path.parent} is writable by others (mode "
-                f"{open_folder:04o}): anyone could replace the gallery; run chmod 700 {path.parent}"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(), st.st_mode
     except OSError as exc:
         raise GalleryError(f"{path}: cannot read gallery: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+    if open_folder is not None:
+        raise GalleryError(
+            f"{path}: its directory {path.parent} is writable by others (mode "
+            f"{open_folder:04o}): anyone could replace the gallery; run chmod 700 {path.parent}"
+        )
+    return data, st.st_mode
 
 
 def gallery_writer(path: str | Path, wait_s: float = 30.0) -> FileLock:

@@ -26,7 +26,7 @@ from typing import Any
 from edge.errors import GalleryError
 from edge.filelock import is_held, lock_path_for
 from edge.gallery import Gallery
-from edge.models import atomic_write_bytes
+from edge.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ header before anything is decoded, at most MAX_PIXELS.
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge.errors import ImageError
+from edge.files import read_regular
 from edge.types import Frame
 
 MAX_BYTES = 64 << 20  # 64 MiB
@@ -94,29 +93,8 @@ def decode(data: bytes, source: str = "") -> Frame:
 
 
 def read_image(path: str | Path) -> Frame:
-    path = Path(path)
     try:
-        fd = os.open(
-            path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-        )  # O_NONBLOCK: a FIFO cannot hang us
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise ImageError(f"{path!r}: cannot read: {exc}") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageError(f"{path}: is a directory, not an image")
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError(f"{path}: not a regular file (a device, FIFO or socket), not an image")
-        if st.st_size > MAX_BYTES:
-            raise ImageError(f"{path}: {st.st_size:,} bytes, more than {MAX_BYTES:,} for an image")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
+        data, _ = read_regular(path, what="an image", error=ImageError, max_bytes=MAX_BYTES)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: cannot read an image: no such file") from None
     return decode(data, str(path))

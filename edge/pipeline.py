@@ -21,7 +21,8 @@ from edge.detect import DetectorSpec, FaceDetector, largest_first
 from edge.embed import Embedder
 from edge.errors import ModelError
 from edge.landmarks import YuNetLandmarks
-from edge.models import CropRecipe, load_manifest, verify_file
+from edge.cards import CropRecipe
+from edge.manifest import load_manifest, verify_file
 from edge.quality import Quality, measure
 from edge.types import KEYPOINT_NAMES, AlignedFace, Embedding, Face, Frame
 

@@ -35,7 +35,7 @@ from edge.gallery import Gallery
 from edge.gallery_watch import GalleryWatcher
 from edge.liveness import LivenessChecker
 from edge.match import match
-from edge.models import atomic_write_bytes
+from edge.files import atomic_write_bytes
 from edge.notify import FrameWatchdog, Notifier, watchdog_period
 from edge.pipeline import FacePipeline, build_pipeline
 from edge.policy import Observation, Policy

@@ -95,7 +95,7 @@ class AlignedFace:
 @dataclass(frozen=True, eq=False)
 class Embedding:
     """An L2-normalised face embedding, the sha256 of the model that made it, and a
-    digest of the preprocessing its crop went through (edge.models.preprocessing_digest)."""
+    digest of the preprocessing its crop went through (edge.cards.preprocessing_digest)."""
 
     vector: np.ndarray = field(repr=False)
     model_sha256: str

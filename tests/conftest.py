@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import Config, RuntimeConfig, load_config
-from edge.models import FETCHED_ROLES, default_cache_dir, load_manifest
+from edge.manifest import FETCHED_ROLES, default_cache_dir, load_manifest
 
 TESTS = Path(__file__).resolve().parent
 SAMPLES = TESTS / "data"

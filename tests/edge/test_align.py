@@ -6,7 +6,7 @@ import pytest
 
 from edge.align import align, crop_geometry
 from edge.images import read_image
-from edge.models import CropRecipe
+from edge.cards import CropRecipe
 from edge.pipeline import build_detector
 from edge.quality import pose
 from edge.types import Face, Frame

@@ -14,20 +14,11 @@ import numpy as np
 import pytest
 from fakes import FakeCapture, FakeClock, FakePicamera2, frame_value, grey_of, solid, write_frames
 
-from edge.camera import (
-    CAMERAS,
-    PICAMERA2_MISSING,
-    Camera,
-    CameraBase,
-    CameraStopped,
-    CorruptFrame,
-    EndOfStream,
-    OpenCVCamera,
-    Picamera2Camera,
-    ReconnectingCamera,
-    ReplayCamera,
-    build_camera,
-)
+from edge.camera import CAMERAS, Camera, CameraBase, CameraStopped, CorruptFrame, EndOfStream, build_camera
+from edge.camera.picamera2 import PICAMERA2_MISSING, Picamera2Camera
+from edge.camera.opencv import OpenCVCamera
+from edge.camera.reconnect import ReconnectingCamera
+from edge.camera.replay import ReplayCamera
 from edge.config import CameraConfig
 from edge.errors import CameraError
 from edge.types import Frame

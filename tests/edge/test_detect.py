@@ -3,7 +3,7 @@ import pytest
 
 from edge.detect import DetectorSpec, FaceDetector, decode, make_anchors, weighted_nms
 from edge.images import read_image
-from edge.models import load_manifest
+from edge.manifest import load_manifest
 from edge.pipeline import build_detector
 from edge.types import Frame
 

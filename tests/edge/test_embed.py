@@ -6,7 +6,7 @@ import pytest
 from edge.embed import Embedder, l2_normalize, normalize
 from edge.errors import ModelError
 from edge.images import read_image
-from edge.models import CropRecipe, ModelCard, card_path_for
+from edge.cards import CropRecipe, ModelCard, card_path_for
 from edge.pipeline import build_pipeline
 
 
@@ -89,7 +89,7 @@ def test_model_whose_shape_contradicts_its_card_is_refused(tmp_path, model_dir, 
     import json
     import shutil
 
-    from edge.models import sha256_file
+    from edge.files import sha256_file
 
     fake = tmp_path / "det.tflite"
     shutil.copyfile(

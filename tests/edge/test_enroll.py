@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fakes import FakeClock, FakePicamera2, backlit_door
 
-from edge.camera import ReplayCamera
+from edge.camera.replay import ReplayCamera
 from edge.enroll import add_to_gallery, from_camera, from_images, problems
 from edge.errors import ExitCode, NoFaceError
 from edge.pipeline import build_pipeline
@@ -157,7 +157,7 @@ class Ticking:
 
 def test_guided_enrollment_meters_the_face_and_keeps_only_settled_frames(cfg, lfw_samples):
     """A visitor dark against the light fails the brightness gate until the camera is metered on the face."""
-    from edge.camera import Picamera2Camera
+    from edge.camera.picamera2 import Picamera2Camera
     from edge.exposure import FaceExposure
 
     pipeline = build_pipeline(cfg)

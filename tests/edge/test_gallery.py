@@ -14,7 +14,7 @@ from fakes import PREPROCESSING
 
 from edge.errors import GalleryError
 from edge.gallery import Gallery
-from edge.models import preprocessing_digest
+from edge.cards import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "1a2b3c4d5e6f" + "0" * 52
@@ -152,7 +152,7 @@ def test_a_gallery_behind_a_symlink_or_not_a_file_is_refused(saved, tmp_path):
     )
     folder = tmp_path / "folder.json"
     folder.mkdir()
-    assert _one_line_error(folder).endswith("folder.json: not a regular file")
+    assert _one_line_error(folder).endswith("folder.json: is a directory, not a regular file")
 
 
 def test_a_person_named_twice_is_refused_not_last_one_wins(saved):

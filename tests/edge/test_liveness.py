@@ -22,7 +22,7 @@ from edge.liveness import (
     shipped_model,
     sigmoid,
 )
-from edge.models import card_path_for, load_card
+from edge.cards import card_path_for, load_card
 from edge.pipeline import build_detector
 from edge.types import Face, Frame
 

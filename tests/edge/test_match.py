@@ -9,7 +9,7 @@ from fakes import PREPROCESSING
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 from edge.match import match
-from edge.models import preprocessing_digest
+from edge.cards import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "a" * 64

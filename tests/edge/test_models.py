@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ModelError, ModelFetchError
-from edge.models import (
-    ManifestEntry,
-    atomic_write_bytes,
-    card_path_for,
-    fetch,
-    load_card,
-    load_manifest,
-    sha256_file,
-    verify_file,
-)
+from edge.manifest import ManifestEntry, fetch, load_manifest, verify_file
+from edge.files import atomic_write_bytes, sha256_file
+from edge.cards import card_path_for, load_card
 
 
 def test_manifest_lists_detectors_and_embedder_sources():
@@ -176,7 +169,8 @@ def test_the_default_embedder_is_sface_from_its_wheel_with_parity_in_both_runtim
     import json
 
     from edge.config import load_config
-    from edge.models import card_path_for, load_card, load_manifest
+    from edge.cards import card_path_for, load_card
+    from edge.manifest import load_manifest
 
     entry = load_manifest()["sface"]
     assert (entry.package, entry.version, entry.format, entry.license) == (
@@ -208,7 +202,7 @@ def test_the_default_embedder_is_sface_from_its_wheel_with_parity_in_both_runtim
 def test_every_fetched_model_names_a_licence_shipped_in_models_licenses():
     from pathlib import Path
 
-    from edge.models import load_manifest
+    from edge.manifest import load_manifest
 
     shipped = (
         Path(__file__).resolve().parents[2] / "models" / "licenses" / "README.md"
@@ -249,7 +243,7 @@ def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(
 
     from edge.config import load_config
     from edge.errors import ModelError
-    from edge.models import card_path_for, load_card
+    from edge.cards import card_path_for, load_card
 
     name = load_config().models.embedder
     shutil.copyfile(model_dir / name, tmp_path / name)
@@ -267,7 +261,7 @@ def test_a_model_or_card_anyone_can_write_is_refused(model_dir, tmp_path):
 
     from edge.config import load_config
     from edge.errors import ModelError
-    from edge.models import card_path_for, load_card
+    from edge.cards import card_path_for, load_card
 
     name = load_config().models.embedder
     for f in (model_dir / name, card_path_for(model_dir / name)):

@@ -4,7 +4,7 @@ import pytest
 
 from edge.align import align
 from edge.images import read_image
-from edge.models import CropRecipe
+from edge.cards import CropRecipe
 from edge.pipeline import build_detector
 from edge.quality import measure, pose
 from edge.types import Face, Frame

