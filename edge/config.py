@@ -25,6 +25,7 @@ from edge.camera import CAMERAS
 from edge.errors import ConfigError
 from edge.files import read_regular
 from edge.runtime import RUNTIMES
+from edge.text import first_line
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the commented default is 12 kB
@@ -348,7 +349,7 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None

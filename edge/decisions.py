@@ -1,37 +1,15 @@
-"""The decision log (the contract with tools/report) and face snapshots.
+"""The decision log: the contract between the daemon and tools/report.
 
-In: types.Decision values (and optionally an RGB face crop per decision).
+In: types.Decision values, with the wall-clock time and snapshot path of each.
 Out: ``decisions.jsonl``, one JSON object per line, appended and fsynced before
-the door acts; rotated files ``decisions.jsonl.N.gz`` (N=1 newest); and JPEG
-snapshots under ``<snapshots_dir>/<YYYY-MM-DD>/<event_id>.jpg``.
+the door acts; rotated files ``decisions.jsonl.N.gz`` (N=1 newest).  Back: the
+records, read in order across rotated files (:func:`read_records`), each field
+checked by :func:`read_field`.  (Face snapshots are edge.snapshots.)
 
-Record fields, schema 1 (floats rounded to 4 decimals; a non-finite float is null):
-
-- ``schema``: int, 1.  Readers refuse records with a newer schema.
-- ``event_id``: str, unique id of the attempt; also names its snapshot.
-- ``time``: str, ISO 8601 UTC with milliseconds, e.g. ``2024-05-01T12:34:56.789Z``.
-- ``unix_time``: float, the same instant in Unix seconds.
-- ``decision``: ``"unlock"`` or ``"deny"``.  Only reason ``accepted`` unlocks.
-- ``reason``: one of types.Reason.ALL (accepted, unknown_face, ambiguous,
-  low_quality, too_dark, locked_out, presentation_attack, no_gallery, error).
-- ``person``: str or null, the accepted person, or the best candidate when denied.
-- ``best`` / ``best_score``: str or null / float, the best-matching person and
-  their cosine similarity (-1.0 when nobody is enrolled).
-- ``second`` / ``second_score``: str or null / float, the runner-up (-1.0 if none).
-- ``threshold``: float, the minimum cosine similarity in force.
-- ``min_margin``: float, the minimum lead of best over second in force.
-- ``frames_used``: int, frames of the track that were judged.
-- ``frames_matched``: int, of those, frames that matched ``person``.
-- ``track_id``: int, the face track the decision is about.
-- ``quality``: object of str -> float, median quality figures over the frames
-  used (face_px, sharpness, brightness, contrast, yaw, pitch, roll).
-- ``liveness``: object or null, liveness figures (null when liveness is off).
-- ``exposure_stops``: float or null, the face-metered exposure compensation in
-  force when the decision was made (edge.exposure; null when metering is off).
-- ``model_sha256``: str, sha256 of the embedder that produced the scores.
-- ``camera``: str, the camera (or replay source) the frames came from.
-- ``sources``: list of str, frame sources (file paths on replay) for labelled review.
-- ``snapshot``: str or null, path of the JPEG face snapshot, null if none was saved.
+Record fields, schema 1: :data:`FIELDS` below is the code's list (what
+:func:`decision_record` writes and :func:`read_field` checks for tools/report);
+``docs/decision-log.md`` documents each one, and a test holds the two equal.
+Floats are rounded to 4 decimals; a non-finite float is written as null.
 
 Rotation: before a line would take the live file past ``max_bytes`` it is renamed
 to ``.1`` and gzipped to ``.1.gz``; older ones shift to ``.N+1.gz`` and at most
@@ -50,25 +28,91 @@ import os
 import re
 import stat
 import threading
-import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from edge import jsonfields
 from edge.errors import DecisionLogError
-from edge.files import atomic_write_bytes
-from edge.files import folder_writable_by
-from edge.types import Decision
+from edge.files import atomic_write_bytes, folder_writable_by
+from edge.types import Decision, Reason
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DECIMALS = 4
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class LogField:
+    """One field of a record: its JSON kind, whether null is allowed, whether old logs may lack it."""
+
+    kind: str  # "int", "number", "string", "name" (a person or null), "choice", "list", "object"
+    nullable: bool = False
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+FIELDS: dict[str, LogField] = {
+    "schema": LogField("int"),
+    "event_id": LogField("string"),
+    "time": LogField("string"),
+    "unix_time": LogField("number"),
+    "decision": LogField("choice", choices=("unlock", "deny")),
+    "reason": LogField("choice", choices=tuple(Reason)),
+    "person": LogField("name", nullable=True, required=False),
+    "best": LogField("name", nullable=True, required=False),
+    "best_score": LogField("number", nullable=True),
+    "second": LogField("name", nullable=True, required=False),
+    "second_score": LogField("number", nullable=True),
+    "threshold": LogField("number"),
+    "min_margin": LogField("number"),
+    "frames_used": LogField("int"),
+    "frames_matched": LogField("int"),
+    "track_id": LogField("int"),
+    "quality": LogField("object"),
+    "liveness": LogField("object", nullable=True),
+    # Logs written before face-metered exposure have none.
+    "exposure_stops": LogField("number", nullable=True, required=False),
+    "model_sha256": LogField("string"),
+    "camera": LogField("string"),
+    "sources": LogField("list"),
+    "snapshot": LogField("string", nullable=True),
+}
+
+
+def read_field(rec: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` in a parsed record, checked against FIELDS; FieldError ("key: expected ...") if not.
+
+    A nullable number reads null as NaN; a field that old logs may lack reads as None
+    (NaN for a number) when missing.
+    """
+    spec = FIELDS[key]
+    if key not in rec and not spec.required:
+        return math.nan if spec.kind == "number" else None
+    if spec.nullable and spec.kind != "number" and rec.get(key) is None and key in rec:
+        return None
+    if spec.kind == "number":
+        return jsonfields.number(rec, key, nullable=spec.nullable)
+    if spec.kind == "int":
+        return jsonfields.integer(rec, key)
+    if spec.kind == "string":
+        return jsonfields.text(rec, key)
+    if spec.kind == "name":
+        return jsonfields.opt_name(rec, key)
+    if spec.kind == "choice":
+        return jsonfields.choice(rec, key, spec.choices)
+    if spec.kind == "list":
+        return jsonfields.listed(rec, key)
+    return jsonfields.mapping(rec, key)
 
 
 # --------------------------------------------------------------------------- records
@@ -100,16 +144,20 @@ def _clean(value: Any) -> Any:
 
 
 def decision_record(
-    d: Decision, *, snapshot: str | None = None, exposure_stops: float | None = None
+    d: Decision,
+    *,
+    unix_time: float,
+    snapshot: str | None = None,
+    exposure_stops: float | None = None,
 ) -> dict[str, Any]:
     """The flat, JSON-able log record of ``d`` (fields in the module docstring)."""
     return {
         "schema": SCHEMA_VERSION,
         "event_id": d.event_id,
-        "time": iso_utc_ms(d.time),
-        "unix_time": _clean(d.time),
+        "time": iso_utc_ms(unix_time),
+        "unix_time": _clean(unix_time),
         "decision": "unlock" if d.unlock else "deny",
-        "reason": d.reason,
+        "reason": str(d.reason),
         "person": d.person,
         "best": d.best,
         "best_score": _clean(d.best_score),
@@ -436,117 +484,3 @@ def _bad(msg: str, strict: bool) -> None:
     if strict:
         raise DecisionLogError(msg)
     log.warning("%s; skipped", msg)
-
-
-# --------------------------------------------------------------------------- snapshots
-
-_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class SnapshotStore:
-    """JPEG face snapshots per decision, pruned by age and total size.
-
-    They are biometric images: files are 0600 in 0700 directories, and days are
-    UTC, like the log's ``time``.  ``max_days=0`` or ``max_mb=0`` keeps none.
-    """
-
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        max_days: float,
-        max_mb: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.directory = Path(directory)
-        self.max_days = float(max_days)
-        self.max_bytes = float(max_mb) * 1024 * 1024
-        self.clock = clock
-
-    def save(self, event_id: str, rgb: np.ndarray) -> Path:
-        """Write the snapshot; DecisionLogError on failure so the caller logs snapshot=null."""
-        if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-            raise DecisionLogError(
-                f"{self.directory}: event_id {event_id!r} is not a safe file name"
-            )
-        day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
-        path = self.directory / day / f"{event_id}.jpg"
-        try:
-            if not (
-                isinstance(rgb, np.ndarray)
-                and rgb.dtype == np.uint8
-                and rgb.ndim == 3
-                and rgb.shape[2] == 3
-            ):
-                raise ValueError(
-                    f"expected uint8 HxWx3 RGB, got {getattr(rgb, 'dtype', type(rgb))} "
-                    f"{getattr(rgb, 'shape', '')}"
-                )
-            ok, buf = cv2.imencode(
-                ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
-            )
-            if not ok:
-                raise ValueError("JPEG encoding failed")
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            for d in (
-                self.directory,
-                path.parent,
-            ):  # never through a planted link: faces would land elsewhere
-                if d.is_symlink():
-                    raise OSError(
-                        errno.ELOOP, f"{d} is a symbolic link; refusing to write through it"
-                    )
-            atomic_write_bytes(path, buf.tobytes(), mode=0o600)
-        except (OSError, ValueError, cv2.error) as exc:
-            lines = str(exc).strip().splitlines()  # cv2.error spans several lines
-            reason = getattr(exc, "strerror", None) or (lines[-1] if lines else type(exc).__name__)
-            raise DecisionLogError(
-                f"{path}: cannot save snapshot for decision {event_id}: {reason}"
-            ) from None
-        return path
-
-    def _snapshots(self) -> list[tuple[float, int, Path]]:
-        found = []
-        if not self.directory.is_dir():
-            return found
-        for day in self.directory.iterdir():
-            if not (_DAY.fullmatch(day.name) and day.is_dir()):
-                continue  # only touch what save() wrote
-            for p in day.glob("*.jpg"):
-                try:
-                    st = p.stat()
-                except OSError:
-                    continue
-                found.append((st.st_mtime, st.st_size, p))
-        return sorted(found)
-
-    def prune(self, now: float | None = None) -> int:
-        """Delete snapshots older than max_days, then oldest first until under max_mb; return how many."""
-        now = self.clock() if now is None else now
-        snaps = self._snapshots()
-        cutoff = now - self.max_days * 86400.0
-        total = sum(size for _, size, _ in snaps)
-        deleted = 0
-        for mtime, size, p in snaps:  # oldest first
-            if mtime >= cutoff and total <= self.max_bytes:
-                break
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("%s: cannot delete snapshot: %s", p, exc.strerror)
-                continue
-            total -= size
-            deleted += 1
-        for day in self.directory.iterdir() if self.directory.is_dir() else ():
-            if _DAY.fullmatch(day.name) and day.is_dir():
-                try:
-                    day.rmdir()  # only succeeds when empty
-                except OSError:
-                    pass
-        if deleted:
-            log.info("%s: pruned %d snapshots", self.directory, deleted)
-        return deleted

@@ -25,7 +25,7 @@ from edge.exposure import FaceExposure, meter
 from edge.gallery import Gallery, gallery_writer
 from edge.images import read_image
 from edge.pipeline import FacePipeline, FaceResult
-from edge.quality import Quality
+from edge.quality import Quality, advice
 from edge.types import Embedding, Face, Frame
 
 log = logging.getLogger(__name__)
@@ -42,29 +42,8 @@ class Attempt:
 
 
 def problems(q: Quality, p: PolicyConfig, strict: float = ENROLL_STRICTNESS) -> list[str]:
-    """Each failed gate as advice a person at the camera can follow."""
-    out = []
-    if not q.brightness >= p.min_brightness:
-        out.append(f"too dark (brightness {q.brightness:.0f} < {p.min_brightness:.0f}): add light")
-    if not q.face_px >= p.min_face_px * strict:
-        out.append(
-            f"face too small ({q.face_px:.0f} px < {p.min_face_px * strict:.0f}): come closer"
-        )
-    if not q.sharpness >= p.min_sharpness * strict:
-        out.append(
-            f"blurry (sharpness {q.sharpness:.0f} < {p.min_sharpness * strict:.0f}): hold still"
-        )
-    if not abs(q.yaw) <= p.max_yaw_deg / strict:
-        out.append(f"turned sideways (yaw {q.yaw:+.0f}°): look at the camera")
-    if not abs(q.pitch) <= p.max_pitch_deg / strict:
-        out.append(f"head tilted up/down (pitch {q.pitch:+.0f}°): look straight ahead")
-    if not abs(q.roll) <= p.max_roll_deg / strict:
-        out.append(f"head tilted sideways (roll {q.roll:+.0f}°): hold your head level")
-    if not q.landmarks >= 1.0:
-        out.append(
-            "eyes, nose and mouth not all found: face the camera, nothing covering your face"
-        )
-    return out
+    """Each failed gate (the door's, made ``strict`` times stricter) as advice a person can follow."""
+    return advice(q, p, strict)
 
 
 def judge(

@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import stat
 from dataclasses import dataclass
@@ -40,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from edge import jsonfields
+from edge.cards import preprocessing_digest
 from edge.errors import GalleryError
 from edge.filelock import FileLock, lock_path_for
-from edge.cards import preprocessing_digest
 from edge.files import atomic_write_bytes, folder_writable_by, read_regular
 from edge.types import Embedding
 
@@ -273,54 +273,24 @@ class Gallery:
         unknown = sorted(set(raw) - _TOP_KEYS)
         if unknown:
             raise fail(unknown[0], "unknown field")
-        sha = raw.get("model_sha256")
-        if not isinstance(sha, str) or not sha:
-            raise fail("model_sha256", f"expected a non-empty string, got {sha!r}")
-        size = raw.get("embedding_size")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise fail("embedding_size", f"expected a positive integer, got {size!r}")
-        pre = raw.get("preprocessing")
-        if not isinstance(pre, dict) or not pre:
-            raise fail(
-                "preprocessing",
-                f"expected the embedder card's preprocessing (an object), got {pre!r}",
-            )
-        people = raw.get("people")
-        if not isinstance(people, dict):
-            raise fail(
-                "people", f"expected an object of name -> person, got {type(people).__name__}"
-            )
-        gallery = cls(sha, size, pre)
-        for name, person in people.items():
-            try:
-                validate_name(name)
-            except GalleryError as exc:
-                raise fail("people", str(exc)) from None
-            where = f"people.{name}"
-            if not isinstance(person, dict):
-                raise fail(where, f"expected an object, got {type(person).__name__}")
-            unknown = sorted(set(person) - _PERSON_KEYS)
-            if unknown:
-                raise fail(f"{where}.{unknown[0]}", "unknown field")
-            templates = person.get("templates")
-            if not isinstance(templates, list) or not templates:
-                raise fail(f"{where}.templates", "expected a non-empty list of templates")
-            rows = [
-                _check_template(t, size, lambda msg, i=i: fail(f"{where}.templates[{i}]", msg))
-                for i, t in enumerate(templates)
-            ]
-            lists = {}
-            for key in ("added", "sources"):
-                value = person.get(key)
-                if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                    raise fail(f"{where}.{key}", "expected a list of strings")
-                if len(value) != len(rows):
-                    raise fail(
-                        f"{where}.{key}",
-                        f"expected {len(rows)} entries (one per template), got {len(value)}",
-                    )
-                lists[key] = list(value)
-            gallery._people[name] = _Person(np.stack(rows), lists["added"], lists["sources"])
+        try:
+            sha = jsonfields.text(raw, "model_sha256")
+            size = jsonfields.integer(raw, "embedding_size", lo=1)
+            pre = raw.get("preprocessing")
+            if not isinstance(pre, dict) or not pre:
+                raise jsonfields.FieldError(
+                    f"preprocessing: expected the embedder card's preprocessing (an object), got {pre!r}"
+                )
+            people = raw.get("people")
+            if not isinstance(people, dict):
+                raise jsonfields.FieldError(
+                    f"people: expected an object of name -> person, got {type(people).__name__}"
+                )
+            gallery = cls(sha, size, pre)
+            for name, person in people.items():
+                gallery._people[name] = _person_from_json(name, person, size)
+        except jsonfields.FieldError as exc:
+            raise GalleryError(f"{path}: {exc}") from None
         return gallery
 
     # ------------------------------------------------------------------ saving
@@ -479,6 +449,36 @@ class Gallery:
             self._matrix = (m, rows)
         m, rows = self._matrix
         return m, list(rows)
+
+
+def _person_from_json(name: str, person: Any, size: int) -> _Person:
+    """One ``people`` entry, checked; FieldError naming ``people.<name>.<field>``."""
+    try:
+        validate_name(name)
+    except GalleryError as exc:
+        raise jsonfields.FieldError(f"people: {exc}") from None
+    where = f"people.{name}"
+    if not isinstance(person, dict):
+        raise jsonfields.FieldError(f"{where}: expected an object, got {type(person).__name__}")
+    unknown = sorted(set(person) - _PERSON_KEYS)
+    if unknown:
+        raise jsonfields.FieldError(f"{where}.{unknown[0]}: unknown field")
+    templates = person.get("templates")
+    if not isinstance(templates, list) or not templates:
+        raise jsonfields.FieldError(f"{where}.templates: expected a non-empty list of templates")
+    rows = [
+        _check_template(t, size, lambda msg, i=i: jsonfields.FieldError(f"{where}.templates[{i}]: {msg}"))
+        for i, t in enumerate(templates)
+    ]
+    lists = {}
+    for key in ("added", "sources"):
+        value = jsonfields.strings(person, key, name=f"{where}.{key}")
+        if len(value) != len(rows):
+            raise jsonfields.FieldError(
+                f"{where}.{key}: expected {len(rows)} entries (one per template), got {len(value)}"
+            )
+        lists[key] = value
+    return _Person(np.stack(rows), lists["added"], lists["sources"])
 
 
 def _check_template(t: Any, size: int, fail: Any) -> np.ndarray:

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
-from edge.liveness import LivenessSample, LivenessVerdict, judge
-from edge.quality import Quality
+from edge.liveness import LivenessSample, LivenessVerdict, enabled_vetoes, judge
+from edge.quality import Quality, failed_gates
 from edge.types import Decision, Match, Reason
 
 log = logging.getLogger(__name__)
@@ -149,26 +149,10 @@ class Policy:
 
     # -- gates and votes -----------------------------------------------------------
 
-    def gate(self, quality: Quality) -> str | None:
-        """None if the frame passes every quality gate, else Reason.TOO_DARK or LOW_QUALITY.
-
-        Brightness is checked first: a dark crop is also a blurry one, and "too
-        dark" is the cause a user (or installer) can act on.  Written as
-        ``not (x >= limit)`` so that NaN fails.
-        """
-        p = self.policy
-        if not quality.brightness >= p.min_brightness:
-            return Reason.TOO_DARK
-        if not (
-            quality.face_px >= p.min_face_px
-            and quality.sharpness >= p.min_sharpness
-            and abs(quality.yaw) <= p.max_yaw_deg
-            and abs(quality.pitch) <= p.max_pitch_deg
-            and abs(quality.roll) <= p.max_roll_deg
-            and quality.landmarks >= 1.0  # a stand-in crop (landmark pass missed) never votes
-        ):
-            return Reason.LOW_QUALITY
-        return None
+    def gate(self, quality: Quality) -> Reason | None:
+        """None if the frame passes every quality gate (edge.quality.GATES), else the first failure's reason."""
+        failed = failed_gates(quality, self.policy)
+        return failed[0].reason if failed else None
 
     def _vote(self, obs: Observation, failed: str | None) -> str | None:
         """The person this frame votes for, if any (see the module docstring)."""
@@ -297,7 +281,7 @@ class Policy:
             [o.liveness for o in window],
             min_live_probability=cfg.min_live_probability,
             min_frames=cfg.min_frames if min_frames is None else min_frames,
-            planar_motion=cfg.planar_motion,
+            vetoes=enabled_vetoes(cfg),
         )
 
     def locked_out_until(self, now: float) -> float | None:
@@ -356,7 +340,7 @@ class Policy:
         top = s.top
         decision = Decision(
             event_id=self._new_id(),
-            time=now,
+            at=now,
             unlock=unlock,
             reason=reason,
             person=person,

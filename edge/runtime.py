@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError, RuntimeUnavailable
+from edge.text import first_line
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,8 @@ class Model:
                 self._interp = cls(model_path=str(self.path), num_threads=int(threads))
                 self._interp.allocate_tensors()
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"{self.path}: not a loadable TFLite model ({self.runtime}): {first}"
+                f"{self.path}: not a loadable TFLite model ({self.runtime}): {first_line(exc)}"
             ) from None
         finally:
             for line in printed:

@@ -27,13 +27,15 @@ from typing import Any
 
 from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
 from edge.config import Config
-from edge.decisions import DecisionLog, SnapshotStore, decision_record
+from edge.decisions import DecisionLog, decision_record
+from edge.snapshots import SnapshotStore
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.exposure import FaceExposure, for_camera, meter
 from edge.filelock import FileLock, lock_path_for
 from edge.gallery import Gallery
 from edge.gallery_watch import GalleryWatcher
-from edge.liveness import LivenessChecker
+from edge.liveness import build_liveness
+from edge.liveness.checker import LivenessChecker
 from edge.match import match
 from edge.files import atomic_write_bytes
 from edge.notify import FrameWatchdog, Notifier, watchdog_period
@@ -366,10 +368,9 @@ class Service:
             except Exception as exc:  # a snapshot is a nicety: never lose the decision over it
                 log.warning("decision %s: no snapshot: %s", d.event_id, exc)
             self._prune_snapshots()
-        # The policy runs on the monotonic clock; the log wants wall-clock time.
-        d = dataclasses.replace(d, time=self.wall())
         record = decision_record(
             d,
+            unix_time=self.wall(),
             snapshot=snapshot,
             exposure_stops=None if self.exposure is None else self.exposure.compensation,
         )
@@ -406,19 +407,6 @@ class Service:
 def lockout_path(config: Config) -> Path:
     """The lockout's state, in the state directory beside the gallery (it survives a restart or power cut)."""
     return Path(config.gallery.path).with_name("lockout.json")
-
-
-def build_liveness(config: Config) -> LivenessChecker | None:
-    """The liveness checker the config asks for (None when liveness.enabled is false)."""
-    from edge.liveness import PassiveClassifier
-
-    if not config.liveness.enabled:
-        log.warning("liveness is off: a photo of an enrolled person may open the door")
-        return None
-    classifier = PassiveClassifier(
-        config.liveness_model_path(), runtime=config.runtime.backend, threads=config.runtime.threads
-    )
-    return LivenessChecker(classifier, planar_motion=config.liveness.planar_motion)
 
 
 def build_service(

@@ -13,22 +13,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from edge.detect import iou
 from edge.types import Face
 
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes; 0.0 for empty boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if not (iw > 0 and ih > 0):
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @dataclass
@@ -61,7 +53,7 @@ class Tracker:
         pairs = []
         for fi, face in enumerate(faces):
             for tid, track in live.items():
-                overlap = iou(face.box, track.box)
+                overlap = float(iou(np.asarray(face.box), np.asarray([track.box]))[0])
                 # > 0 as well: a threshold of 0 must not pair boxes that do not touch.
                 if overlap > 0 and overlap >= self.iou_threshold:
                     pairs.append((overlap, fi, tid))

@@ -6,6 +6,8 @@ Arrays are numpy; coordinates are pixels of the Frame they came from, (x, y).
 
 from __future__ import annotations
 
+import enum
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,8 +127,8 @@ class Match:
         return self.best_score - self.second_score if self.second is not None else 2.0
 
 
-class Reason:
-    """Reason codes carried by every Decision (strings in the decision log)."""
+class Reason(enum.StrEnum):
+    """Why a Decision went the way it did; its value is the decision log's ``reason`` string."""
 
     ACCEPTED = "accepted"  # k of n frames matched one person above threshold with margin
     UNKNOWN_FACE = "unknown_face"  # nobody enrolled matched well enough
@@ -137,18 +139,6 @@ class Reason:
     PRESENTATION_ATTACK = "presentation_attack"  # not a live face (edge.liveness)
     NO_GALLERY = "no_gallery"  # nobody is enrolled
     ERROR = "error"  # the pipeline failed; fail secure
-
-    ALL = (
-        ACCEPTED,
-        UNKNOWN_FACE,
-        AMBIGUOUS,
-        LOW_QUALITY,
-        TOO_DARK,
-        LOCKED_OUT,
-        PRESENTATION_ATTACK,
-        NO_GALLERY,
-        ERROR,
-    )
 
 
 @dataclass(frozen=True)
@@ -161,9 +151,9 @@ class Decision:
     """
 
     event_id: str
-    time: float  # Unix seconds, when the decision was made
+    at: float  # when it was decided, on the policy's monotonic clock (the log records wall time)
     unlock: bool
-    reason: str  # one of Reason.ALL
+    reason: Reason
     person: str | None  # the accepted person, or the best candidate when denied
     best: str | None
     best_score: float

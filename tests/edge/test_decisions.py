@@ -11,45 +11,31 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from edge.decisions import (
+    FIELDS,
     SCHEMA_VERSION,
     DecisionLog,
-    SnapshotStore,
     decision_record,
     log_files,
+    read_field,
     read_records,
 )
 from edge.errors import DecisionLogError
+from edge.jsonfields import FieldError
 from edge.types import Decision, Reason
 
-FIELDS = {
-    "schema",
-    "event_id",
-    "time",
-    "unix_time",
-    "decision",
-    "reason",
-    "person",
-    "best",
-    "best_score",
-    "second",
-    "second_score",
-    "threshold",
-    "min_margin",
-    "frames_used",
-    "frames_matched",
-    "track_id",
-    "quality",
-    "liveness",
-    "exposure_stops",
-    "model_sha256",
-    "camera",
-    "sources",
-    "snapshot",
+DOC = Path(__file__).resolve().parents[2] / "docs" / "decision-log.md"
+# How docs/decision-log.md names each kind of FIELDS.
+DOC_TYPES = {
+    "int": "integer",
+    "number": "number",
+    "string": "string",
+    "name": "string",
+    "choice": "string",
+    "list": "list of strings",
+    "object": "object",
 }
 
 
@@ -57,7 +43,7 @@ FIELDS = {
 def decision() -> Decision:
     return Decision(
         event_id="20240501T123456-0001",
-        time=1714566896.789123,
+        at=12.5,
         unlock=True,
         reason=Reason.ACCEPTED,
         person="alice",
@@ -99,15 +85,15 @@ def _read_all(path: Path) -> list[dict]:
 
 
 def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
-    rec = decision_record(decision, snapshot="/var/lib/facegate/snapshots/2024-05-01/x.jpg")
-    assert set(rec) == FIELDS
+    rec = decision_record(decision, unix_time=1714566896.789123, snapshot="/var/lib/facegate/snapshots/2024-05-01/x.jpg")
+    assert list(rec) == list(FIELDS)
     assert rec["schema"] == 1 and rec["decision"] == "unlock" and rec["reason"] == "accepted"
     assert rec["time"] == "2024-05-01T12:34:56.789Z"
     assert rec["unix_time"] == 1714566896.7891
     assert (rec["best_score"], rec["second_score"]) == (0.8123, 0.3123)
     assert rec["quality"] == {"face_px": 142.0, "sharpness": 88.1235, "brightness": 120.5}
     assert rec["liveness"] == {"score": 0.9877} and rec["exposure_stops"] is None
-    assert decision_record(decision, exposure_stops=1.234567)["exposure_stops"] == 1.2346
+    assert decision_record(decision, unix_time=1714566896.789123, exposure_stops=1.234567)["exposure_stops"] == 1.2346
     assert rec["sources"] == ["frames/0001.jpg", "frames/0002.jpg"]
     assert (rec["frames_used"], rec["frames_matched"], rec["track_id"]) == (5, 4, 17)
     path = tmp_path / "decisions.jsonl"
@@ -129,7 +115,7 @@ def test_denial_without_gallery_or_liveness_is_strict_json(decision):
         liveness=None,
         quality={"x": float("nan")},
     )
-    rec = decision_record(d)
+    rec = decision_record(d, unix_time=1714566896.789123)
     assert rec["decision"] == "deny" and rec["snapshot"] is None and rec["liveness"] is None
     assert rec["second_score"] is None and rec["quality"] == {"x": None}
     json.dumps(rec, allow_nan=False)
@@ -348,71 +334,6 @@ def test_truncated_gzip_is_a_decision_log_error(tmp_path):
 
 # --------------------------------------------------------------------------- snapshots
 
-DAY = 86400.0
-NOW = 1714566896.0  # 2024-05-01 12:34:56 UTC
-
-
-def _noise(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)
-
-
-def test_snapshot_is_a_private_jpeg_in_a_day_directory(tmp_path):
-    store = SnapshotStore(tmp_path / "snaps", max_days=30, max_mb=10, clock=lambda: NOW)
-    rgb = np.zeros((32, 32, 3), np.uint8)
-    rgb[..., 0] = 255  # pure red in RGB
-    path = store.save("ev00001", rgb)
-    assert path == tmp_path / "snaps" / "2024-05-01" / "ev00001.jpg"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    bgr = cv2.imread(str(path))
-    assert bgr[16, 16, 2] > 240 and bgr[16, 16, 0] < 15  # red stayed red
-
-
-@pytest.mark.parametrize(
-    "event_id, rgb",
-    [("../escape", np.zeros((8, 8, 3), np.uint8)), ("ev1", np.zeros((8, 8), np.uint8))],
-)
-def test_bad_snapshot_input_is_a_decision_log_error(tmp_path, event_id, rgb):
-    store = SnapshotStore(tmp_path, max_days=30, max_mb=10, clock=lambda: NOW)
-    with pytest.raises(DecisionLogError):
-        store.save(event_id, rgb)
-
-
-def test_snapshot_write_failure_is_a_decision_log_error(tmp_path):
-    (tmp_path / "snaps").write_text("not a directory")
-    store = SnapshotStore(tmp_path / "snaps", max_days=30, max_mb=10, clock=lambda: NOW)
-    with pytest.raises(
-        DecisionLogError, match=r"snaps/2024-05-01/ev1.jpg: cannot save snapshot for decision ev1"
-    ):
-        store.save("ev1", _noise(0))
-
-
-def test_prune_by_age_removes_old_snapshots_and_empty_days(tmp_path):
-    clock = [NOW - 10 * DAY]
-    store = SnapshotStore(tmp_path, max_days=7, max_mb=100, clock=lambda: clock[0])
-    old = store.save("old", _noise(1))
-    clock[0] = NOW
-    new = store.save("new", _noise(2))
-    os.utime(old, (NOW - 10 * DAY, NOW - 10 * DAY))
-    os.utime(new, (NOW - 6 * DAY, NOW - 6 * DAY))
-    (tmp_path / "notes.jpg").write_bytes(b"not ours")  # outside any day directory: left alone
-    assert store.prune(now=NOW) == 1
-    assert not old.exists() and not old.parent.exists() and new.exists()
-    assert (tmp_path / "notes.jpg").exists()
-    assert store.prune() == 0  # the clock is NOW: nothing else is old
-
-
-def test_prune_by_size_removes_oldest_first(tmp_path):
-    store = SnapshotStore(tmp_path, max_days=30, max_mb=100, clock=lambda: NOW)
-    paths = [store.save(f"ev{i}", _noise(i)) for i in range(5)]
-    for i, p in enumerate(paths):
-        os.utime(p, (NOW - 100 + i, NOW - 100 + i))
-    keep = sum(p.stat().st_size for p in paths[-2:])  # room for exactly the two newest
-    store = SnapshotStore(tmp_path, max_days=30, max_mb=keep / (1024 * 1024), clock=lambda: NOW)
-    assert store.prune(now=NOW) == 3
-    assert [p.exists() for p in paths] == [False, False, False, True, True]
-
-
 def test_the_log_is_never_written_through_a_symlink(tmp_path):
     """A planted link must not choose what facegate appends to, nor let it cut the target's last line as 'torn'."""
     victim = tmp_path / "victim.txt"
@@ -451,21 +372,6 @@ def test_a_long_torn_tail_is_repaired_in_linear_time(tmp_path):
     assert path.read_bytes() == good + b'{"event_id":"e1"}\n'
 
 
-def test_snapshots_are_never_written_through_a_symlinked_day_folder(tmp_path):
-    import time as _time
-
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    snaps = tmp_path / "snaps"
-    snaps.mkdir(mode=0o700)
-    day = _time.strftime("%Y-%m-%d", _time.gmtime(1_767_225_600.0))
-    (snaps / day).symlink_to(elsewhere)
-    store = SnapshotStore(snaps, max_days=30, max_mb=10, clock=lambda: 1_767_225_600.0)
-    with pytest.raises(DecisionLogError, match="is a symbolic link; refusing to write through it"):
-        store.save("abcdef0123456789", np.zeros((8, 8, 3), np.uint8))
-    assert list(elsewhere.iterdir()) == []
-
-
 def test_a_log_in_a_world_writable_folder_is_refused(tmp_path):
     open_dir = tmp_path / "open"
     open_dir.mkdir()
@@ -475,3 +381,49 @@ def test_a_log_in_a_world_writable_folder_is_refused(tmp_path):
             DecisionLog(open_dir / "decisions.jsonl", max_bytes=1000, backups=1).open()
     finally:
         open_dir.chmod(0o700)
+
+
+def test_the_docs_table_is_the_schema_the_code_writes_and_checks():
+    """docs/decision-log.md is the schema's documentation: same fields, order, types and optionality."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"\| `([a-z_0-9]+)` \| ([^|]+) \| ([^|]+) \|", line)
+        if m:
+            rows[m[1]] = (m[2].strip(), m[3].strip())
+    assert list(rows) == list(FIELDS)
+    for name, spec in FIELDS.items():
+        kind = DOC_TYPES[spec.kind] + (" or null" if spec.nullable else "")
+        assert rows[name][0] == kind, name
+        assert (rows[name][1] == "optional") == (not spec.required), name
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("event_id", "", "event_id: expected a non-empty string, got ''"),
+        ("best_score", "high", "best_score: expected a number or null, got 'high'"),
+        ("threshold", None, "threshold: expected a number, got None"),
+        ("reason", "let_in", "reason: expected one of accepted, unknown_face"),
+        ("decision", "open", "decision: expected one of unlock, deny, got 'open'"),
+        ("person", "eve\x1b[2J", "person: holds control characters"),
+        ("frames_used", True, "frames_used: expected a whole number, got True"),
+        ("sources", "a.jpg", "sources: expected a list, got 'a.jpg'"),
+        ("quality", [], "quality: expected an object, got list"),
+    ],
+)
+def test_read_field_refuses_a_wrong_type_naming_the_field(decision, field, value, message):
+    rec = decision_record(decision, unix_time=1714566896.789123)
+    assert read_field(rec, field) == rec[field] or rec[field] is None
+    rec[field] = value
+    with pytest.raises(FieldError) as info:
+        read_field(rec, field)
+    assert str(info.value).startswith(message)
+
+
+def test_fields_old_logs_lack_read_as_missing(decision):
+    rec = decision_record(decision, unix_time=1714566896.789123)
+    for name, spec in FIELDS.items():
+        if not spec.required:
+            del rec[name]
+            got = read_field(rec, name)
+            assert got is None or got != got, name  # None, or NaN for a number

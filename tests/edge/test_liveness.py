@@ -12,26 +12,20 @@ from edge.detect import largest_first
 from edge.embed import Embedder
 from edge.errors import ModelError
 from edge.images import read_image
-from edge.liveness import (
-    LivenessChecker,
-    LivenessSample,
-    PassiveClassifier,
-    judge,
-    logit,
-    planar_pair,
-    shipped_model,
-    sigmoid,
-)
+from edge.liveness.checker import LivenessChecker
+from edge.liveness import LivenessSample, judge, logit, shipped_model, sigmoid
+from edge.liveness.passive import PassiveClassifier
+from edge.liveness.planar import PlanarMotion, planar_pair
 from edge.cards import card_path_for, load_card
 from edge.pipeline import build_detector
 from edge.types import Face, Frame
 
-JUDGE = dict(min_live_probability=0.5, min_frames=3)
+JUDGE = dict(min_live_probability=0.5, min_frames=3, vetoes=("planar_pairs",))
 
 
 def samples(*logits, planar=None):
     planar = planar or [None] * len(logits)
-    return [LivenessSample(z, f) for z, f in zip(logits, planar)]
+    return [LivenessSample(z, (("planar_pairs", f),)) for z, f in zip(logits, planar, strict=True)]
 
 
 # -- judge: the attempt's verdict --------------------------------------------------------
@@ -66,8 +60,8 @@ def test_too_few_scored_frames_fail_secure():
 def test_one_rigid_planar_pair_is_an_attack_unless_the_cue_is_off():
     s = samples(5.0, 5.0, 5.0, planar=[None, True, False])
     v = judge(s, **JUDGE)
-    assert not v.live and v.planar_pairs == 1 and "rigid plane" in v.why
-    assert judge(s, **JUDGE, planar_motion=False).live
+    assert not v.live and v.count("planar_pairs") == 1 and "rigid plane" in v.why
+    assert judge(s, **{**JUDGE, "vetoes": ()}).live
 
 
 def test_verdict_as_log_object_is_strict_json():
@@ -239,22 +233,27 @@ def test_checker_compares_frames_of_the_same_track_only_and_forgets(texture):
     dst = np.float32([[215, 105], [430, 135], [430, 365], [215, 395]])
     moved = cv2.warpPerspective(texture, cv2.getPerspectiveTransform(src, dst), (640, 480))
     rgb = lambda g: np.repeat(g[..., None], 3, axis=2)  # noqa: E731
-    c = LivenessChecker(ConstantClassifier())
+    c = LivenessChecker(ConstantClassifier(), cues={"planar_pairs": PlanarMotion()})
     face = _face(BOX)
+
+    def planar(track: int, image: np.ndarray, now: float) -> bool | None:
+        return c.sample(track, Frame(rgb(image)), face, now).fired("planar_pairs")
+
     first = c.sample(1, Frame(rgb(texture)), face, 0.0)
-    assert first.logit == 1.5 and first.planar is None  # nothing to compare with yet
-    assert c.sample(2, Frame(rgb(moved)), face, 0.1).planar is None  # another track
-    assert c.sample(1, Frame(rgb(moved)), face, 0.1).planar is True
+    assert first.logit == 1.5 and first.fired("planar_pairs") is None  # nothing to compare with yet
+    assert planar(2, moved, 0.1) is None  # another track
+    assert planar(1, moved, 0.1) is True
     c.forget(1)
-    assert c.sample(1, Frame(rgb(texture)), face, 0.2).planar is None
+    assert planar(1, texture, 0.2) is None
     # Frames too far apart in time are not compared.
-    assert c.sample(1, Frame(rgb(moved)), face, 5.0).planar is None
+    assert planar(1, moved, 5.0) is None
     assert c.calls == 5 and c.seconds > 0
 
 
 def test_checker_keeps_a_bounded_number_of_tracks(texture):
-    c = LivenessChecker(ConstantClassifier(), max_tracks=3)
+    cue = PlanarMotion(max_tracks=3)
+    c = LivenessChecker(ConstantClassifier(), cues={"planar_pairs": cue})
     frame = Frame(np.repeat(texture[..., None], 3, axis=2))
     for tid in range(10):
         c.sample(tid, frame, _face(BOX), 0.0)
-    assert len(c._prev) == 3
+    assert sorted(cue._prev) == [7, 8, 9]  # the newest tracks

@@ -217,7 +217,7 @@ def test_decision_fields_medians_and_sources():
     d = p.observe(obs[2], 12.5)
     assert d == Decision(
         event_id="ev1",
-        time=12.5,
+        at=12.5,
         unlock=True,
         reason=Reason.ACCEPTED,
         person="alice",
@@ -300,7 +300,7 @@ def test_end_track_denies_an_undecided_attempt_with_its_window_reason():
     assert (
         d is not None and d.reason == Reason.UNKNOWN_FACE and not d.unlock
     )  # 1 of 3 failed: not more than half
-    assert (d.time, d.frames_used, d.frames_matched, d.person) == (5.0, 3, 1, "alice")
+    assert (d.at, d.frames_used, d.frames_matched, d.person) == (5.0, 3, 1, "alice")
     assert p.end_track(1, 5.0) is None  # forgotten
 
     feed(p, [(ALICE, DARK), (ALICE, DARK), (ALICE, BLURRY)], track=2)
@@ -506,7 +506,7 @@ def test_random_streams_never_accept_without_k_clean_votes():
             votes = [_votes_for(o, pc, mc) for o in window]
             assert votes.count(d.person) >= pc.min_matching_frames
             assert all(v in (None, d.person) for v in votes)
-            assert p.locked_out_until(d.time) is None
+            assert p.locked_out_until(d.at) is None
 
         t = 0.0
         for i in range(pick(range(1, 30))):
@@ -608,7 +608,7 @@ def test_a_photo_of_an_enrolled_person_is_a_presentation_attack():
 
 def test_one_rigid_planar_pair_refuses_an_otherwise_live_attempt():
     p = make_live()
-    frames = [(ALICE, LIVE_S)] * 4 + [(ALICE, LivenessSample(2.0, planar=True))]
+    frames = [(ALICE, LIVE_S)] * 4 + [(ALICE, LivenessSample(2.0, (("planar_pairs", True),)))]
     d = only(feed_live(p, frames))
     assert d.reason == Reason.PRESENTATION_ATTACK and d.liveness["planar_pairs"] == 1
 
