@@ -17,6 +17,7 @@ Two families of recipe, because models were trained on two kinds of crop:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -96,10 +97,12 @@ def template_points(face: Face, recipe: CropRecipe) -> tuple[np.ndarray, np.ndar
     """
     names = [n for n, _, _ in recipe.template]
     dst = {n: (x, y) for n, x, y in recipe.template}
-    for have, get in (
-        (face.landmarks.names if face.landmarks else (), lambda n: face.landmarks.point(n)),  # type: ignore[union-attr]
-        (KEYPOINT_NAMES, face.keypoint),
-    ):
+    sources: list[tuple[Sequence[str], Callable[[str], np.ndarray]]] = [
+        (KEYPOINT_NAMES, face.keypoint)
+    ]
+    if face.landmarks is not None:  # the landmark pass's points first
+        sources.insert(0, (face.landmarks.names, face.landmarks.point))
+    for have, get in sources:
         if set(names) <= set(have):
             return (
                 np.array([get(n) for n in names], np.float64),

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.files import atomic_write_bytes, sha256_file
+from edge.files import atomic_write_bytes, refuse_world_writable, sha256_file
 
 log = logging.getLogger(__name__)
 
 CARD_SCHEMA = 1
 CARD_SUFFIX = ".card.json"
 CARD_ROLES = ("embedder", "liveness")
-
 
 
 CROP_METHODS = ("box", "landmarks", "template")
@@ -182,8 +181,6 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
     card_file = card_path_for(model_path)
     if not model_path.is_file():
         raise ModelError(f"{model_path}: model file not found")
-    from edge.files import refuse_world_writable
-
     refuse_world_writable(model_path, "model", ModelError)
     refuse_world_writable(card_file, "model card", ModelError)
     try:
@@ -195,79 +192,90 @@ def load_card(model_path: str | Path, *, verify: bool = True) -> ModelCard:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{card_file}: unreadable model card: {exc}") from None
     try:
-        if raw.get("schema") != CARD_SCHEMA:
-            raise ModelError(
-                f"{card_file}: schema: expected {CARD_SCHEMA}, got {raw.get('schema')!r}"
-            )
-        inp = raw["input"]
-        h, w = (int(v) for v in inp["size"])
-        color = str(inp["color"]).upper()
-        if color not in ("RGB", "BGR"):
-            raise ModelError(f"{card_file}: input.color: must be RGB or BGR, got {color!r}")
-        norm = dict(inp["normalization"])
-        if norm.get("kind") not in ("prewhiten", "fixed"):
-            raise ModelError(
-                f"{card_file}: input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}"
-            )
-        if norm["kind"] == "fixed":
-            for key, default in (("mean", 0.0), ("std", 1.0)):
-                value = norm.get(key, default)
-                if not _finite(value) or (key == "std" and value <= 0):
-                    raise ModelError(
-                        f"{card_file}: input.normalization.{key}: must be a finite number"
-                        f"{' above 0' if key == 'std' else ''}, got {value!r}"
-                    )
-        if not (16 <= h <= 1024 and 16 <= w <= 1024):
-            raise ModelError(
-                f"{card_file}: input.size: must be 16-1024 pixels a side, got {[h, w]}"
-            )
-        try:
-            crop = CropRecipe.from_dict(raw.get("crop", {}))
-        except ValueError as exc:
-            raise ModelError(f"{card_file}: {exc}") from None
-        role = str(raw.get("role", "embedder"))
-        if role not in CARD_ROLES:
-            raise ModelError(
-                f"{card_file}: role: must be one of {', '.join(CARD_ROLES)}, got {role!r}"
-            )
-        if role == "liveness":
-            out = raw["output"]
-            if out.get("kind") != "logit" or int(out["size"]) != 1:
-                raise ModelError(
-                    f"{card_file}: output: a liveness model gives one logit (kind logit, size 1), got {out!r}"
-                )
-            size, metric = 1, "logit"
-        else:
-            size, metric = (
-                int(raw["embedding"]["size"]),
-                str(raw["embedding"].get("metric", "cosine")),
-            )
-        card = ModelCard(
-            path=model_path,
-            sha256=str(raw["sha256"]),
-            input_size=(h, w),
-            color=color,
-            normalization=norm,
-            embedding_size=size,
-            crop=crop,
-            flip_average=bool(raw.get("flip_average", role == "embedder")),
-            metric=metric,
-            suggested_min_cosine_similarity=raw.get("suggested_min_cosine_similarity"),
-            mode=str(raw.get("mode", "float32")),
-            role=role,
-            raw=raw,
-        )
-    except ModelError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
+        card = _card_from_json(raw, model_path)
+    except _CardFieldError as exc:
+        raise ModelError(f"{card_file}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{card_file}: malformed model card: missing or bad field {exc}") from None
     if verify:
         got = sha256_file(model_path)
         if got != card.sha256:
             raise ModelError(
-                f"{model_path}: sha256 {got[:16]}… does not match its card ({card.sha256[:16]}…): corrupt or replaced"
+                f"{model_path}: sha256 {got[:16]}… does not match its card "
+                f"({card.sha256[:16]}…): corrupt or replaced"
             )
     return card
+
+
+class _CardFieldError(Exception):
+    """A card field with a value the device cannot use; str() is "field: why"."""
+
+
+def _input_from_json(inp: dict[str, Any]) -> tuple[tuple[int, int], str, dict[str, Any]]:
+    """The card's ``input``: (height, width), colour order, normalisation."""
+    h, w = (int(v) for v in inp["size"])
+    color = str(inp["color"]).upper()
+    if color not in ("RGB", "BGR"):
+        raise _CardFieldError(f"input.color: must be RGB or BGR, got {color!r}")
+    norm = dict(inp["normalization"])
+    if norm.get("kind") not in ("prewhiten", "fixed"):
+        raise _CardFieldError(
+            f"input.normalization.kind: must be prewhiten or fixed, got {norm.get('kind')!r}"
+        )
+    if norm["kind"] == "fixed":
+        for key, default in (("mean", 0.0), ("std", 1.0)):
+            value = norm.get(key, default)
+            if not _finite(value) or (key == "std" and value <= 0):
+                raise _CardFieldError(
+                    f"input.normalization.{key}: must be a finite number"
+                    f"{' above 0' if key == 'std' else ''}, got {value!r}"
+                )
+    if not (16 <= h <= 1024 and 16 <= w <= 1024):
+        raise _CardFieldError(f"input.size: must be 16-1024 pixels a side, got {[h, w]}")
+    return (h, w), color, norm
+
+
+def _output_from_json(raw: dict[str, Any], role: str) -> tuple[int, str]:
+    """(output size, metric): an embedder's vector, or a liveness model's one logit."""
+    if role == "liveness":
+        out = raw["output"]
+        if out.get("kind") != "logit" or int(out["size"]) != 1:
+            raise _CardFieldError(
+                f"output: a liveness model gives one logit (kind logit, size 1), got {out!r}"
+            )
+        return 1, "logit"
+    return int(raw["embedding"]["size"]), str(raw["embedding"].get("metric", "cosine"))
+
+
+def _card_from_json(raw: Any, model_path: Path) -> ModelCard:
+    if not isinstance(raw, dict):
+        raise _CardFieldError(f"expected an object, got {type(raw).__name__}")
+    if raw.get("schema") != CARD_SCHEMA:
+        raise _CardFieldError(f"schema: expected {CARD_SCHEMA}, got {raw.get('schema')!r}")
+    size_hw, color, norm = _input_from_json(raw["input"])
+    try:
+        crop = CropRecipe.from_dict(raw.get("crop", {}))
+    except ValueError as exc:
+        raise _CardFieldError(str(exc)) from None
+    role = str(raw.get("role", "embedder"))
+    if role not in CARD_ROLES:
+        raise _CardFieldError(f"role: must be one of {', '.join(CARD_ROLES)}, got {role!r}")
+    size, metric = _output_from_json(raw, role)
+    return ModelCard(
+        path=model_path,
+        sha256=str(raw["sha256"]),
+        input_size=size_hw,
+        color=color,
+        normalization=norm,
+        embedding_size=size,
+        crop=crop,
+        flip_average=bool(raw.get("flip_average", role == "embedder")),
+        metric=metric,
+        suggested_min_cosine_similarity=raw.get("suggested_min_cosine_similarity"),
+        mode=str(raw.get("mode", "float32")),
+        role=role,
+        raw=raw,
+    )
 
 
 def write_card(model_path: str | Path, card: dict[str, Any]) -> Path:

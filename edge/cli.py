@@ -48,8 +48,8 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from edge.manifest import cached_path, load_manifest
     from edge.files import sha256_file
+    from edge.manifest import cached_path, load_manifest
 
     config = _config(args)
     for name, e in load_manifest().items():

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
-import stat
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -207,6 +205,19 @@ def _describe(value: Any) -> str:
     return "null" if value is None else repr(value)
 
 
+def _type_error(value: Any, tp: Any) -> str | None:
+    """Why ``value`` is not of the field's type ``tp`` (bool, int, float or str), or None."""
+    if tp is bool and not isinstance(value, bool):
+        return "must be true or false"
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be a whole number"
+    if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "must be a number"
+    if tp is str and not isinstance(value, str):
+        return "must be a string"
+    return None
+
+
 def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: list[str]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -214,26 +225,15 @@ def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: l
         if value is None:
             return None
         tp = next(a for a in args if a is not type(None))
-    if tp is bool:
-        if not isinstance(value, bool):
-            errors.append(f"{key}: must be true or false, got {_describe(value)}")
-            return _INVALID
-    elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f"{key}: must be a whole number, got {_describe(value)}")
-            return _INVALID
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            errors.append(f"{key}: must be a number, got {_describe(value)}")
-            return _INVALID
+    problem = _type_error(value, tp)
+    if problem is not None:
+        errors.append(f"{key}: {problem}, got {_describe(value)}")
+        return _INVALID
+    if tp is float:
         value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            errors.append(f"{key}: must be a string, got {_describe(value)}")
-            return _INVALID
-        if "\0" in value or len(value) > 4096:
-            errors.append(f"{key}: must be at most 4096 characters with no NUL byte")
-            return _INVALID
+    if tp is str and ("\0" in value or len(value) > 4096):
+        errors.append(f"{key}: must be at most 4096 characters with no NUL byte")
+        return _INVALID
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if callable(choices):
         choices = choices()
@@ -272,7 +272,7 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
         if name not in data:
             continue
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             values[name] = _build(tp, data[name], f"{prefix}{name}.", errors)
         else:
             checked = _check_scalar(data[name], tp, dict(f.metadata), f"{prefix}{name}", errors)

@@ -19,6 +19,7 @@ deleted and a new one started.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -31,7 +32,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,7 @@ def read_field(rec: dict[str, Any], key: str) -> Any:
 
 def iso_utc_ms(t: float) -> str:
     """Unix seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``: sortable, unambiguous, human-readable."""
-    return (
-        datetime.fromtimestamp(t, timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clean(value: Any) -> Any:
@@ -230,10 +227,8 @@ class DecisionLog:
     def _close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line and fsync it; DecisionLogError if it is not on disk."""
@@ -431,8 +426,8 @@ def read_records(paths: Iterable[str | Path], *, strict: bool = True) -> Iterato
     is skipped with a warning.  Any other bad line is corruption: DecisionLogError,
     or with ``strict=False`` a warning and the line skipped.
     """
-    for path in paths:
-        path = Path(path)
+    for given in paths:
+        path = Path(given)
         opener = gzip.open if path.name.endswith(".gz") else open
         lineno = 0
         try:
@@ -468,10 +463,12 @@ def _parse(path: Path, lineno: int, raw: bytes, strict: bool) -> dict[str, Any] 
                 "%s:%d: torn last line skipped (a write interrupted by a crash)", path, lineno
             )
             return None
-        return _bad(f"{path}:{lineno}: not a JSON object", strict)
+        _bad(f"{path}:{lineno}: not a JSON object", strict)
+        return None
     schema = record.get("schema")
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        return _bad(f"{path}:{lineno}: schema: expected a positive integer, got {schema!r}", strict)
+        _bad(f"{path}:{lineno}: schema: expected a positive integer, got {schema!r}", strict)
+        return None
     if schema > SCHEMA_VERSION:
         raise DecisionLogError(
             f"{path}:{lineno}: schema: record has schema {schema}, this facegate reads up to "

@@ -57,7 +57,8 @@ def make_anchors(spec: DetectorSpec) -> np.ndarray:
 def decode(
     raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Regressors (N x 16) and logits (N) -> boxes (N x 4, x0 y0 x1 y1), keypoints (N x 6 x 2), scores (N); normalised."""
+    """Regressors (N x 16) and logits (N) -> boxes (N x 4, x0 y0 x1 y1), keypoints (N x 6 x 2),
+    scores (N); coordinates normalised to the input."""
     r = raw_boxes / float(input_size)
     cx = r[:, 0] + anchors[:, 0]
     cy = r[:, 1] + anchors[:, 1]
@@ -139,7 +140,7 @@ class FaceDetector:
             raise ModelError(
                 f"{model_path}: detector outputs are {shapes}, expected {n} anchors x (16, 1)"
             )
-        self._box_out = [i for i, o in enumerate(self.model.outputs) if o.shape[-1] == 16][0]
+        self._box_out = next(i for i, o in enumerate(self.model.outputs) if o.shape[-1] == 16)
         self.min_score = min_score
         self.iou_threshold = iou_threshold
         self.min_face_px = min_face_px
@@ -173,7 +174,7 @@ class FaceDetector:
             bx = (box.reshape(2, 2) * size - (pad_x, pad_y)) / scale
             kx = (kp * size - (pad_x, pad_y)) / scale
             face = Face(
-                box=tuple(float(v) for v in bx.reshape(-1)),
+                box=(float(bx[0, 0]), float(bx[0, 1]), float(bx[1, 0]), float(bx[1, 1])),
                 score=score,
                 keypoints=kx.astype(np.float32),
             )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ModelError
 from edge.cards import ModelCard, load_card, preprocessing_digest
+from edge.errors import ModelError
 from edge.runtime import Model
 from edge.types import AlignedFace, Embedding
 

@@ -164,7 +164,7 @@ def _add_and_save(
     if len(labels):
         sims = np.stack([e.vector for e, _ in good]) @ matrix.T
         for other in set(labels) - {name}:
-            cols = [i for i, l in enumerate(labels) if l == other]
+            cols = [i for i, label in enumerate(labels) if label == other]
             best = float(sims[:, cols].max())
             if best >= config.match.min_cosine_similarity:
                 log.warning(

@@ -77,21 +77,7 @@ def read_regular(
     for the caller to say what to do about it.
     """
     path = Path(path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, not a regular file") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow_symlinks:
-            raise error(
-                f"{path}: is a symbolic link; refusing to trust it (use the real path)"
-            ) from None
-        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise error(f"{path!r}: cannot read {what}: {exc}") from None
+    fd = _open_for_reading(path, what=what, error=error, follow_symlinks=follow_symlinks)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
@@ -116,6 +102,26 @@ def read_regular(
     if len(data) > max_bytes:
         raise error(f"{path}: more than {max_bytes:,} bytes for {what}")
     return data, st
+
+
+def _open_for_reading(
+    path: Path, *, what: str, error: type[FacegateError], follow_symlinks: bool
+) -> int:
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a regular file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise error(
+                f"{path}: is a symbolic link; refusing to trust it (use the real path)"
+            ) from None
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise error(f"{path!r}: cannot read {what}: {exc}") from None
 
 
 def folder_writable_by(folder: str | Path, mask: int) -> int | None:

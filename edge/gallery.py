@@ -33,7 +33,7 @@ import math
 import re
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 SCHEMA = 2
 UNIT_TOLERANCE = 1e-3
 MAX_NAME_LEN = 64
-MAX_GALLERY_BYTES = 64 << 20  # a household is kilobytes; a bound keeps a hostile file from filling memory
+MAX_GALLERY_BYTES = (
+    64 << 20
+)  # a household is kilobytes; a bound keeps a hostile file from filling memory
 ENROLL_HINT = "facegate enroll NAME"
 
 # Letters (any script), digits, underscore, space, dot and hyphen.
@@ -113,7 +115,11 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
     its owner can write, in a directory that only its owner can write (as sshd's StrictModes)."""
     try:
         data, st = read_regular(
-            path, what="gallery", error=GalleryError, max_bytes=MAX_GALLERY_BYTES, follow_symlinks=False
+            path,
+            what="gallery",
+            error=GalleryError,
+            max_bytes=MAX_GALLERY_BYTES,
+            follow_symlinks=False,
         )
     except FileNotFoundError:
         raise GalleryError(f"{path}: no gallery; enroll someone first ({ENROLL_HINT})") from None
@@ -142,7 +148,7 @@ def gallery_writer(path: str | Path, wait_s: float = 30.0) -> FileLock:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _round7(row: np.ndarray) -> list[float]:
@@ -381,7 +387,7 @@ class Gallery:
         if len(sources) != len(embeddings):
             raise GalleryError(f"{name}: {len(embeddings)} embeddings but {len(sources)} sources")
         rows = []
-        for i, (e, src) in enumerate(zip(embeddings, sources)):
+        for i, (e, src) in enumerate(zip(embeddings, sources, strict=False)):
             if e.model_sha256 != self._model_sha256:
                 mismatch = model_mismatch_message(self._model_sha256, e.model_sha256)
                 raise GalleryError(f"{name}: embedding {i}: {mismatch}")
@@ -467,7 +473,9 @@ def _person_from_json(name: str, person: Any, size: int) -> _Person:
     if not isinstance(templates, list) or not templates:
         raise jsonfields.FieldError(f"{where}.templates: expected a non-empty list of templates")
     rows = [
-        _check_template(t, size, lambda msg, i=i: jsonfields.FieldError(f"{where}.templates[{i}]: {msg}"))
+        _check_template(
+            t, size, lambda msg, i=i: jsonfields.FieldError(f"{where}.templates[{i}]: {msg}")
+        )
         for i, t in enumerate(templates)
     ]
     lists = {}

@@ -25,8 +25,8 @@ from typing import Any
 
 from edge.errors import GalleryError
 from edge.filelock import is_held, lock_path_for
-from edge.gallery import Gallery
 from edge.files import atomic_write_bytes
+from edge.gallery import Gallery
 
 log = logging.getLogger(__name__)
 

@@ -70,11 +70,19 @@ def finite(obj: Mapping[str, Any], key: str, *, name: str | None = None) -> floa
     return float(v)
 
 
-def integer(obj: Mapping[str, Any], key: str, *, lo: int | None = None, name: str | None = None) -> int:
+def integer(
+    obj: Mapping[str, Any], key: str, *, lo: int | None = None, name: str | None = None
+) -> int:
     """A whole number, at least ``lo``."""
     v = _got(obj, key)
     if type(v) is not int or (lo is not None and v < lo):
-        wanted = "a positive integer" if lo == 1 else "a whole number" if lo is None else f"an integer >= {lo}"
+        wanted = (
+            "a positive integer"
+            if lo == 1
+            else "a whole number"
+            if lo is None
+            else f"an integer >= {lo}"
+        )
         raise FieldError(f"{name or key}: expected {wanted}, got {v!r}")
     return v
 
@@ -103,7 +111,9 @@ def strings(obj: Mapping[str, Any], key: str, *, name: str | None = None) -> lis
     return list(v)
 
 
-def mapping(obj: Mapping[str, Any], key: str, *, name: str | None = None, nullable: bool = False) -> dict[str, Any] | None:
+def mapping(
+    obj: Mapping[str, Any], key: str, *, name: str | None = None, nullable: bool = False
+) -> dict[str, Any] | None:
     """A JSON object (or, with ``nullable``, null)."""
     v = _got(obj, key)
     if v is None and nullable:

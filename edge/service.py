@@ -14,7 +14,6 @@ and goes on, and too many in a row end the process (systemd restarts it).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import signal
@@ -28,19 +27,19 @@ from typing import Any
 from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
 from edge.config import Config
 from edge.decisions import DecisionLog, decision_record
-from edge.snapshots import SnapshotStore
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.exposure import FaceExposure, for_camera, meter
 from edge.filelock import FileLock, lock_path_for
+from edge.files import atomic_write_bytes
 from edge.gallery import Gallery
 from edge.gallery_watch import GalleryWatcher
 from edge.liveness import build_liveness
 from edge.liveness.checker import LivenessChecker
 from edge.match import match
-from edge.files import atomic_write_bytes
 from edge.notify import FrameWatchdog, Notifier, watchdog_period
 from edge.pipeline import FacePipeline, build_pipeline
 from edge.policy import Observation, Policy
+from edge.snapshots import SnapshotStore
 from edge.track import Tracker
 from edge.types import Decision, Frame
 
@@ -146,56 +145,9 @@ class Service:
         code = ExitCode.OK
         self.door.lock()
         self.notifier.status("starting: waiting for the first frame")
-        errors_in_row = 0
         try:
             self.camera.open()
-            while not self._stop.is_set():
-                if max_frames is not None and self.stats.frames >= max_frames:
-                    break
-                self.door.poll()  # relock an overdue pulse, notice the door even when frames stall
-                try:
-                    frame = self.camera.read()
-                except EndOfStream:
-                    log.info("end of replay after %d frames", self.stats.frames)
-                    break
-                except CameraStopped:
-                    break
-                except CorruptFrame as exc:
-                    self.stats.corrupt_frames += 1
-                    log.warning("skipping a corrupt frame: %s", exc)
-                    continue
-                try:
-                    self.step(frame)
-                    errors_in_row = 0
-                except DecisionLogError:
-                    raise
-                except Exception as exc:  # one bad frame must not open or kill the door
-                    self.door.lock()
-                    self.stats.errors += 1
-                    errors_in_row += 1
-                    log.error(
-                        "frame %s: pipeline error, door stays locked: %s: %s",
-                        frame.source or frame.index,
-                        type(exc).__name__,
-                        exc,
-                        exc_info=log.isEnabledFor(logging.DEBUG),
-                    )
-                    if errors_in_row >= MAX_CONSECUTIVE_ERRORS:
-                        log.critical(
-                            "%d pipeline errors in a row; exiting so systemd restarts facegate",
-                            errors_in_row,
-                        )
-                        code = ExitCode.FAILURE
-                        break
-                    continue
-                self.stats.frames += 1
-                self._prune_snapshots()  # retention also when nobody comes to the door (throttled to every 10 min)
-                if not self._ready:
-                    self._ready = True
-                    self.notifier.ready(status="watching the door")
-                    log.info("ready: first frame processed")
-                self.watchdog.frame_done()
-                self.watchdog.tick()
+            code = self._loop(max_frames)
             self.flush()
         except DecisionLogError as exc:
             log.critical("%s; door stays locked", exc)
@@ -207,26 +159,87 @@ class Service:
             log.critical("%s; door stays locked", exc)
             code = exc.exit_code
         finally:
-            self.notifier.stopping()
-            try:
-                self.door.close()  # relocks first, then releases the pins
-            finally:
-                try:
-                    self.camera.close()
-                finally:
-                    self.decisions.close()
-                    if self.instance is not None:
-                        self.instance.release()
-            log.info(
-                "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
-                self.stats.frames,
-                self.stats.decisions,
-                self.stats.unlocks,
-                self.stats.corrupt_frames,
-                self.stats.errors,
-            )
-            self._log_stage_times()
+            self._shut_down()
         return code
+
+    def _loop(self, max_frames: int | None) -> ExitCode:
+        """Frames until stopped or the replay ends; FAILURE after too many pipeline errors in a row."""
+        errors_in_row = 0
+        while not self._stop.is_set():
+            if max_frames is not None and self.stats.frames >= max_frames:
+                break
+            self.door.poll()  # relock an overdue pulse, notice the door even when frames stall
+            try:
+                frame = self.camera.read()
+            except EndOfStream:
+                log.info("end of replay after %d frames", self.stats.frames)
+                break
+            except CameraStopped:
+                break
+            except CorruptFrame as exc:
+                self.stats.corrupt_frames += 1
+                log.warning("skipping a corrupt frame: %s", exc)
+                continue
+            if self._frame(frame):
+                errors_in_row = 0
+                continue
+            errors_in_row += 1
+            if errors_in_row >= MAX_CONSECUTIVE_ERRORS:
+                log.critical(
+                    "%d pipeline errors in a row; exiting so systemd restarts facegate",
+                    errors_in_row,
+                )
+                return ExitCode.FAILURE
+        return ExitCode.OK
+
+    def _frame(self, frame: Frame) -> bool:
+        """One frame through the pipeline and the door; False (door relocked) if it failed."""
+        try:
+            self.step(frame)
+        except DecisionLogError:
+            raise
+        except Exception as exc:  # one bad frame must not open or kill the door
+            self.door.lock()
+            self.stats.errors += 1
+            log.error(
+                "frame %s: pipeline error, door stays locked: %s: %s",
+                frame.source or frame.index,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return False
+        self.stats.frames += 1
+        self._prune_snapshots()  # retention also when nobody comes to the door (throttled)
+        if not self._ready:
+            self._ready = True
+            self.notifier.ready(status="watching the door")
+            log.info("ready: first frame processed")
+        self.watchdog.frame_done()
+        self.watchdog.tick()
+        return True
+
+    def _shut_down(self) -> None:
+        """Relock first, then release the pins, the camera, the log and the instance lock."""
+        self.notifier.stopping()
+        try:
+            self.door.close()  # relocks first, then releases the pins
+        finally:
+            try:
+                self.camera.close()
+            finally:
+                self.decisions.close()
+                if self.instance is not None:
+                    self.instance.release()
+        log.info(
+            "stopped: %d frames, %d decisions, %d unlocks, %d corrupt frames, %d errors",
+            self.stats.frames,
+            self.stats.decisions,
+            self.stats.unlocks,
+            self.stats.corrupt_frames,
+            self.stats.errors,
+        )
+        self._log_stage_times()
 
     def _save_lockout(self) -> None:
         """Keep the lockout in the state directory, so a restart does not clear it."""
@@ -309,7 +322,7 @@ class Service:
                 self.exposure, self.camera, frame.rgb, faces[0].box if faces else None, now
             )
         settling = self.exposure is not None and self.exposure.settling
-        for face, tid in zip(faces, self.tracker.update(faces, now)):
+        for face, tid in zip(faces, self.tracker.update(faces, now), strict=False):
             if self.policy.settled(tid, now):
                 continue  # decided and not due to retry: skip the embedder
             if (
@@ -442,7 +455,8 @@ def build_service(
             max_bytes=int(config.log.max_mb * 1024 * 1024),
             backups=config.log.backups,
         )
-        decisions.open()  # before READY: an unwritable log (or one behind a symlink) is found now, not at the first decision
+        # Before READY: an unwritable log (or one behind a symlink) is found now, not at the first decision.
+        decisions.open()
     except BaseException:
         instance.release()
         raise

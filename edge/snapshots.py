@@ -8,6 +8,7 @@ deletes the oldest beyond ``max_days`` or ``max_mb``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
@@ -91,7 +92,7 @@ class SnapshotStore:
         return path
 
     def _snapshots(self) -> list[tuple[float, int, Path]]:
-        found = []
+        found: list[tuple[float, int, Path]] = []
         if not self.directory.is_dir():
             return found
         for day in self.directory.iterdir():
@@ -126,10 +127,8 @@ class SnapshotStore:
             deleted += 1
         for day in self.directory.iterdir() if self.directory.is_dir() else ():
             if _DAY.fullmatch(day.name) and day.is_dir():
-                try:
+                with contextlib.suppress(OSError):
                     day.rmdir()  # only succeeds when empty
-                except OSError:
-                    pass
         if deleted:
             log.info("%s: pruned %d snapshots", self.directory, deleted)
         return deleted

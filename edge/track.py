@@ -67,11 +67,12 @@ class Tracker:
                 ids[fi] = tid
                 taken.add(tid)
         for fi, face in enumerate(faces):
-            if ids[fi] is None:
-                ids[fi] = self._next_id
+            found = ids[fi]
+            if found is None:
+                found = ids[fi] = self._next_id
                 self._next_id += 1
-                log.debug("track %d started at %s", ids[fi], face.box)
-            self._tracks[ids[fi]] = _Track(tuple(face.box), now)
+                log.debug("track %d started at %s", found, face.box)
+            self._tracks[found] = _Track(face.box, now)
         return [int(i) for i in ids if i is not None]
 
     def expired(self, now: float) -> list[int]:

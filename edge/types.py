@@ -7,7 +7,6 @@ Arrays are numpy; coordinates are pixels of the Frame they came from, (x, y).
 from __future__ import annotations
 
 import enum
-
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -28,7 +28,7 @@ def convert(
 
 def error_line(proc: subprocess.CompletedProcess, prog: str = "tools/convert") -> str:
     """The one error line a failed command printed; no traceback allowed."""
-    lines = [l for l in proc.stderr.splitlines() if l.startswith(f"{prog}: error:")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(f"{prog}: error:")]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(lines) == 1, proc.stderr[-3000:]
     return lines[0]

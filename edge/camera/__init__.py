@@ -47,7 +47,9 @@ def backend_class(backend: str) -> type[CameraBase]:
     """The class registered for ``backend``, imported now."""
     target = CAMERAS.get(backend)
     if target is None:
-        raise CameraError(f"unknown camera backend {backend!r}; choose one of: {', '.join(CAMERAS)}")
+        raise CameraError(
+            f"unknown camera backend {backend!r}; choose one of: {', '.join(CAMERAS)}"
+        )
     module, _, name = target.partition(":")
     cls: type[CameraBase] = getattr(importlib.import_module(module), name)
     return cls
@@ -66,10 +68,14 @@ def build_camera(cfg: CameraConfig, **overrides: Any) -> Camera:
         return cls.from_config(cfg, **overrides)
     from edge.camera.reconnect import ReconnectingCamera
 
-    wrapper_kwargs = {k: overrides.pop(k) for k in ("sleep", "give_up_after") if k in overrides}
+    wrapper_kwargs: dict[str, Any] = {
+        k: overrides.pop(k) for k in ("sleep", "give_up_after") if k in overrides
+    }
     if "clock" in overrides:
         wrapper_kwargs["clock"] = overrides["clock"]
-    first = cls.from_config(cfg, **overrides)  # built now: a bad override fails here, not in a retry loop
+    first = cls.from_config(
+        cfg, **overrides
+    )  # built now: a bad override fails here, not in a retry loop
     pending: list[Camera] = [first]
 
     def factory() -> Camera:

@@ -62,7 +62,9 @@ class CameraBase:
 
     name: str = "camera"
     controls_exposure: bool = False
-    reconnects: bool = False  # live hardware or a stream: build_camera wraps it in ReconnectingCamera
+    reconnects: bool = (
+        False  # live hardware or a stream: build_camera wraps it in ReconnectingCamera
+    )
 
     @classmethod
     def from_config(cls, cfg: CameraConfig, **overrides: Any) -> CameraBase:
@@ -73,6 +75,9 @@ class CameraBase:
         raise CameraError(f"{self.name}: cannot set its exposure compensation")
 
     def open(self) -> None:  # pragma: no cover - every camera overrides it
+        raise NotImplementedError
+
+    def read(self) -> Frame:  # pragma: no cover
         raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover

@@ -123,7 +123,9 @@ class Picamera2Camera(CameraBase):
         try:
             (main, lores), _metadata = self._cam.capture_arrays(["main", "lores"])
         except Exception as exc:
-            raise CameraError(f"{self.name}: capture failed: {first_line(exc, typed=True)}") from exc
+            raise CameraError(
+                f"{self.name}: capture failed: {first_line(exc, typed=True)}"
+            ) from exc
         if lores.ndim != 2 or lores.shape[0] != h * 3 // 2 or lores.shape[1] < w or main.ndim != 3:
             raise CameraError(
                 f"{self.name}: unexpected stream shapes main {main.shape}, lores {lores.shape} for lores {w}x{h} YUV420"

@@ -7,7 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge.camera.base import Camera, CameraBase, CameraError, CameraStopped, CorruptFrame, EndOfStream
+from edge.camera.base import (
+    Camera,
+    CameraBase,
+    CameraError,
+    CameraStopped,
+    CorruptFrame,
+    EndOfStream,
+)
 from edge.text import first_line
 from edge.types import Frame
 
@@ -153,7 +160,9 @@ class ReconnectingCamera(CameraBase):
             try:
                 cam.close()
             except Exception as close_exc:
-                log.debug("%s: close after failure: %s", self.name, first_line(close_exc, typed=True))
+                log.debug(
+                    "%s: close after failure: %s", self.name, first_line(close_exc, typed=True)
+                )
         self._attempts += 1
         text = first_line(exc)
         # Camera errors name their device already; don't say it twice.

@@ -103,7 +103,9 @@ class LivenessSample:
     """One frame's liveness figures: the score cue's logit (NaN when not measured) and the veto readings."""
 
     logit: float  # the classifier's output: > 0 leans live
-    vetoes: tuple[tuple[str, bool | None], ...] = ()  # (cue key, fired on this frame; None: cannot tell)
+    vetoes: tuple[
+        tuple[str, bool | None], ...
+    ] = ()  # (cue key, fired on this frame; None: cannot tell)
 
     @property
     def live_probability(self) -> float:
@@ -179,7 +181,9 @@ def _load(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def build_liveness(config: Config, *, vetoes: Collection[str] | None = None) -> LivenessChecker | None:
+def build_liveness(
+    config: Config, *, vetoes: Collection[str] | None = None
+) -> LivenessChecker | None:
     """The liveness checker the config asks for (None when liveness.enabled is false).
 
     ``vetoes``: the switches (keys of VETO_CUES) of the veto cues to run; by default those
@@ -194,6 +198,8 @@ def build_liveness(config: Config, *, vetoes: Collection[str] | None = None) -> 
     classifier = PassiveClassifier(
         config.liveness_model_path(), runtime=config.runtime.backend, threads=config.runtime.threads
     )
-    switches = [s for s in VETO_CUES if getattr(config.liveness, s)] if vetoes is None else list(vetoes)
+    switches = (
+        [s for s in VETO_CUES if getattr(config.liveness, s)] if vetoes is None else list(vetoes)
+    )
     cues = {VETO_CUES[s].key: _load(VETO_CUES[s].target)() for s in switches}
     return LivenessChecker(classifier, cues=cues)

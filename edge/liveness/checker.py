@@ -16,7 +16,10 @@ class LivenessChecker:
     """Runs the score cue (a Frame, Face -> logit callable) and the veto cues on a tracked face."""
 
     def __init__(
-        self, classifier: Callable[[Frame, Face], float], *, cues: Mapping[str, VetoCue] | None = None
+        self,
+        classifier: Callable[[Frame, Face], float],
+        *,
+        cues: Mapping[str, VetoCue] | None = None,
     ) -> None:
         self.classifier = classifier
         self.cues = dict(cues or {})  # log key -> cue
@@ -26,7 +29,9 @@ class LivenessChecker:
     def sample(self, track_id: int, frame: Frame, face: Face, now: float) -> LivenessSample:
         t = time.perf_counter()
         z = self.classifier(frame, face)
-        readings = tuple((key, cue.check(track_id, frame, face, now)) for key, cue in self.cues.items())
+        readings = tuple(
+            (key, cue.check(track_id, frame, face, now)) for key, cue in self.cues.items()
+        )
         self.seconds += time.perf_counter() - t
         self.calls += 1
         return LivenessSample(z, readings)

@@ -12,6 +12,7 @@ is a similarity, so it is not flagged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,8 +60,9 @@ def planar_pair(
     pts = cv2.goodFeaturesToTrack(prev, 80, 0.01, max(3.0, w / 20), mask=mask)
     if pts is None or len(pts) < _MIN_POINTS:
         return None
-    nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
-    back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, nxt, None, winSize=(21, 21), maxLevel=3)
+    lk: dict[str, Any] = {"winSize": (21, 21), "maxLevel": 3}
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, np.empty_like(pts), **lk)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, nxt, np.empty_like(nxt), **lk)
     ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back[:, 0] - pts[:, 0], axis=1) < 1.0)
     p0, p1 = pts[ok, 0], nxt[ok, 0]
     if len(p0) < _MIN_POINTS:
@@ -87,7 +89,11 @@ class PlanarMotion:
         grey = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
         prev = self._prev.get(track_id)
         planar = None
-        if prev is not None and 0 < now - prev[0] <= PLANAR_MAX_GAP_S and prev[1].shape == grey.shape:
+        if (
+            prev is not None
+            and 0 < now - prev[0] <= PLANAR_MAX_GAP_S
+            and prev[1].shape == grey.shape
+        ):
             pair = planar_pair(prev[1], grey, prev[2])
             if pair is not None:
                 planar = pair.planar

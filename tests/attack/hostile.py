@@ -27,6 +27,11 @@ import numpy as np
 from edge.errors import ExitCode
 
 
+def made_dir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 @dataclass
 class Case:
     name: str
@@ -100,7 +105,7 @@ def png_declaring(w: int, h: int) -> bytes:
 
 
 def jpeg_declaring(w: int, h: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    _ok, buf = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
     data = bytearray(buf.tobytes())
     i = data.index(b"\xff\xc0")
     data[i + 5 : i + 9] = struct.pack(">HH", h, w)
@@ -238,7 +243,7 @@ def _image_cases() -> Iterator[Case]:
             d / "noise.png", np.random.default_rng(0).bytes(100_000)
         ),
         "a FIFO": lambda d, w: fifo(d / "pipe.jpg"),
-        "a directory": lambda d, w: (d / "dir.jpg").mkdir() or d / "dir.jpg",
+        "a directory": lambda d, w: made_dir(d / "dir.jpg"),
         "missing": lambda d, w: d / "none.jpg",
         "70 MB sparse file": lambda d, w: _sparse(d / "huge.jpg", 70 << 20),
         "1x1 image": lambda d, w: _imwrite(d / "tiny.png", np.zeros((1, 1, 3), np.uint8)),
@@ -703,7 +708,7 @@ def _cli_cases() -> Iterator[Case]:
             "run",
             "--mock-gpio",
             "--replay",
-            str((d / "empty").mkdir() or d / "empty"),
+            str(made_dir(d / "empty")),
         ],
     }
     for name, make in simple.items():

@@ -6,6 +6,7 @@ with what broke (see tests/attack/hostile.py for what "holds" means).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -29,10 +30,8 @@ def _unlocks(d: Path) -> int:
         return 0
     n = 0
     for line in log.read_text(errors="replace").splitlines():
-        try:
+        with contextlib.suppress(ValueError):
             n += json.loads(line).get("decision") == "unlock"
-        except ValueError:
-            pass
     return n
 
 

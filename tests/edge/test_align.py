@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edge.align import align, crop_geometry
-from edge.images import read_image
 from edge.cards import CropRecipe
+from edge.images import read_image
 from edge.pipeline import build_detector
 from edge.quality import pose
 from edge.types import Face, Frame

@@ -38,7 +38,9 @@ detect:
         parse_config(text, "door.yaml")
     lines = str(e.value).splitlines()
     assert "door.yaml: runtime.threads: must be between 1 and 64, got 0" in lines
-    assert any(l.startswith("door.yaml: runtime.backend: must be one of auto,") for l in lines)
+    assert any(
+        line.startswith("door.yaml: runtime.backend: must be one of auto,") for line in lines
+    )
     assert "door.yaml: match.min_cosine_similarity: must be between -1 and 1, got 1.7" in lines
     assert "door.yaml: detect.min_scor: unknown key; did you mean detect.min_score?" in lines
     assert "door.yaml: detect.min_face_px: must be a whole number, got 'big'" in lines
@@ -214,7 +216,7 @@ def test_a_config_anyone_can_write_is_refused(tmp_path):
     cfg.chmod(0o644)
     tmp_path.chmod(0o777)
     try:
-        with pytest.raises(ConfigError, match="its folder .* is world-writable"):
+        with pytest.raises(ConfigError, match=r"its folder .* is world-writable"):
             load_config(cfg)
     finally:
         tmp_path.chmod(0o700)

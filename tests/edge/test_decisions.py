@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -85,7 +86,11 @@ def _read_all(path: Path) -> list[dict]:
 
 
 def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
-    rec = decision_record(decision, unix_time=1714566896.789123, snapshot="/var/lib/facegate/snapshots/2024-05-01/x.jpg")
+    rec = decision_record(
+        decision,
+        unix_time=1714566896.789123,
+        snapshot="/var/lib/facegate/snapshots/2024-05-01/x.jpg",
+    )
     assert list(rec) == list(FIELDS)
     assert rec["schema"] == 1 and rec["decision"] == "unlock" and rec["reason"] == "accepted"
     assert rec["time"] == "2024-05-01T12:34:56.789Z"
@@ -93,7 +98,12 @@ def test_record_has_every_field_rounded_and_round_trips(decision, tmp_path):
     assert (rec["best_score"], rec["second_score"]) == (0.8123, 0.3123)
     assert rec["quality"] == {"face_px": 142.0, "sharpness": 88.1235, "brightness": 120.5}
     assert rec["liveness"] == {"score": 0.9877} and rec["exposure_stops"] is None
-    assert decision_record(decision, unix_time=1714566896.789123, exposure_stops=1.234567)["exposure_stops"] == 1.2346
+    assert (
+        decision_record(decision, unix_time=1714566896.789123, exposure_stops=1.234567)[
+            "exposure_stops"
+        ]
+        == 1.2346
+    )
     assert rec["sources"] == ["frames/0001.jpg", "frames/0002.jpg"]
     assert (rec["frames_used"], rec["frames_matched"], rec["track_id"]) == (5, 4, 17)
     path = tmp_path / "decisions.jsonl"
@@ -171,9 +181,11 @@ def test_unserialisable_record_is_refused(tmp_path):
 def test_torn_tail_from_a_crash_is_cut_before_appending(tmp_path, caplog):
     path = tmp_path / "decisions.jsonl"
     path.write_text(json.dumps(_record(0)) + "\n" + '{"schema": 1, "event_id": "ev0')
-    with caplog.at_level(logging.WARNING, logger="edge.decisions"):
-        with DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog:
-            dlog.append(_record(1))
+    with (
+        caplog.at_level(logging.WARNING, logger="edge.decisions"),
+        DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog,
+    ):
+        dlog.append(_record(1))
     assert "torn last line" in caplog.text
     assert _read_all(path) == [_record(0), _record(1)]
 
@@ -334,6 +346,7 @@ def test_truncated_gzip_is_a_decision_log_error(tmp_path):
 
 # --------------------------------------------------------------------------- snapshots
 
+
 def test_the_log_is_never_written_through_a_symlink(tmp_path):
     """A planted link must not choose what facegate appends to, nor let it cut the target's last line as 'torn'."""
     victim = tmp_path / "victim.txt"
@@ -363,7 +376,8 @@ def test_an_unusable_log_directory_is_found_when_the_log_opens(tmp_path):
 
 
 def test_a_long_torn_tail_is_repaired_in_linear_time(tmp_path):
-    """A 20 MB newline-free tail (a crash mid-write of garbage) is cut in one backwards pass, keeping what came before."""
+    """A 20 MB newline-free tail (a crash mid-write of garbage) is cut in one backwards pass,
+    keeping what came before."""
     path = tmp_path / "decisions.jsonl"
     good = json.dumps({"event_id": "e0", "schema": 1}).encode() + b"\n"
     path.write_bytes(good + b"x" * (20 << 20))
@@ -426,4 +440,4 @@ def test_fields_old_logs_lack_read_as_missing(decision):
         if not spec.required:
             del rec[name]
             got = read_field(rec, name)
-            assert got is None or got != got, name  # None, or NaN for a number
+            assert got is None or math.isnan(got), name  # None, or NaN for a number

@@ -1,25 +1,26 @@
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
+from edge.cards import CropRecipe, ModelCard, card_path_for
 from edge.embed import Embedder, l2_normalize, normalize
 from edge.errors import ModelError
 from edge.images import read_image
-from edge.cards import CropRecipe, ModelCard, card_path_for
 from edge.pipeline import build_pipeline
 
 
-def _card(**kw) -> ModelCard:
-    base = dict(
-        path=None,
-        sha256="",
-        input_size=(2, 2),
-        color="RGB",
-        normalization={"kind": "prewhiten"},
-        embedding_size=4,
-        crop=CropRecipe(),
-    )
+def _card(**kw: Any) -> ModelCard:
+    base: dict[str, Any] = {
+        "path": None,
+        "sha256": "",
+        "input_size": (2, 2),
+        "color": "RGB",
+        "normalization": {"kind": "prewhiten"},
+        "embedding_size": 4,
+        "crop": CropRecipe(),
+    }
     base.update(kw)
     return ModelCard(**base)
 

@@ -33,7 +33,8 @@ def run_loop(
     ``picture`` is the scene as the camera's own metering takes it, ``offset``
     the stops by which that metering gets the face wrong (a lamp on it).
     """
-    loop, sent, pending, applied = FaceExposure(cfg), [], [], 0.0
+    loop, sent, applied = FaceExposure(cfg), [], 0.0
+    pending: list[tuple[int, float]] = []  # (frame the change lands on, stops)
     for n in range(frames):
         while pending and pending[0][0] <= n:
             applied = pending.pop(0)[1]
@@ -146,5 +147,5 @@ def test_without_a_face_the_camera_returns_to_its_own_metering():
 
 def test_the_smallest_dead_band_allowed_still_settles():
     """8-bit rounding moves the metered light a little with every change: the loop must not chase it."""
-    loop, sent = run_loop(replace(ExposureConfig(), tolerance_stops=0.05), scene(90), 80)
+    _loop, sent = run_loop(replace(ExposureConfig(), tolerance_stops=0.05), scene(90), 80)
     assert 1 <= len(sent) <= 4

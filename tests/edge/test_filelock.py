@@ -106,7 +106,9 @@ def test_two_daemons_on_one_door_the_second_refuses_in_one_line(tmp_path, model_
         p.kill()
         p.wait()
     assert second.returncode == ExitCode.BUSY
-    lines = [l for l in second.stderr.strip().splitlines() if l.startswith("facegate: error:")]
+    lines = [
+        line for line in second.stderr.strip().splitlines() if line.startswith("facegate: error:")
+    ]
     assert len(lines) == 1 and "Traceback" not in second.stderr
     assert (
         f"decisions.jsonl.lock: a facegate daemon for this door is already running (pid {p.pid})"

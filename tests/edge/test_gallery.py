@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from fakes import PREPROCESSING
 
+from edge.cards import preprocessing_digest
 from edge.errors import GalleryError
 from edge.gallery import Gallery
-from edge.cards import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "1a2b3c4d5e6f" + "0" * 52
@@ -312,7 +312,7 @@ def test_add_keeps_the_newest_templates(rng):
     g.add("alice", first, ["s0", "s1", "s2"], max_templates=4)
     g.add("alice", second, ["s3", "s4"], max_templates=4)
     assert g.count("alice") == 4
-    m, rows = g.matrix()
+    m, _rows = g.matrix()
     expected = np.stack([e.vector for e in first[1:] + second])
     np.testing.assert_allclose(m, expected, atol=1e-6)
     doc = json.loads(g.to_json())

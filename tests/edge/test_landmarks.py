@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edge.align import align, similarity_transform, template_matrix
+from edge.cards import CropRecipe
 from edge.errors import ModelError
 from edge.images import read_image
-from edge.cards import CropRecipe
 from edge.manifest import load_manifest
 from edge.pipeline import Cropper, build_detector, build_landmarker, build_pipeline
 from edge.types import Face, Frame, Landmarks

@@ -8,19 +8,19 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.cards import card_path_for, load_card
 from edge.detect import largest_first
 from edge.embed import Embedder
 from edge.errors import ModelError
 from edge.images import read_image
-from edge.liveness.checker import LivenessChecker
 from edge.liveness import LivenessSample, judge, logit, shipped_model, sigmoid
+from edge.liveness.checker import LivenessChecker
 from edge.liveness.passive import PassiveClassifier
 from edge.liveness.planar import PlanarMotion, planar_pair
-from edge.cards import card_path_for, load_card
 from edge.pipeline import build_detector
 from edge.types import Face, Frame
 
-JUDGE = dict(min_live_probability=0.5, min_frames=3, vetoes=("planar_pairs",))
+JUDGE = {"min_live_probability": 0.5, "min_frames": 3, "vetoes": ("planar_pairs",)}
 
 
 def samples(*logits, planar=None):
@@ -91,7 +91,7 @@ def texture() -> np.ndarray:
     """A grey 480x640 image with corners to track: a stand-in for a printed face."""
     rng = np.random.default_rng(3)
     img = cv2.GaussianBlur(rng.integers(0, 255, (480, 640)).astype(np.uint8), (0, 0), 2.0)
-    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+    return cv2.normalize(img, np.empty_like(img), 0, 255, cv2.NORM_MINMAX)
 
 
 BOX = (240.0, 160.0, 400.0, 340.0)
@@ -186,9 +186,9 @@ def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(
 
 
 def test_roles_are_not_interchangeable(model_dir, runtime):
-    with pytest.raises(ModelError, match="a liveness model .* not a face embedder"):
+    with pytest.raises(ModelError, match=r"a liveness model .* not a face embedder"):
         Embedder(shipped_model(), runtime=runtime)
-    with pytest.raises(ModelError, match="an? embedder model .* not a liveness model"):
+    with pytest.raises(ModelError, match=r"an? embedder model .* not a liveness model"):
         PassiveClassifier(model_dir / "facenet-keras.float32.tflite", runtime=runtime)
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from fakes import PREPROCESSING
 
+from edge.cards import preprocessing_digest
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 from edge.match import match
-from edge.cards import preprocessing_digest
 from edge.types import Embedding
 
 SHA = "a" * 64

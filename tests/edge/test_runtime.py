@@ -11,7 +11,7 @@ def test_both_runtimes_are_installed_in_the_test_environment(runtime):
 
 
 def test_auto_prefers_ai_edge_litert():
-    assert resolve_runtime("auto") == list(RUNTIMES)[0] == "ai-edge-litert"
+    assert resolve_runtime("auto") == next(iter(RUNTIMES)) == "ai-edge-litert"
 
 
 def test_unknown_runtime_is_refused():

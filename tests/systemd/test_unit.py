@@ -40,7 +40,9 @@ def analyzable(tmp_path) -> Path:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed on this machine")
     # verify checks that ExecStart's program exists: point it at one that does.
-    text = re.sub(r"/opt/facegate/venv/bin/facegate", shutil.which("true"), UNIT.read_text())
+    true = shutil.which("true")
+    assert true is not None
+    text = re.sub(r"/opt/facegate/venv/bin/facegate", true, UNIT.read_text())
     p = tmp_path / "facegate.service"
     p.write_text(text)
     return p
