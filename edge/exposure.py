@@ -8,8 +8,8 @@ A door camera usually looks out at a bright street or through glass, so the
 camera's own auto-exposure, which meters the whole picture, leaves a visitor
 dark against the light -- or, with a lamp on them and a dark porch behind,
 washed out.  Both hurt: the embedder was trained on well-exposed faces, and
-the liveness classifier leans on exposure (a printed photo over-exposed by two
-stops passed it one time in four, README "Liveness").  This keeps the
+the liveness classifier leans on exposure: over-exposure washes out the paper
+texture it looks for (docs/liveness.md, "Exposure").  This keeps the
 camera's auto-exposure running and biases it, stop by stop, until the face's
 mean light sits at ``exposure.target_face_luma``: the median face of the
 liveness model's training frames.

@@ -6,7 +6,7 @@ with ``landmarks`` None when the pass does not find that face.
 
 BlazeFace gives eye centres, the nose tip and one mouth point; an ArcFace-style
 template has both mouth corners, and YuNet's points put SFace's crops closer to
-the ones it was trained on (README "Landmarks").  YuNet runs only on a square
+the ones it was trained on (docs/recognition.md, "How the landmark source was chosen").  YuNet runs only on a square
 region around the detector's box, scaled so the face is ``face_px`` wide, so it
 costs a few milliseconds whatever the camera's resolution.  It is an ONNX
 model with a dynamic input size, which OpenCV's ``FaceDetectorYN`` runs as it

@@ -1,1 +1,1 @@
-"""Data only: ``manifest.yaml`` lists every model facegate uses (read by edge.models)."""
+"""Data only: ``manifest.yaml`` lists every model facegate uses (read by edge.manifest)."""

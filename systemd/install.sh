@@ -15,7 +15,7 @@ id facegate >/dev/null 2>&1 || useradd --system --home-dir /var/lib/facegate --s
 usermod -a -G gpio,video facegate
 
 mkdir -p "$prefix"
-cp -r "$src/README.md" "$prefix/"
+cp -r "$src/README.md" "$src/docs" "$prefix/"
 # --system-site-packages: the venv sees apt's picamera2/libcamera bindings.
 [ -d "$prefix/venv" ] || python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
