@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from edge import jsonfields
+from edge.closeable import Closeable
 from edge.errors import DecisionLogError
 from edge.files import atomic_write_bytes, folder_writable_by
 from edge.types import Decision, Reason
@@ -198,7 +199,7 @@ def _rotated(path: Path) -> dict[int, Path]:
     return found
 
 
-class DecisionLog:
+class DecisionLog(Closeable):
     """Append-only JSON-lines log, one fsynced write per decision, with size rotation.
 
     A decision is logged when ``append`` returns: a crash or power cut after that
@@ -213,12 +214,6 @@ class DecisionLog:
         self._fd: int | None = None
         self._regular = False
         self._lock = threading.Lock()
-
-    def __enter__(self) -> DecisionLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:

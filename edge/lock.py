@@ -27,11 +27,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from gpiozero import LED, Button, Buzzer, GPIODeviceClosed, OutputDevice
 
+from edge.closeable import Closeable
 from edge.config import LockConfig
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _emit(on_event: EventCallback | None, event: str) -> None:
         log.exception("on_event(%r) callback failed", event)
 
 
-class Relay:
+class Relay(Closeable):
     """The strike relay: off unless a pulse is running.
 
     ``pulse()`` energises and arms a timer that de-energises; ``lock()`` wins
@@ -202,17 +202,6 @@ class Relay:
             finally:
                 self._closed = True
                 self._device.close()
-
-    def __enter__(self) -> Relay:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("energised" if self.is_energised else "locked")
@@ -436,7 +425,7 @@ class StatusIndicator:
             log.warning("status indicator %s failed on %r: %s", what, device, exc)
 
 
-class Door:
+class Door(Closeable):
     """The relay plus its optional contact, exit button and indicator, built from a LockConfig."""
 
     def __init__(
@@ -575,14 +564,3 @@ class Door:
                             log.exception("closing %r", device)
             finally:
                 self.relay.close()
-
-    def __enter__(self) -> Door:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -17,8 +17,8 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 
+from edge.closeable import Closeable
 from edge.config import ServiceConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class Notifier:
+class Notifier(Closeable):
     """Send sd_notify messages; a no-op (``enabled`` False) when there is no socket.
 
     ``socket_path`` is a filesystem path, or ``@name`` for the Linux abstract
@@ -106,17 +106,6 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-    def __enter__(self) -> Notifier:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Notifier({self.socket_path!r}, enabled={self.enabled})"
