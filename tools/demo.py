@@ -60,15 +60,18 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_decision(d, record) -> None:
             truth = next((labels[s] for s in d.sources if s in labels), None)
-            who = truth.label if truth else "?"
             if truth is not None and truth.label != "attack":
                 best_by_kind["stranger" if truth.label == "impostor" else "genuine"].append(
                     d.best_score
                 )
-            if who == "attack":
+            if truth is None:
+                who = "?"
+            elif truth.label == "attack":
                 who = f"printed photo of subject{truth.subject}"
-            elif who == "impostor":
+            elif truth.label == "impostor":
                 who = f"stranger (subject{truth.subject}, not enrolled)"
+            else:
+                who = truth.label
             verdict = "UNLOCK" if d.unlock else "deny  "
             live = d.liveness or {}
             lv = (
@@ -96,15 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     o = replay.score(result)
     print(f"\nenrolled templates: {result.enrolled}")
     print(
-        f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; strangers let in: {o.impostor_accepted}/{o.impostor}; "
-        f"wrong person let in: {o.wrong_person}; photo attacks let in: {o.attack_accepted}/{o.attack} "
+        f"genuine attempts accepted: {o.genuine_accepted}/{o.genuine}; "
+        f"strangers let in: {o.impostor_accepted}/{o.impostor}; wrong person let in: {o.wrong_person}; "
+        f"photo attacks let in: {o.attack_accepted}/{o.attack} "
         f"(liveness {'on' if config.liveness.enabled else 'OFF'})"
     )
     genuine, stranger = best_by_kind["genuine"], best_by_kind["stranger"]
     if genuine and stranger:
+        low, high = min(genuine), max(stranger)
         print(
-            f"margins at threshold {threshold}: lowest genuine best {min(genuine):.3f} ({min(genuine) - threshold:+.3f}), "
-            f"highest stranger best {max(stranger):.3f} ({max(stranger) - threshold:+.3f})"
+            f"margins at threshold {threshold}: lowest genuine best {low:.3f} ({low - threshold:+.3f}), "
+            f"highest stranger best {high:.3f} ({high - threshold:+.3f})"
         )
     print(f"relay energised {result.relay_on_events} time(s) on the mock pin; it is off now.")
     print(f"decision log: {result.log_path}")

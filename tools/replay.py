@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from edge.camera import ReplayCamera
+from edge.camera.replay import ReplayCamera
 from edge.config import Config
 from edge.decisions import log_files, read_records
 from edge.enroll import Attempt as EnrollAttempt
@@ -75,7 +76,7 @@ def enroll_all(
     pipeline = build_pipeline(config)
     counts = {}
     for name, images in people.items():
-        good = from_images(pipeline, images, config.policy, lambda a, n=name: report(n, a))
+        good = from_images(pipeline, images, config.policy, partial(report, name))
         add_to_gallery(config, name, good, pipeline.embedder)
         counts[name] = len(good)
     return counts

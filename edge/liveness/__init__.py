@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from edge.config import Config, LivenessConfig
@@ -51,11 +52,14 @@ def shipped_model() -> Path:
     return Path(str(importlib.resources.files("models").joinpath(SHIPPED_MODEL)))
 
 
+def sigmoids(x: npt.ArrayLike) -> np.ndarray:
+    """The logistic function elementwise (live probability from a logit): no overflow at large |x|, NaN stays NaN."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float64)))
+
+
 def sigmoid(x: float) -> float:
-    """The logistic function, stable for large |x|; NaN stays NaN."""
-    if not math.isfinite(x):
-        return math.nan if math.isnan(x) else float(x > 0)
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+    """:func:`sigmoids` of one logit."""
+    return float(sigmoids(x))
 
 
 def logit(p: float) -> float:

@@ -46,7 +46,7 @@ def main() -> None:
     detect = (time.perf_counter() - t0) / (args.repeat * len(frames))
     t0 = time.perf_counter()
     for _ in range(args.repeat):
-        for k, (f, box) in enumerate(zip(frames, boxes)):
+        for k, (f, box) in enumerate(zip(frames, boxes, strict=True)):
             loop.update(f.rgb, box, float(k))
     meter = (time.perf_counter() - t0) / (args.repeat * len(frames))
     sizes = sorted(int(b[2] - b[0]) for b in boxes if b is not None)

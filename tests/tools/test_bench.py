@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.cards import CropRecipe
 from edge.images import read_image
-from edge.models import CropRecipe
 from edge.pipeline import build_pipeline
 from tools.bench import impostors, peer, wild
 from tools.convert.__main__ import ARCFACE_112, crop_spec
@@ -32,7 +32,9 @@ def test_reframed_faces_are_still_found_and_recognised(config, lfw_samples):
         p, [lfw_samples[k] for k in ("Tony_Blair_0006", "Tony_Blair_0018", "Laura_Bush_0001")]
     )
     found = [v for v in emb.values() if v is not None]
-    assert len(found) >= 2  # 93% of LFW's images keep a usable face after re-framing (README)
+    # Re-framing shrinks, tilts and moves the face, so the detector may lose one of the three;
+    # losing more would mean the re-framing, not the face, decides what the benchmark measures.
+    assert len(found) >= 2
     if all(v is not None for v in emb.values()):
         tb = list(emb.values())
         assert float(tb[0] @ tb[1]) > float(tb[0] @ tb[2])
@@ -63,7 +65,7 @@ def test_convert_template_crop_is_arcface_scaled_to_the_input():
     spec = crop_spec("template", 0.0, True, (224, 224))
     recipe = CropRecipe.from_dict(spec)
     assert recipe.method == "template" and set(recipe.landmarks) == set(ARCFACE_112)
-    assert dict((n, (x, y)) for n, x, y in recipe.template)["nose_tip"] == pytest.approx(
+    assert {n: (x, y) for n, x, y in recipe.template}["nose_tip"] == pytest.approx(
         (112.0504, 143.4732)
     )
     assert crop_spec("box", 0.15, False, (160, 160)) == {

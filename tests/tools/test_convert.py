@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from clitools import ROOT, convert, error_line
 
+from edge.cards import card_path_for, load_card
 from edge.errors import ExitCode
-from edge.models import card_path_for, load_card
 
 FORMATS = {
     "keras-h5": "tiny.h5",
@@ -232,7 +232,9 @@ def test_liveness_classifier_converts_with_a_liveness_card(tiny, tmp_path, model
 API_INT8 = """
 import json, sys
 from pathlib import Path
-from tools.convert import Evaluation, Source, convert
+from tools.convert.build import convert
+from tools.convert.holdout import Evaluation
+from tools.convert.source import Source
 
 tiny, nuaa, out = (Path(a) for a in sys.argv[1:])
 spec = {"task": "liveness", "input_size": [32, 32], "normalization": {"kind": "fixed", "mean": 127.5, "std": 127.5}}

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from clitools import ROOT, convert, error_line
 
+from edge.cards import card_path_for, load_card
 from edge.errors import ExitCode
-from edge.models import card_path_for, load_card
 
 TINY = ["--input-size", "32", "32", "--embedding-size", "16"]
 MISSING = "ONNX needs onnx2tf in its own venv: make onnx-venv"

@@ -36,7 +36,7 @@ def test_pairs_parser_reads_both_views(tmp_path):
     (tmp_path / "bad.txt").write_text("1\nA\t1\n")
     from tools.lfw import PairsError
 
-    with pytest.raises(PairsError, match="bad.txt: expected 2 pairs, found 1"):
+    with pytest.raises(PairsError, match=r"bad\.txt: expected 2 pairs, found 1"):
         read_pairs(tmp_path / "bad.txt", tmp_path)
 
 

@@ -49,6 +49,7 @@ def test_apcer_and_bpcer_count_the_right_errors():
     assert rates(scores, live, 0.6) == (pytest.approx(1 / 3), pytest.approx(1 / 3))  # >= accepts
     assert np.isnan(rates(scores[:3], live[:3], 0.5)[0])
     th, a, b = curve(scores, live)
+    assert th.tolist() == [0.1, 0.2, 0.3, 0.6, 0.8, 0.9, np.inf]  # every score, and one above all
     assert a[0] == 1.0 and b[0] == 0.0 and a[-1] == 0.0 and b[-1] == 1.0
     assert np.all(np.diff(a) <= 0) and np.all(np.diff(b) >= 0)
 
@@ -122,7 +123,7 @@ def test_training_script_fits_converts_and_writes_a_card_that_loads(
     samples, model_dir, tmp_path, monkeypatch, runtime
 ):
     """The mechanics only, on 20 frames: the shipped model was made by the same command on NUAA."""
-    from edge.liveness import PassiveClassifier
+    from edge.liveness.passive import PassiveClassifier
     from tools.liveness.train import main
 
     monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))

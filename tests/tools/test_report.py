@@ -20,6 +20,8 @@ from edge.errors import DecisionLogError
 from edge.types import Decision, Reason
 from tools.report import ReportError
 from tools.report.collect import collect
+from tools.report.confusion import Confusion
+from tools.report.json_report import to_json
 from tools.report.labels import (
     CsvLabeller,
     NuaaLabeller,
@@ -28,8 +30,9 @@ from tools.report.labels import (
     parse_enrolled,
     read_labels,
 )
-from tools.report.metrics import Confusion, build_report
-from tools.report.render import sections, to_json, to_text
+from tools.report.metrics import build_report
+from tools.report.render import to_text
+from tools.report.sections import sections
 from tools.report.stats import (
     Rate,
     binomial_cdf,
@@ -38,6 +41,7 @@ from tools.report.stats import (
     upper_bound,
     wilson,
 )
+from tools.report.wording import label_notes, recommendation_statement
 
 T0 = 1_714_566_896.0  # 2024-05-01 (ISO week 2024-W18)
 NUAA = Path(__file__).resolve().parents[1] / "data" / "nuaa"
@@ -50,7 +54,7 @@ def make_record(
     event_id: str,
     *,
     unlock: bool = False,
-    reason: str | None = None,
+    reason: Reason | None = None,
     person: str | None = None,
     best: str | None = None,
     score: float = 0.5,
@@ -68,7 +72,7 @@ def make_record(
         person = best
     d = Decision(
         event_id=event_id,
-        time=t,
+        at=0.0,
         unlock=unlock,
         reason=reason,
         person=person,
@@ -86,7 +90,7 @@ def make_record(
         camera="test",
         sources=sources,
     )
-    return decision_record(d, snapshot=snapshot)
+    return decision_record(d, unix_time=t, snapshot=snapshot)
 
 
 def write_log(path: Path, records: list[dict], *, tail: str = "") -> Path:
@@ -152,10 +156,9 @@ def hand(tmp_path):
 
 
 def test_wilson_matches_known_values():
-    low, high = wilson(0, 100)
-    assert low == 0.0 and high == pytest.approx(0.0370, abs=5e-5)
+    assert wilson(0, 100) == (0.0, pytest.approx(0.0370, abs=5e-5))
     assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=5e-5)
-    assert wilson(10, 10)[1] == 1.0
+    assert wilson(10, 10) == (pytest.approx(0.7225, abs=5e-5), 1.0)
     assert wilson(0, 0) is None
 
 
@@ -164,6 +167,7 @@ def test_upper_bound_is_the_exact_one_sided_clopper_pearson_bound():
     assert upper_bound(1, 10) == pytest.approx(0.3942, abs=5e-5)  # published table value
     for k, n in ((3, 50), (20, 200)):
         u = upper_bound(k, n)
+        assert u is not None
         brute = sum(math.comb(n, i) * u**i * (1 - u) ** (n - i) for i in range(k + 1))
         assert brute == pytest.approx(0.05, abs=1e-9)
         assert binomial_cdf(k, n, u) == pytest.approx(brute, abs=1e-12)
@@ -212,7 +216,8 @@ def test_hand_counted_confusion_matrix(hand):
 def test_unlabelled_and_lockouts_are_counted_not_dropped(hand):
     assert hand.records == 13 and hand.unlabelled == 1 and hand.labelled == 12
     assert hand.unlabelled_why == {"not in the labels file": 1}
-    assert hand.label_notes == ("truth names nobody enrolled, counted as impostors: carol",)
+    assert hand.label_notes == () and hand.strangers == ("carol",)
+    assert label_notes(hand) == ("truth names nobody enrolled, counted as impostors: carol",)
     assert hand.locked_out == {
         "total": 1,
         "genuine": 0,
@@ -270,7 +275,8 @@ def test_empty_log_is_all_na_and_does_not_crash(tmp_path):
     assert r.mean_genuine_score is None and r.logged_threshold is None
     assert (
         r.recommendation.threshold is None
-        and "no impostor or attack attempts" in r.recommendation.statement
+        and r.recommendation.basis == "no-negatives"
+        and "no impostor or attack attempts" in recommendation_statement(r.recommendation)
     )
     out = to_json(r)
     assert out["confusion"]["sensitivity"]["value"] is None and out["confusion"]["f1"] is None
@@ -337,7 +343,10 @@ def test_recommends_lowest_threshold_whose_far_bound_meets_target(tmp_path):
     rec = r.recommendation
     assert rec.meets_target and rec.threshold == 0.75
     assert (rec.confusion.tp, rec.confusion.fp) == (5, 0)
-    assert rec.statement.startswith("threshold 0.7500 is the lowest")
+    assert rec.basis == "far-bound"
+    assert recommendation_statement(rec).startswith(
+        "threshold 0.7500 is the lowest whose FAR one-sided 95% upper bound (7.05%, 0 false accepts in 41)"
+    )
 
 
 def test_recommendation_may_keep_a_false_accept_the_bound_allows(tmp_path):
@@ -354,12 +363,16 @@ def test_recommendation_never_exceeds_a_possible_similarity_and_can_leave_attack
 ):
     recs, labels = _sweep_log([0.30, 0.995], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
-    assert r.recommendation.threshold == pytest.approx(0.9951)  # not 0.9951 + 0.01 > 1
-    assert "above the largest possible similarity" in r.recommendation.statement
+    rec = r.recommendation
+    assert rec.threshold == pytest.approx(0.9951)  # not 0.9951 + 0.01 > 1
+    assert rec.basis == "zero-fa" and rec.capped and rec.with_margin == pytest.approx(1.0051)
+    assert "above the largest possible similarity" in recommendation_statement(rec)
     labels["i1"] = "attack"  # the 0.995 one was a printed photo
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3, attacks=False)
-    assert r.recommendation.threshold == pytest.approx(0.3101)  # strangers only: 0.30 + 1e-4 + 0.01
-    assert "photo attacks left to liveness" in r.recommendation.statement
+    rec = r.recommendation
+    assert rec.threshold == pytest.approx(0.3101)  # strangers only: 0.30 + 1e-4 + 0.01
+    assert not rec.attacks and not rec.capped and rec.zero_fa == pytest.approx(0.3001)
+    assert "photo attacks left to liveness" in recommendation_statement(rec)
     assert r.confusion.attack_accepted == 1  # still a false accept in the matrix
 
 
@@ -368,12 +381,13 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
     rec = r.recommendation
     assert not rec.meets_target and rec.needed == 3000
+    statement = recommendation_statement(rec)
+    assert "4 impostor attempts cannot support FAR < 0.001 at 95%; need at least 3000" in statement
+    assert "NOT MEETING THE TARGET" in statement
     assert (
-        "4 impostor attempts cannot support FAR < 0.001 at 95%; need at least 3000" in rec.statement
-    )
-    assert "NOT MEETING THE TARGET" in rec.statement
-    assert (
-        rec.threshold == 0.6 and "kept at the logged threshold 0.6000" in rec.statement
+        rec.threshold == 0.6
+        and rec.kept_at_floor
+        and "kept at the logged threshold 0.6000" in statement
     )  # 0.45+0.0001+0.01 < 0.6
     recs, labels = _sweep_log([0.30, 0.35, 0.40, 0.45], threshold=0.3)
     r = report_of(tmp_path, recs, labels, enrolled=("alice",), target_far=1e-3)
@@ -386,7 +400,8 @@ def test_too_few_impostors_says_so_and_never_loosens_the_door(tmp_path):
     r = report_of(tmp_path, dark + recs, {"d": "impostor", "g1": "alice"}, enrolled=("alice",))
     assert (
         r.recommendation.threshold == 0.3
-        and "no impostor or attack attempt passed" in r.recommendation.statement
+        and r.recommendation.basis == "unscored"
+        and "no impostor or attack attempt passed" in recommendation_statement(r.recommendation)
     )
 
 

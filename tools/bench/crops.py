@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.align import align
+from edge.cards import CropRecipe
 from edge.detect import DetectorSpec, FaceDetector
 from edge.embed import Embedder, l2_normalize
 from edge.images import read_image
-from edge.models import CropRecipe, load_manifest
+from edge.manifest import load_manifest
 from tools.bench.lfw import centre_face
 from tools.lfw import read_pairs
 from tools.verification import accuracy_at, best_threshold
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 lab = np.array([pr.same for pr in pairs])
                 res.append((s, lab))
             th = best_threshold(*res[0])
+            acc_train, acc_test = accuracy_at(*res[0], th), accuracy_at(*res[1], th)
             print(
-                f"{rec} {name}: train {accuracy_at(*res[0], th):.4f} test {accuracy_at(*res[1], th):.4f} th {th:.3f} ({time.time() - t:.0f}s)",
+                f"{rec} {name}: train {acc_train:.4f} test {acc_test:.4f} th {th:.3f} ({time.time() - t:.0f}s)",
                 flush=True,
             )
     return 0

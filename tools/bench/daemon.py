@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--replay",
                 str(src),
             ],
+            check=False,  # a failed run prints its stderr below
             capture_output=True,
             text=True,
         )
         wall = time.perf_counter() - t
-        rss_mb = (
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        )  # the largest child so far
+        # RUSAGE_CHILDREN's peak is the largest child so far: each run is larger than the last.
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         m = re.search(r"stopped: (\d+) frames, (\d+) decisions, (\d+) unlocks", proc.stderr)
         if proc.returncode != 0 or not m:
             print(proc.stderr[-2000:], file=sys.stderr)

@@ -21,15 +21,16 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.cli import setup_logging
 from edge.config import RuntimeConfig
 from edge.images import read_image
+from edge.liveness import build_liveness
 from edge.pipeline import build_pipeline
 from edge.runtime import RUNTIMES, available_runtimes
-from edge.service import build_liveness
 from tools.bench import add_lfw_pairs_arguments, bench_config
 from tools.lfw import read_pairs
 from tools.verification import eer, kfold_accuracy, tar_at_far
@@ -45,7 +46,10 @@ def centre_face(faces, frame):
 
 def embed_all(pipeline, paths, progress=True, liveness=None):
     """{path: embedding or None}, and per-image stage times in ms (liveness too, given a LivenessChecker)."""
-    out, times = {}, {"decode": [], "detect": [], "align": [], "embed": [], "liveness": []}
+    out: dict[Any, np.ndarray | None] = {}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("decode", "detect", "align", "embed", "liveness")
+    }
     try:
         from tqdm import tqdm
 

@@ -86,9 +86,9 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
         )
         print(
             f"  fold {i + 1}: enrolled {', '.join(enrolled)} ({sum(result.enrolled.values())} templates): "
-            f"genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), wrong person {o.wrong_person}; "
-            f"impostors {o.impostor_accepted}/{o.impostor} accepted; photo attacks {o.attack_accepted}/{o.attack} accepted; "
-            f"no decision {o.no_decision}"
+            f"genuine {o.genuine_accepted}/{o.genuine} accepted (FRR {100 * o.frr:.1f}%), "
+            f"wrong person {o.wrong_person}; impostors {o.impostor_accepted}/{o.impostor} accepted; "
+            f"photo attacks {o.attack_accepted}/{o.attack} accepted; no decision {o.no_decision}"
         )
         print(f"    reasons: {reasons}")
         for k, v in result.service.stage_ms().items():
@@ -111,9 +111,10 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
     if total.false_accepts == 0 and total.impostor:  # rule of three: zero observed is not zero
         bound = f" (stranger acceptance < 3/{total.impostor} = {300 / total.impostor:.1f}% at 95%)"
     print(
-        f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + {total.genuine} genuine attempts"
-        f"{bound}; FRR {100 * total.frr:.1f}% per attempt; photo attacks accepted {total.attack_accepted}/{total.attack} "
-        f"(of subjects the liveness model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})"
+        f"  total: false accepts {total.false_accepts} in {total.impostor} impostor + "
+        f"{total.genuine} genuine attempts{bound}; FRR {100 * total.frr:.1f}% per attempt; "
+        f"photo attacks accepted {total.attack_accepted}/{total.attack} (of subjects the liveness "
+        f"model never saw, {', '.join(TEST_SUBJECTS)}: {held_out_accepted}/{held_out_attacks})"
     )
     th = config.match.min_cosine_similarity
     out["margin"] = {
@@ -123,8 +124,9 @@ def run_folds(config, nuaa_dir: Path, keep: Path | None, label: str) -> dict:
         "above_threshold": scores["genuine"] - th,
     }
     print(
-        f"  margin: highest stranger attempt's best score {scores['impostor']:.3f}, {th - scores['impostor']:.3f} below "
-        f"the threshold {th}; lowest genuine attempt's {scores['genuine']:.3f} ({scores['genuine'] - th:+.3f})"
+        f"  margin: highest stranger attempt's best score {scores['impostor']:.3f}, "
+        f"{th - scores['impostor']:.3f} below the threshold {th}; "
+        f"lowest genuine attempt's {scores['genuine']:.3f} ({scores['genuine'] - th:+.3f})"
     )
     print(
         f"  speed: {frames} frames in {seconds:.1f} s = {frames / seconds:.1f} fps on replay "

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ours, our_found, embedder = facegate_ms(paths, args.repeat)
     proc = subprocess.run(
         [str(args.peer_python), "-I", "-c", _PEER, str(args.repeat), *map(str, paths)],
+        check=False,  # a failed peer is reported from its stderr below
         capture_output=True,
         text=True,
         env={**os.environ, **ONE_THREAD},

@@ -43,7 +43,7 @@ def reframe(rgb: np.ndarray, key: str) -> tuple[np.ndarray, tuple[float, float]]
     r = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16))
     h, w = rgb.shape[:2]
     scale, angle = r.uniform(0.6, 1.2), r.uniform(-25.0, 25.0)
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale), np.float64)
     cx, cy = r.uniform(0.25, 0.75) * WIDTH, r.uniform(0.3, 0.7) * HEIGHT
     m[:, 2] += (cx - w / 2, cy - h / 2)
     background = tuple(int(v) for v in r.integers(40, 200, 3))

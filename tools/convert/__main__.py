@@ -15,23 +15,18 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge.cli import run_command, setup_logging
 from edge.errors import ExitCode
-from edge.models import default_cache_dir, fetch, load_manifest, sha256_file
-from tools.convert import (
-    FORMATS,
-    MODES,
-    TASKS,
-    ConvertError,
-    Evaluation,
-    Report,
-    Source,
-    calibration_images,
-    convert,
-    detect_format,
-)
+from edge.files import sha256_file
+from edge.manifest import default_cache_dir, fetch, load_manifest
+from tools.convert import ConvertError
+from tools.convert.build import Report, convert
+from tools.convert.holdout import Evaluation
 from tools.convert.parity import Bounds
+from tools.convert.quantize import MODES, calibration_images
+from tools.convert.source import FORMATS, TASKS, Source, detect_format
 from tools.lfw import read_pairs
 
 
@@ -42,49 +37,63 @@ def print_report(report: Report) -> None:
         return
     data = card.get("report_data", {})
     size, src = data.get("size_bytes", 0), data.get("source_size_bytes", 0)
+    share = 100 * size / max(src, 1)
     print(
-        f"{report.out}: converted ({card['mode']}), {size / 1e6:.1f} MB ({100 * size / max(src, 1):.0f}% of the source)"
+        f"{report.out}: converted ({card['mode']}), {size / 1e6:.1f} MB ({share:.0f}% of the source)"
     )
     if "calibration" in data:
         c = data["calibration"]
         print(
-            f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, {c['unreadable']} unreadable)"
+            f"  calibration: {c['faces']} faces ({c['no_face']} images without a face, "
+            f"{c['unreadable']} unreadable)"
         )
+    liveness = card.get("role") == "liveness"
     for runtime, p in (card.get("parity") or {}).items():
-        if card.get("role") == "liveness":
-            line = (
-                f"  parity in {runtime}: live probability vs source |diff| mean {p['mean_probability_diff']:.4f}, "
-                f"p99 {p['p99_probability_diff']:.4f}, max {p['max_probability_diff']:.4f}; "
-                f"verdicts changed {100 * p['verdict_flips']:.2f}%"
-            )
-            if p.get("source_auc") is not None:
-                line += f"; AUC {p['source_auc']:.4f} -> {p['converted_auc']:.4f}"
-            print(line)
-            continue
-        line = f"  parity in {runtime}: cosine to source mean {p['mean_cosine']:.4f}, p1 {p['p1_cosine']:.4f}, min {p['min_cosine']:.4f}"
-        if p.get("source"):
-            line += (
-                f"; accuracy {100 * p['source']['accuracy']:.2f}% -> {100 * p['converted']['accuracy']:.2f}%"
-                f", TAR@FAR1e-3 {100 * p['source']['tar_at_far_1e3']:.2f}% -> {100 * p['converted']['tar_at_far_1e3']:.2f}%"
-            )
-        print(line)
+        print(_liveness_parity_line(runtime, p) if liveness else _embedding_parity_line(runtime, p))
     for k, v in (data.get("latency_ms") or {}).items():
         print(f"  latency {k}: {v:.1f} ms per run")
     print(f"  card: {report.out}.card.json; report: {report.out}.report.json")
+
+
+def _liveness_parity_line(runtime: str, p: dict[str, Any]) -> str:
+    line = (
+        f"  parity in {runtime}: live probability vs source |diff| mean {p['mean_probability_diff']:.4f}, "
+        f"p99 {p['p99_probability_diff']:.4f}, max {p['max_probability_diff']:.4f}; "
+        f"verdicts changed {100 * p['verdict_flips']:.2f}%"
+    )
+    if p.get("source_auc") is not None:
+        line += f"; AUC {p['source_auc']:.4f} -> {p['converted_auc']:.4f}"
+    return line
+
+
+def _embedding_parity_line(runtime: str, p: dict[str, Any]) -> str:
+    line = (
+        f"  parity in {runtime}: cosine to source mean {p['mean_cosine']:.4f}, "
+        f"p1 {p['p1_cosine']:.4f}, min {p['min_cosine']:.4f}"
+    )
+    if p.get("source"):
+        src, conv = p["source"], p["converted"]
+        line += (
+            f"; accuracy {100 * src['accuracy']:.2f}% -> {100 * conv['accuracy']:.2f}%"
+            f", TAR@FAR1e-3 {100 * src['tar_at_far_1e3']:.2f}% -> {100 * conv['tar_at_far_1e3']:.2f}%"
+        )
+    return line
 
 
 def nuaa_labels(images: list[Path]) -> list[int] | None:
     """1 live / 0 attack by NUAA's layout (ClientRaw/, ImposterRaw/), or None if any image is outside it."""
     from tools.nuaa import LIVE_BY_FOLDER
 
-    labels = [
-        next((int(live) for folder, live in LIVE_BY_FOLDER.items() if folder in p.parts), None)
-        for p in images
-    ]
-    return None if None in labels else labels
+    labels: list[int] = []
+    for p in images:
+        live = next((live for folder, live in LIVE_BY_FOLDER.items() if folder in p.parts), None)
+        if live is None:
+            return None
+        labels.append(int(live))
+    return labels
 
 
-def parse_normalization(text: str) -> dict:
+def parse_normalization(text: str) -> dict[str, Any]:
     if text == "prewhiten":
         return {"kind": "prewhiten"}
     parts = text.split(":")
@@ -104,7 +113,7 @@ ARCFACE_112 = {
 }
 
 
-def crop_spec(method: str, margin: float, rotate: bool, size: tuple[int, int]) -> dict:
+def crop_spec(method: str, margin: float, rotate: bool, size: tuple[int, int]) -> dict[str, Any]:
     """The card's crop for --crop-method; "template" is ArcFace's, scaled to the input size."""
     if method == "template":
         h, w = size
@@ -136,7 +145,7 @@ def resolve_source(args: argparse.Namespace) -> Source:
     if args.task == "liveness":
         if args.input_size is None:
             raise ConvertError(f"{path}: give --input-size H W for a model outside the manifest")
-        task = {"task": "liveness"}  # one logit, never mirror-averaged
+        task: dict[str, Any] = {"task": "liveness"}  # one logit, never mirror-averaged
     else:
         if args.input_size is None or args.embedding_size is None:
             raise ConvertError(
@@ -157,12 +166,8 @@ def resolve_source(args: argparse.Namespace) -> Source:
     return Source(path, fmt, args.name or path.stem, sha, spec, tensors)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="tools/convert",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _model_arguments(ap: argparse.ArgumentParser) -> None:
+    """The model, the output, and (outside the manifest) what the card must say about its input."""
     ap.add_argument(
         "model",
         help="model file/directory, or a manifest name (sface, facenet-keras, facenet-20180408)",
@@ -202,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not average with the mirror image (a liveness model never is)",
     )
+
+
+def _gate_arguments(ap: argparse.ArgumentParser) -> None:
+    """Calibration faces for int8, held-out faces for the parity gate."""
     ap.add_argument(
         "--calibration", type=Path, help="folder of ordinary face photos for int8 calibration"
     )
@@ -229,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-parity", action="store_true", help="skip the parity gate (unsafe; float32 only)"
     )
+
+
+def _bounds_arguments(ap: argparse.ArgumentParser) -> None:
+    """The parity gate's bounds (defaults: tools.convert.parity.Bounds)."""
     b = Bounds()
     ap.add_argument("--min-mean-cosine", type=float, default=b.min_mean_cosine)
     ap.add_argument("--min-p1-cosine", type=float, default=b.min_p1_cosine)
@@ -251,50 +264,69 @@ def main(argv: list[str] | None = None) -> int:
         default=b.max_verdict_flips,
         help="liveness: fraction of held-out faces whose live/attack verdict at p = 0.5 may change",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="tools/convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _model_arguments(ap)
+    _gate_arguments(ap)
+    _bounds_arguments(ap)
     ap.add_argument(
         "--force", action="store_true", help="convert even if an up-to-date output exists"
     )
     ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def evaluation_from(args: argparse.Namespace, src: Source) -> Evaluation | None:
+    """The held-out faces for the parity gate: LFW-format pairs, or a folder (NUAA's layout labels it)."""
+    if args.pairs:
+        pairs = read_pairs(args.pairs, args.image_root)
+        images = sorted({p for pr in pairs for p in (pr.a, pr.b)})
+        return Evaluation(images, pairs)
+    if args.holdout:
+        images = calibration_images(args.holdout)
+        return Evaluation(images, labels=nuaa_labels(images) if src.task == "liveness" else None)
+    if args.mode != "float32" and not args.no_parity:
+        raise ConvertError(
+            f"mode {args.mode}: the parity gate needs held-out faces: "
+            "give --pairs or --holdout (or --no-parity, unsafe)"
+        )
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    src = resolve_source(args)
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    out = Path(args.out) if args.out else cache / f"{src.name}.{args.mode}.tflite"
+    evaluation = evaluation_from(args, src)
+    bounds = Bounds(**{f: getattr(args, f) for f in Bounds.__dataclass_fields__})
+    report = convert(
+        src,
+        out,
+        mode=args.mode,
+        calibration=args.calibration,
+        min_calibration_faces=args.min_calibration_faces,
+        evaluation=evaluation,
+        min_holdout_faces=args.min_holdout_faces,
+        bounds=bounds,
+        detector=args.detector,
+        force=args.force,
+    )
+    print_report(report)
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so temporary files are removed and nothing half-written stays.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
-
-    def body() -> int:
-        src = resolve_source(args)
-        cache = Path(args.cache) if args.cache else default_cache_dir()
-        out = Path(args.out) if args.out else cache / f"{src.name}.{args.mode}.tflite"
-        evaluation = None
-        if args.pairs:
-            pairs = read_pairs(args.pairs, args.image_root)
-            images = sorted({p for pr in pairs for p in (pr.a, pr.b)})
-            evaluation = Evaluation(images, pairs)
-        elif args.holdout:
-            images = calibration_images(args.holdout)
-            evaluation = Evaluation(
-                images, labels=nuaa_labels(images) if src.task == "liveness" else None
-            )
-        elif args.mode != "float32" and not args.no_parity:
-            raise ConvertError(
-                f"mode {args.mode}: the parity gate needs held-out faces: give --pairs or --holdout (or --no-parity, unsafe)"
-            )
-        bounds = Bounds(**{f: getattr(args, f) for f in Bounds.__dataclass_fields__})
-        report = convert(
-            src,
-            out,
-            mode=args.mode,
-            calibration=args.calibration,
-            min_calibration_faces=args.min_calibration_faces,
-            evaluation=evaluation,
-            min_holdout_faces=args.min_holdout_faces,
-            bounds=bounds,
-            detector=args.detector,
-            force=args.force,
-        )
-        print_report(report)
-        return ExitCode.OK
-
-    return run_command("tools/convert", body, debug=args.verbose)
+    return run_command("tools/convert", lambda: run(args), debug=args.verbose)
 
 
 if __name__ == "__main__":

@@ -25,19 +25,24 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from edge.cards import ModelCard
 
-def _card_from_spec(spec: dict, path: str = ""):
+
+def _card_from_spec(spec: dict[str, Any], path: str = "") -> ModelCard:
     """The card a converted model will get, from a source spec (a liveness model: one logit, no mirroring)."""
-    from edge.models import CropRecipe, ModelCard
+    from edge.cards import CropRecipe, ModelCard
 
     liveness = spec.get("task", "embedding") == "liveness"
+    h, w = (int(v) for v in spec["input_size"])
     return ModelCard(
         path=Path(path),
         sha256="",
-        input_size=tuple(int(v) for v in spec["input_size"]),
+        input_size=(h, w),
         color=spec.get("color", "RGB"),
         normalization=spec.get("normalization", {"kind": "prewhiten"}),
         embedding_size=1 if liveness else int(spec["embedding_size"]),

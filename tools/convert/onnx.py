@@ -19,6 +19,7 @@ the .tflite, so this is the one check that onnx2tf's layout rewrite kept the mod
 from __future__ import annotations
 
 import atexit
+import inspect
 import json
 import logging
 import os
@@ -31,13 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from tools.convert import ROOT, ConvertError, _tf
+from edge.text import first_line
+from tools.convert import ROOT, ConvertError
+from tools.convert.loading import import_tf
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "FACEGATE_ONNX2TF"
 DEFAULT_ONNX2TF = ROOT / ".venv-onnx2tf" / "bin" / "onnx2tf"
-MIN_COSINE = 0.9999  # float32 onnxruntime vs TensorFlow: equal to rounding (~1e-7 off)
+# onnxruntime and TensorFlow run the same float32 graph, so they must agree to rounding;
+# anything less means onnx2tf's layout rewrite changed what the model computes.
+MIN_COSINE = 0.9999
 # onnx2tf loads this from its working directory, or else downloads it from GitHub for any
 # fixed-batch image input; we write our own (seeded uniform noise in [0, 1), its "norm"
 # range) so a conversion never touches the network.
@@ -45,12 +50,11 @@ SAMPLE_DATA = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 # Runs in the onnx2tf venv (python -I -c): checks the ONNX input against --input-size and
 # saves onnxruntime's outputs on seeded NHWC noise.  Last stdout line: JSON, or {"error": ...}.
-_PROBE = r"""
+# edge is not importable there, so the probe carries edge.text.first_line's own source.
+_PROBE = (
+    inspect.getsource(first_line)
+    + r"""
 import json, sys
-
-def first(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 def probe(path, h, w, out):
     import numpy as np
@@ -59,14 +63,15 @@ def probe(path, h, w, out):
         model = onnx.load(path, load_external_data=False)
         onnx.checker.check_model(path)
     except Exception as exc:
-        return {"error": f"not a readable ONNX model: {first(exc)}"}
+        return {"error": f"not a readable ONNX model: {first_line(exc)}"}
     init = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     outputs = list(model.graph.output)
     if len(inputs) != 1:
         return {"error": f"{len(inputs)} inputs {[i.name for i in inputs]}; a face embedder takes one image"}
     if len(outputs) != 1:
-        return {"error": f"{len(outputs)} outputs {[o.name for o in outputs]}; tools/convert needs one embedding output"}
+        names = [o.name for o in outputs]
+        return {"error": f"{len(outputs)} outputs {names}; tools/convert needs one embedding output"}
     inp = inputs[0]
     t = inp.type.tensor_type
     if t.elem_type != onnx.TensorProto.FLOAT:
@@ -92,21 +97,23 @@ def probe(path, h, w, out):
         feed = x.transpose(0, 3, 1, 2) if layout == "NCHW" else x
         y = np.concatenate([sess.run(None, {inp.name: feed[i : i + 1]})[0] for i in range(len(x))])
     except Exception as exc:
-        return {"error": f"onnxruntime cannot run it: {first(exc)}"}
+        return {"error": f"onnxruntime cannot run it: {first_line(exc)}"}
     np.savez(out, x=x, y=y)
     from importlib.metadata import version
 
     external = sorted({e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"})
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    producer = f"{model.producer_name} {model.producer_version}".strip() or "unknown"
     return {"input": inp.name, "layout": layout, "shape": dims, "output": outputs[0].name, "opset": opset,
-            "producer": f"{model.producer_name} {model.producer_version}".strip() or "unknown", "onnx2tf": version("onnx2tf"), "external_data": external}
+            "producer": producer, "onnx2tf": version("onnx2tf"), "external_data": external}
 
 try:
     result = probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 except Exception as exc:
-    result = {"error": f"{type(exc).__name__}: {first(exc)}"}
+    result = {"error": f"{type(exc).__name__}: {first_line(exc)}"}
 print(json.dumps(result))
 """
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")  # TF/absl C++ logging
@@ -153,18 +160,15 @@ def _child_env(exe: Path) -> dict[str, str]:
 
 
 def _last_line(text: str) -> str:
-    lines = [_ANSI.sub("", l).strip() for l in (text or "").splitlines()]
-    lines = [l for l in lines if l and not _NOISE.match(l)]
+    lines = [_ANSI.sub("", line).strip() for line in (text or "").splitlines()]
+    lines = [line for line in lines if line and not _NOISE.match(line)]
     return lines[-1] if lines else "no output"
 
 
 def _failure(stdout: str, stderr: str) -> str:
     """onnx2tf's own last ERROR line (on stdout) if it printed one, else the last line of stderr."""
-    errors = [
-        l
-        for l in (_ANSI.sub("", l).strip() for l in (stdout or "").splitlines())
-        if l.startswith("ERROR:")
-    ]
+    lines = (_ANSI.sub("", line).strip() for line in (stdout or "").splitlines())
+    errors = [line for line in lines if line.startswith("ERROR:")]
     return errors[-1][len("ERROR:") :].strip() if errors else _last_line(stderr)
 
 
@@ -182,6 +186,7 @@ def probe(exe: Path, path: Path, size: tuple[int, int], work: Path) -> dict[str,
             str(w),
             str(work / "reference.npz"),
         ],
+        check=False,  # the probe reports its own failures as JSON; a crash is read from stderr
         capture_output=True,
         text=True,
         cwd=work,
@@ -234,7 +239,9 @@ def run_onnx2tf(
     if info["layout"] == "NHWC":
         cmd += ["-kat", info["input"]]  # already the device's layout: no transpose
     log.info("running %s", " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=_child_env(exe))
+    proc = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, cwd=work, env=_child_env(exe)
+    )  # its exit status is turned into a ConvertError below
     if proc.returncode != 0:
         raise ConvertError(
             f"{path}: onnx2tf failed (exit {proc.returncode}): {_failure(proc.stdout, proc.stderr)}"
@@ -248,7 +255,7 @@ def run_onnx2tf(
 
 def check_saved_model(saved: Path, reference: Path, size: tuple[int, int], source: Path) -> float:
     """Refuse the SavedModel unless it takes NHWC [1,H,W,3] float32 and reproduces onnxruntime; min cosine."""
-    tf = _tf()
+    tf = import_tf()
     h, w = size
     loaded = tf.saved_model.load(str(saved))
     sigs = list(loaded.signatures)
@@ -266,7 +273,7 @@ def check_saved_model(saved: Path, reference: Path, size: tuple[int, int], sourc
         raise ConvertError(
             f"{source}: onnx2tf made input {shape} {spec.dtype.name}, not NHWC [1, {h}, {w}, 3] float32"
         )
-    out_key = list(sig.structured_outputs)[0]
+    out_key = next(iter(sig.structured_outputs))
     ref = np.load(reference)
     x, want = ref["x"], ref["y"].reshape(len(ref["x"]), -1)
     got = np.concatenate(

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from edge.liveness import sigmoids
 from tools.verification import kfold_accuracy, tar_at_far
+
+
+def _rounded(report: Parity | LivenessParity) -> dict[str, Any]:
+    """The report's fields for the card, floats to 5 decimals."""
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in asdict(report).items()}
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,10 @@ class Bounds:
     min_p1_cosine: float = 0.95
     max_accuracy_drop: float = 0.002  # 0.2 points of verification accuracy
     max_tar_drop: float = 0.01  # 1 point of TAR at FAR = 1e-3
-    max_probability_diff: float = (
-        0.05  # liveness: 99th percentile of |live probability, converted - source|
-    )
-    max_verdict_flips: float = (
-        0.01  # liveness: fraction of faces whose live/attack verdict at p = 0.5 changes
-    )
+    # liveness: 99th percentile of |live probability, converted - source|
+    max_probability_diff: float = 0.05
+    # liveness: fraction of faces whose live/attack verdict at p = 0.5 changes
+    max_verdict_flips: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,13 @@ class Parity:
             tdrop = self.source["tar_at_far_1e3"] - self.converted["tar_at_far_1e3"]
             if tdrop > bounds.max_tar_drop:
                 out.append(
-                    f"TAR@FAR=1e-3 {100 * self.converted['tar_at_far_1e3']:.2f}% is {100 * tdrop:.2f} points below the source"
+                    f"TAR@FAR=1e-3 {100 * self.converted['tar_at_far_1e3']:.2f}% is "
+                    f"{100 * tdrop:.2f} points below the source"
                 )
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return _rounded(self)
 
 
 def compare(
@@ -120,11 +125,6 @@ def compare(
         source=verification(source, pairs) if pairs is not None else None,
         converted=verification(converted, pairs) if pairs is not None else None,
     )
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Live probability from the logit, without overflow for large |logit|."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, np.float64)))
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -153,22 +153,25 @@ class LivenessParity:
         out = []
         if self.p99_probability_diff > bounds.max_probability_diff:
             out.append(
-                f"99th-percentile live-probability difference {self.p99_probability_diff:.4f} > {bounds.max_probability_diff}"
+                f"99th-percentile live-probability difference {self.p99_probability_diff:.4f} "
+                f"> {bounds.max_probability_diff}"
             )
         if self.verdict_flips > bounds.max_verdict_flips:
             out.append(
-                f"{100 * self.verdict_flips:.2f}% of live/attack verdicts change (bound {100 * bounds.max_verdict_flips:.2f}%)"
+                f"{100 * self.verdict_flips:.2f}% of live/attack verdicts change "
+                f"(bound {100 * bounds.max_verdict_flips:.2f}%)"
             )
         return out
 
-    as_dict = Parity.as_dict
+    def as_dict(self) -> dict[str, Any]:
+        return _rounded(self)
 
 
 def compare_liveness(
     source: np.ndarray, converted: np.ndarray, runtime: str, labels: np.ndarray | None = None
 ) -> LivenessParity:
     """Source vs converted logits (N x 1) of the same faces, compared as live probabilities."""
-    ps, pc = sigmoid(source).ravel(), sigmoid(converted).ravel()
+    ps, pc = sigmoids(source).ravel(), sigmoids(converted).ravel()
     diff = np.abs(pc - ps)
     return LivenessParity(
         faces=len(diff),

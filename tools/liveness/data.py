@@ -58,10 +58,10 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
     from dataclasses import replace
 
     from edge.align import align
+    from edge.cards import CropRecipe
     from edge.config import load_config
     from edge.detect import largest_first
     from edge.images import read_image
-    from edge.models import CropRecipe
     from edge.pipeline import build_detector
     from tools.nuaa import clips, frame_number, recording
 
@@ -69,7 +69,8 @@ def extract(spec: dict, nuaa: Path, out: Path, *, detector: str = "blazeface-sho
     config = replace(config, models=replace(config.models, detector=detector))
     det = build_detector(config)
     recipe = CropRecipe.from_dict(spec["crop"])
-    size = tuple(int(v) for v in spec["input_size"])
+    h, w = (int(v) for v in spec["input_size"])
+    size = (h, w)
     rows: dict[str, list] = {f: [] for f in Crops.__dataclass_fields__}
     no_face = 0
     all_clips = clips(nuaa)
@@ -115,8 +116,8 @@ def extract_in_child(
             detector,
         ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,  # its last stderr line becomes the DataError below
+        capture_output=True,
         text=True,
     )
     if proc.returncode != 0:

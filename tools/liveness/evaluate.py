@@ -34,9 +34,8 @@ from edge.config import Config, load_config
 from edge.detect import largest_first
 from edge.errors import DataError, ExitCode
 from edge.images import read_image
-from edge.liveness import LivenessSample, judge
+from edge.liveness import LivenessSample, build_liveness, enabled_vetoes, judge
 from edge.pipeline import build_detector
-from edge.service import build_liveness
 from tools.liveness import TEST_SUBJECTS
 from tools.liveness.data import DEFAULT_NUAA
 from tools.liveness.metrics import MAX_BPCER, curve, rates
@@ -90,7 +89,7 @@ def score_attempts(
                 samples,
                 min_live_probability=cfg.min_live_probability,
                 min_frames=n,
-                planar_motion=cfg.planar_motion,
+                vetoes=enabled_vetoes(cfg),
             )
             out.append(
                 {
@@ -99,7 +98,7 @@ def score_attempts(
                     "accepted": v.live,
                     "why": v.why,
                     "score": v.live_probability,
-                    "planar_pairs": v.planar_pairs,
+                    "planar_pairs": v.count("planar_pairs"),
                     "frames": [str(p) for p in frames[j : j + n]],
                 }
             )
@@ -217,7 +216,7 @@ def _finite(x: Any) -> Any:
 
 def check_held_out(config: Config, subjects: list[str]) -> None:
     """Refuse subjects the model was trained on: the evaluation would flatter it."""
-    from edge.models import load_card
+    from edge.cards import load_card
 
     card = load_card(config.liveness_model_path())
     training = card.raw.get("training") or {}
@@ -268,14 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         op = s["operating_point"]
         print(
             f"held-out subjects {', '.join(args.subjects)}: {s['attempts']['attack']} photo-attack and "
-            f"{s['attempts']['live']} live attempts of {n} consecutive frames ({scored['no_face']} frames without a face)"
+            f"{s['attempts']['live']} live attempts of {n} consecutive frames "
+            f"({scored['no_face']} frames without a face)"
         )
         print(
             f"operating point min_live_probability {op['min_live_probability']:g}, planar motion "
             f"{'on' if op['planar_motion'] else 'off'}:"
         )
         print(
-            f"  APCER {100 * s['apcer']:.1f}% ({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)"
+            f"  APCER {100 * s['apcer']:.1f}% "
+            f"({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)"
         )
         print(
             f"  BPCER {100 * s['bpcer']:.1f}% ({s['live_refused']}/{s['attempts']['live']} live attempts refused)"
@@ -285,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             f"BPCER {100 * s['classifier_only']['bpcer']:.1f}%; planar motion alone flagged "
             f"{s['planar_only']['attacks_flagged']} attack and {s['planar_only']['live_flagged']} live attempts"
         )
+        best = s["best_apcer_at_bpcer_5pct_on_this_set"]
         print(
-            f"  curve: lowest APCER with BPCER <= 5% on this set: {100 * s['best_apcer_at_bpcer_5pct_on_this_set']:.1f}% "
+            f"  curve: lowest APCER with BPCER <= 5% on this set: {100 * best:.1f}% "
             "(threshold chosen on the test set: for reference only)"
         )
         print(

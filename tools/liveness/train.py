@@ -10,9 +10,9 @@ The model is FaceNet's own stem (its first seven convolutions, pretrained on
 faces, frozen) on the face *with its surroundings*, pooled into texture
 statistics (per-channel mean and mean square), and one logistic-regression
 unit on top.  Only that unit is trained: with seven subjects to learn from, a
-CNN trained from scratch latched onto whatever told those seven apart (its
-held-out errors swung from 3% to 70% between seeds); pretrained texture
-features with a linear read-out do not (README "Liveness").
+CNN trained from scratch latched onto whatever told those seven apart, so its
+error on new people depended on the random seed; pretrained texture features
+with a linear read-out have too few parameters to do that (docs/liveness.md).
 
 Steps:
 1. Every NUAA frame goes through edge's own detector and crop (Recipe), as the
@@ -22,8 +22,8 @@ Steps:
    so every one of the seven is a "new person" once.  It is the lowest APCER
    with BPCER <= 5% over attempts of ATTEMPT_FRAMES frames, in the middle of
    the best range.  Two fixed validation subjects were too few: the threshold
-   they chose swung from 0.09 to 0.95 between subject rotations, while the
-   ranking carried over (README "Liveness").
+   they chose depended on which two were held out, while the ranking carried
+   over, so every subject takes its turn as the new person (docs/liveness.md).
 3. The head is fitted on all TRAIN_SUBJECTS, folded into one Keras model with
    the stem, and converted to int8 by tools/convert (calibrated and
    parity-checked on the training frames).
@@ -64,7 +64,7 @@ BACKBONE = "facenet-keras"
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides the model; the defaults are the shipped model's (README "Liveness")."""
+    """Everything that decides the model; the defaults are the shipped model's (docs/liveness.md)."""
 
     size: int = 112  # input side, pixels
     margin: float = 0.6  # around the face box, on every side: the surroundings are evidence
@@ -93,7 +93,7 @@ def _keras():
 
 
 def backbone_path() -> Path:
-    from edge.models import fetch, manifest_entry
+    from edge.manifest import fetch, manifest_entry
 
     return fetch(manifest_entry(BACKBONE))
 
@@ -294,8 +294,10 @@ def convert_model(
     source: Path, out: Path, data: Crops, r: Recipe, *, min_calibration_faces: int
 ) -> None:
     """tools/convert, int8, calibrated and parity-checked on the training frames."""
-    from edge.models import sha256_file
-    from tools.convert import Evaluation, Source, convert
+    from edge.files import sha256_file
+    from tools.convert.build import convert
+    from tools.convert.holdout import Evaluation
+    from tools.convert.source import Source
 
     paths = [Path(p) for p in data.paths]
     src = Source(source, "keras-h5", "liveness-nuaa", sha256_file(source), r.spec())
@@ -313,7 +315,9 @@ def convert_model(
 
 def finish_card(out: Path, data: Crops, r: Recipe, operating: dict[str, Any]) -> dict[str, Any]:
     """The operating point and the training facts into the card (the .tflite is unchanged)."""
-    from edge.models import card_path_for, manifest_entry, sha256_file, write_card
+    from edge.cards import card_path_for, write_card
+    from edge.files import sha256_file
+    from edge.manifest import manifest_entry
 
     card = json.loads(card_path_for(out).read_text())
     card["operating_point"] = operating

@@ -9,8 +9,12 @@ breakdowns per person, reason and ISO week, as terminal text, HTML, Markdown
 and JSON.  ``python -m tools.report review`` labels attempts interactively.
 
 Modules: stats (intervals), labels (truth), collect (streaming the logs into
-compact columns), metrics (everything computed from the columns), plots,
-render, review; __main__ is the command line.
+compact columns); the numbers: confusion (classes, confusion matrix), sweep
+(threshold sweep, recommendation), breakdowns (per person, reason, week,
+exposure), metrics (all of them assembled into a Report); the words: wording
+(sentences about the numbers), sections (the report's sections), render (text,
+Markdown, HTML), json_report (JSON), plots; review (labelling at the
+terminal); __main__ is the command line.
 """
 
 from __future__ import annotations

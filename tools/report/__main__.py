@@ -22,10 +22,17 @@ from pathlib import Path
 
 from edge.cli import run_command, setup_logging
 from edge.errors import ExitCode
-from edge.models import atomic_write_bytes
+from edge.files import atomic_write_bytes
 from tools.report import ReportError
 from tools.report.collect import collect
-from tools.report.labels import CsvLabeller, NoLabels, NuaaLabeller, parse_enrolled, read_labels
+from tools.report.labels import (
+    CsvLabeller,
+    Labeller,
+    NoLabels,
+    NuaaLabeller,
+    parse_enrolled,
+    read_labels,
+)
 from tools.report.metrics import Report, build_report
 
 PROG = "tools/report"
@@ -125,6 +132,7 @@ def _write(path: Path, data: bytes) -> None:
 def write_outputs(report: Report, args: argparse.Namespace) -> list[Path]:
     """Every requested file; plots are drawn once and only if something shows them."""
     from tools.report import render
+    from tools.report.json_report import to_json
 
     html_paths = [p for p in (args.html, args.outdir and args.outdir / "report.html") if p]
     md_paths = [p for p in (args.markdown, args.outdir and args.outdir / "report.md") if p]
@@ -149,9 +157,9 @@ def write_outputs(report: Report, args: argparse.Namespace) -> list[Path]:
     for p in json_paths:
         _write(
             p,
-            (
-                json.dumps(render.to_json(report), separators=(",", ":"), allow_nan=False) + "\n"
-            ).encode("utf-8"),
+            (json.dumps(to_json(report), separators=(",", ":"), allow_nan=False) + "\n").encode(
+                "utf-8"
+            ),
         )
         written.append(p)
     return written
@@ -163,6 +171,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.safety_margin >= 0:
         raise ReportError(f"--safety-margin: must be >= 0, got {args.safety_margin:g}")
     enrolled = parse_enrolled(args.enrolled) if args.enrolled is not None else None
+    labeller: Labeller
     if args.labels is not None:
         labeller = CsvLabeller(read_labels(args.labels), f"{args.labels} (event_id,truth)")
     elif args.labels_from_sources == "nuaa":

@@ -4,9 +4,10 @@ In: decision-log paths (a live log expands to its rotated siblings through
 edge.decisions.log_files; ``.gz`` files and torn last lines are handled by
 edge.decisions.read_records) and a Labeller giving each record's truth.
 Out: :class:`Columns`: one entry per attempt in a handful of typed arrays
-(about 20 bytes an attempt) plus small tables of names and ISO weeks, and the
-few examples worth showing a reviewer.  Records are never kept: a million
-decisions cost ~20 MB, not the gigabytes a list of dicts would.
+(a few bytes each: names and weeks are small integer codes into tables) plus
+the few examples worth showing a reviewer.  Records are never kept, so memory
+grows by those bytes per decision rather than by the size of a parsed record:
+a year of a busy door's logs fits on the workstation that reports on it.
 
 A record whose fields break the schema is an error naming file:line and the
 field (or, with ``strict=False``, a warning and the record skipped).
@@ -17,7 +18,6 @@ from __future__ import annotations
 import gzip
 import logging
 import math
-import re
 import sys
 from array import array
 from collections import Counter
@@ -25,12 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from edge.decisions import log_files, read_records
+from edge.decisions import log_files, read_field, read_records
 from edge.errors import DecisionLogError
+from edge.jsonfields import FieldError
 from edge.types import Reason
 from tools.report import ReportError
 from tools.report.labels import ATTACK, IMPOSTOR, Labeller
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 # Truth codes; a code >= 0 indexes Columns.names.
 UNLABELLED, IMPOSTOR_CODE, ATTACK_CODE = -1, -2, -3
 NO_NAME = -1
-REASONS = Reason.ALL
-REASON_CODE = {r: i for i, r in enumerate(REASONS)}
+REASONS = tuple(Reason)
+# Keyed by the log's reason strings (a Reason is its own string).
+REASON_CODE: dict[str, int] = {r: i for i, r in enumerate(REASONS)}
 # Denials the threshold cannot undo: the attempt never reached (or failed after)
 # the score comparison, so the sweep denies it at every threshold.
 HARD_DENIALS = frozenset(
@@ -118,8 +120,8 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     """Each path with its rotated siblings (oldest first), each file once; ReportError if one is missing."""
     out: list[Path] = []
     seen: set[Path] = set()
-    for p in paths:
-        p = Path(p)
+    for given in paths:
+        p = Path(given)
         if p.is_dir():
             raise ReportError(
                 f"{p}: is a directory; give the decision log file (e.g. {p / 'decisions.jsonl'})"
@@ -139,36 +141,63 @@ class _BadField(Exception):
     pass
 
 
-def _text(rec: dict[str, Any], key: str) -> str:
-    v = rec.get(key)
-    if type(v) is not str or not v:
-        raise _BadField(f"{key}: expected a non-empty string, got {v!r}")
-    return v
+def _field(rec: dict[str, Any], key: str) -> Any:
+    """The field checked by the decision log's own schema (edge.decisions.FIELDS)."""
+    try:
+        return read_field(rec, key)
+    except FieldError as exc:
+        raise _BadField(str(exc)) from None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+class Fields(NamedTuple):
+    """The fields of one decision record the report reads, each checked by :func:`check_fields`."""
+
+    time: str
+    unlock: bool
+    reason: str
+    reason_code: int  # index into REASONS
+    person: str | None
+    best: str | None
+    second: str | None
+    best_score: float  # NaN when null
+    second_score: float  # NaN when null
+    threshold: float
+    min_margin: float
+    exposure: float  # exposure_stops; NaN when not face-metered
+    sources: list[Any]
 
 
-def _opt_text(rec: dict[str, Any], key: str) -> str | None:
-    v = rec.get(key)
-    if v is not None and type(v) is not str:
-        raise _BadField(f"{key}: expected a string or null, got {v!r}")
-    if v is not None and _CONTROL.search(v):
-        # facegate never enrolls such a name: printed raw it could rewrite the reviewer's terminal.
+def check_fields(rec: dict[str, Any]) -> Fields:
+    """Every per-field check of a decision record (bar event_id, checked first for duplicates).
+
+    Each field is read through edge.decisions.read_field, the schema the daemon writes
+    (docs/decision-log.md); raises _BadField naming the first field that breaks it, in this
+    order.  The time's ISO format is checked where its week is taken (Collector._week_of).
+    """
+    t = _field(rec, "time")
+    decision = _field(rec, "decision")
+    reason = _field(rec, "reason")
+    rcode = REASON_CODE[reason]
+    unlock = decision == "unlock"
+    if unlock != (rcode == _ACCEPTED):
         raise _BadField(
-            f"{key}: holds control characters ({ascii(v)[:80]}), which no enrolled name has"
+            f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)"
         )
-    return v
-
-
-def _number(rec: dict[str, Any], key: str, *, nullable: bool) -> float:
-    v = rec.get(key)
-    t = type(v)
-    if t is float or t is int:
-        return float(v)
-    if v is None and nullable and key in rec:
-        return math.nan
-    raise _BadField(f"{key}: expected a number{' or null' if nullable else ''}, got {v!r}")
+    return Fields(
+        t,
+        unlock,
+        reason,
+        rcode,
+        _field(rec, "person"),
+        _field(rec, "best"),
+        _field(rec, "second"),
+        _field(rec, "best_score"),
+        _field(rec, "second_score"),
+        _field(rec, "threshold"),
+        _field(rec, "min_margin"),
+        _field(rec, "exposure_stops"),  # NaN in logs from before face metering, or with it off
+        _field(rec, "sources"),
+    )
 
 
 def _line_of(path: Path, index: int) -> int:
@@ -223,9 +252,8 @@ class Collector:
         self._fa: list[Example] = []
         self._locked: list[Example] = []
         self._skipped = 0
-        self._seen: set[int] = (
-            set()
-        )  # hashes of event ids: a record given twice (a log copied beside itself) counts once
+        # Hashes of event ids: a record given twice (a log copied beside itself) counts once.
+        self._seen: set[int] = set()
         self.duplicates = 0
 
     # -- codes --------------------------------------------------------------------------
@@ -303,90 +331,74 @@ class Collector:
         return index
 
     def _add(self, rec: dict[str, Any], path: Path) -> None:
-        event_id = _text(rec, "event_id")
-        key = hash(event_id)
-        if key in self._seen:
-            self.duplicates += 1
-            if self.duplicates == 1:
-                log.warning(
-                    "%s: event_id %s seen before; each decision is counted once (the same log given twice?)",
-                    path,
-                    ascii(event_id)[:40],
-                )
+        event_id = _field(rec, "event_id")
+        if self._seen_before(event_id, path):
             return
-        self._seen.add(key)
-        t = _text(rec, "time")
-        decision = rec.get("decision")
-        if decision != "unlock" and decision != "deny":
-            raise _BadField(f"decision: expected 'unlock' or 'deny', got {decision!r}")
-        reason = rec.get("reason")
-        rcode = REASON_CODE.get(reason) if type(reason) is str else None
-        if rcode is None:
-            raise _BadField(f"reason: expected one of {', '.join(REASONS)}, got {reason!r}")
-        unlock = decision == "unlock"
-        if unlock != (rcode == _ACCEPTED):
-            raise _BadField(
-                f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)"
-            )
-        person = _opt_text(rec, "person")
-        best = _opt_text(rec, "best")
-        second = _opt_text(rec, "second")
-        score = _number(rec, "best_score", nullable=True)
-        second_score = _number(rec, "second_score", nullable=True)
-        threshold = _number(rec, "threshold", nullable=False)
-        min_margin = _number(rec, "min_margin", nullable=False)
-        # Optional: logs written before face-metered exposure, or with it off, have none.
-        exposure = (
-            _number(rec, "exposure_stops", nullable=True)
-            if rec.get("exposure_stops") is not None
-            else math.nan
-        )
-        sources = rec.get("sources")
-        if type(sources) is not list:
-            raise _BadField(f"sources: expected a list, got {sources!r}")
-        week = self._week_of(t)
+        f = check_fields(rec)
+        week = self._week_of(f.time)
+        # -1.0 is the "nobody to match" placeholder, not a score.
+        score = math.nan if f.best is None else f.best_score
+        eligible = self._redecide(f, score)
+        truth = self.labeller(event_id, f.sources)
+        self._gallery.update(n for n in (f.person, f.best, f.second) if n is not None)
+        self._settings[(f.threshold, f.min_margin)] += 1
+        self._append(f, score, eligible, truth, week)
+        self._keep_example(rec, path, f, truth)
 
-        if best is None:
-            score = math.nan  # -1.0 is the "nobody to match" placeholder, not a score
-        margin_needed = min_margin if self.min_margin is None else self.min_margin
+    def _seen_before(self, event_id: str, path: Path) -> bool:
+        """A record given twice (a log copied beside itself) counts once; warn the first time."""
+        key = hash(event_id)
+        if key not in self._seen:
+            self._seen.add(key)
+            return False
+        self.duplicates += 1
+        if self.duplicates == 1:
+            log.warning(
+                "%s: event_id %s seen before; each decision is counted once (the same log given twice?)",
+                path,
+                ascii(event_id)[:40],
+            )
+        return True
+
+    def _redecide(self, f: Fields, score: float) -> bool:
+        """Whether a threshold alone decides the attempt; count how often the best-frame re-decision agrees."""
+        margin_needed = f.min_margin if self.min_margin is None else self.min_margin
         # Match.margin: 2.0 without a runner-up; NaN (null) fails the comparison.
-        margin = 2.0 if second is None else round(score - second_score, 4)
-        eligible = rcode not in _HARD and score == score and margin >= margin_needed
-        replayed = eligible and score >= threshold
-        if replayed == unlock:
+        margin = 2.0 if f.second is None else round(score - f.second_score, 4)
+        eligible = f.reason_code not in _HARD and not math.isnan(score) and margin >= margin_needed
+        replayed = eligible and score >= f.threshold
+        if replayed == f.unlock:
             self._agree += 1
-        elif unlock:
+        elif f.unlock:
             self._only_logged += 1
         else:
             self._only_replayed += 1
+        return eligible
 
-        truth = self.labeller(event_id, sources)
+    def _append(
+        self, f: Fields, score: float, eligible: bool, truth: str | None, week: int
+    ) -> None:
+        """One entry on every column.  Name codes are taken in first-seen order: truth, person, best."""
         tcode = self._truth_code(truth)
-        pcode = self._name(person)
-        gallery = self._gallery
-        if person is not None:
-            gallery.add(person)
-        if best is not None:
-            gallery.add(best)
-        if second is not None:
-            gallery.add(second)
-        self._settings[(threshold, min_margin)] += 1
-
+        pcode = self._name(f.person)
+        bcode = self._name(f.best)
         self._score.append(score)
         self._eligible.append(eligible)
         self._truth.append(tcode)
         self._person.append(pcode)
-        self._best.append(self._name(best))
-        self._unlock.append(unlock)
-        self._reason.append(rcode)
+        self._best.append(bcode)
+        self._unlock.append(f.unlock)
+        self._reason.append(f.reason_code)
         self._week.append(week)
-        self._exposure.append(exposure)
+        self._exposure.append(f.exposure)
 
-        if unlock and truth is not None and len(self._fa) < MAX_EXAMPLES:
-            right = truth == person and (self.enrolled is None or truth in self.enrolled)
+    def _keep_example(self, rec: dict[str, Any], path: Path, f: Fields, truth: str | None) -> None:
+        """The first false accepts and lockouts, for a reviewer to look at."""
+        if f.unlock and truth is not None and len(self._fa) < MAX_EXAMPLES:
+            right = truth == f.person and (self.enrolled is None or truth in self.enrolled)
             if not right:
                 self._fa.append(self._example(rec, path, truth))
-        elif reason == Reason.LOCKED_OUT and len(self._locked) < MAX_EXAMPLES:
+        elif f.reason == Reason.LOCKED_OUT and len(self._locked) < MAX_EXAMPLES:
             self._locked.append(self._example(rec, path, truth))
 
     @staticmethod

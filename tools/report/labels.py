@@ -203,8 +203,8 @@ def nuaa_truth(
     ``cache`` (folder -> truth) saves the regex for the many frames of one folder.
     """
     found: set[str] = set()
-    for s in sources:
-        s = str(s)
+    for source in sources:
+        s = str(source)
         folder = s[: max(s.rfind("/"), s.rfind("\\")) + 1]
         if cache is None:
             truth = _nuaa_source(s)

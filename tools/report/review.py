@@ -115,6 +115,10 @@ def review(
     return ReviewResult(done, skipped, 0)
 
 
+# The one-letter answers: quit (None), skip (""), impostor, attack.
+_KEYS: dict[str, str | None] = {"q": None, "s": "", "i": IMPOSTOR, "a": ATTACK}
+
+
 def _ask(stdin: TextIO, stdout: TextIO, known: list[str]) -> str | None:
     """The truth typed, "" for skip, None for quit (or end of input)."""
     unconfirmed: str | None = None
@@ -125,15 +129,8 @@ def _ask(stdin: TextIO, stdout: TextIO, known: list[str]) -> str | None:
             print(file=stdout)
             return None
         text = line.strip()
-        low = text.lower()
-        if low == "q":
-            return None
-        if low == "s":
-            return ""
-        if low == "i":
-            return IMPOSTOR
-        if low == "a":
-            return ATTACK
+        if text.lower() in _KEYS:
+            return _KEYS[text.lower()]
         if not text:
             continue
         if text.isdigit() and 1 <= int(text) <= len(known):
