@@ -310,3 +310,10 @@ def test_liveness_parity_gate_failure_writes_nothing(tiny, tmp_path, model_dir, 
         p
     ) and "live-probability difference" in error_line(p)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_source_format_has_a_loader():
+    from tools.convert import loading
+    from tools.convert.source import FORMATS
+
+    assert set(loading._LOADERS) | set(loading._TO_SAVED_MODEL) == set(FORMATS)

@@ -8,7 +8,15 @@ from typing import Any
 
 from tools.convert import ConvertError
 
-FORMATS = ("keras-h5", "keras", "saved-model", "frozen-graph", "onnx")
+# Source format -> its file suffixes (a SavedModel is a directory): the one list of formats,
+# which tools/convert/loading.py loads (a test holds the two equal).
+FORMATS: dict[str, tuple[str, ...]] = {
+    "keras-h5": (".h5", ".hdf5"),
+    "keras": (".keras",),
+    "saved-model": (),
+    "frozen-graph": (".pb",),
+    "onnx": (".onnx",),
+}
 TASKS = ("embedding", "liveness")
 
 
@@ -48,17 +56,13 @@ def detect_format(path: Path) -> str:
             return "saved-model"
         raise ConvertError(f"{path}: a directory without saved_model.pb is not a SavedModel")
     suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
-        return "keras-h5"
-    if suffix == ".keras":
-        return "keras"
-    if suffix == ".pb":
-        return "frozen-graph"
-    if suffix == ".onnx":
-        return "onnx"
+    for fmt, suffixes in FORMATS.items():
+        if suffix in suffixes:
+            return fmt
+    known = ", ".join(x for suffixes in FORMATS.values() for x in suffixes)
     raise ConvertError(
         f"{path}: unknown model format {suffix or '(no suffix)'!r}; "
-        "expected .h5, .keras, .pb, .onnx or a SavedModel directory"
+        f"expected {known} or a SavedModel directory"
     )
 
 
