@@ -184,7 +184,9 @@ def _model_arguments(ap: argparse.ArgumentParser) -> None:
         "--cache",
         help="model cache directory (default: $FACEGATE_MODEL_DIR or ~/.cache/facegate/models)",
     )
-    ap.add_argument("--format", choices=list(FORMATS), help="source format (default: from the file name)")
+    ap.add_argument(
+        "--format", choices=list(FORMATS), help="source format (default: from the file name)"
+    )
     ap.add_argument("--name", help="model name for the card and the output file")
     ap.add_argument(
         "--input-name", help="frozen graph: input tensor (default: the only float placeholder)"
