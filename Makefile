@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= tflite,convert,report,test,lint
+EXTRAS ?= tflite,convert,report,test,lint,bridge
 # Python 3.13 (Raspberry Pi OS Trixie): the edge tests run there too, under ai-edge-litert
 # (tflite-runtime has no 3.13 wheel).  The first working interpreter found; PYTHON313=... to choose.
 PYTHON313 ?= $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
@@ -20,6 +20,9 @@ ONNX_STAMP := $(ONNX_VENV)/.installed
 # dependency on the source-built dlib).  Not part of `make test`.
 PEER_VENV := .venv-dlib
 PEER_STAMP := $(PEER_VENV)/.installed
+
+# The bridge's tests start a real Mosquitto (Debian's package) on 127.0.0.1.
+MOSQUITTO := /usr/sbin/mosquitto
 
 .PHONY: demo test lint test-py313 models onnx-venv peer-venv bench bench-peer clean
 
@@ -67,8 +70,13 @@ models: $(STAMP) $(ONNX_STAMP)
 demo: models
 	$(PY) -m tools.demo
 
+$(MOSQUITTO):
+	@[ "$$(id -u)" -eq 0 ] || { echo "make: $(MOSQUITTO) is missing; run: sudo apt-get install mosquitto" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
+
 # The README's test command (and CI's): the checks, the suite, then edge/'s tests under 3.13.
-test: lint models
+test: lint models $(MOSQUITTO)
 	$(PY) -m pytest
 	$(MAKE) test-py313
 
@@ -77,7 +85,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test-py313: models $(STAMP313)
+test-py313: models $(STAMP313) $(MOSQUITTO)
 	$(VENV313)/bin/python -m pytest -q tests/edge
 
 bench: models

@@ -188,6 +188,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(service.run(max_frames=args.max_frames))
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from edge.bridge.mqtt import run_bridge
+
+    config = _config(args)
+    if not config.mqtt.enabled:
+        raise UsageError("mqtt.enabled is false in the config: there is no door socket to bridge")
+    return run_bridge(config.mqtt)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from edge.enroll import Attempt, add_to_gallery, from_camera, from_images
     from edge.gallery import validate_name
@@ -332,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--replay", help="replay this folder or video instead of the configured camera")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "bridge",
+        help="the MQTT bridge to Home Assistant (systemd/facegate-bridge.service runs this)",
+    )
+    s.set_defaults(func=cmd_bridge)
 
     s = sub.add_parser(
         "enroll", help="enroll a person from the camera (guided) or from image files"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -161,6 +162,27 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = _opt(False)
+    door_id: str = _opt("door")
+    socket: str = _opt("/run/facegate/bridge.sock")
+    bridge_user: str = _opt("facegate-bridge")
+    queue_max: int = _opt(1000, lo=1, hi=1_000_000)
+    host: str = _opt("localhost")
+    port: int = _opt(1883, lo=1, hi=65535)
+    username: str | None = _opt(None)
+    password_file: str | None = _opt(None)
+    tls: bool = _opt(False)
+    ca_file: str | None = _opt(None)
+    discovery_prefix: str = _opt("homeassistant")
+    topic_prefix: str = _opt("facegate")
+    snapshots: bool = _opt(False)
+    remote_unlock: bool = _opt(False)
+    code_file: str | None = _opt(None)
+    command_max_age_s: float = _opt(30.0, lo=1.0, hi=3600.0)
+
+
+@dataclass(frozen=True)
 class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -173,6 +195,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lock: LockConfig = field(default_factory=LockConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 
@@ -297,10 +320,35 @@ def _cross_checks(config: Config) -> list[str]:
             f"policy.min_matching_frames: must be at most policy.frames ({policy.frames}), "
             f"got {policy.min_matching_frames}: nobody could ever be accepted"
         )
+    errors += _mqtt_checks(config.mqtt)
     if live.enabled and live.min_frames > policy.frames:
         errors.append(
             f"liveness.min_frames: must be at most policy.frames ({policy.frames}), got {live.min_frames}: "
             "nobody could ever be accepted"
+        )
+    return errors
+
+
+_TOPIC_WORD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _mqtt_checks(m: MqttConfig) -> list[str]:
+    errors = []
+    for key in ("door_id", "discovery_prefix", "topic_prefix"):
+        if not _TOPIC_WORD.fullmatch(getattr(m, key)):
+            errors.append(
+                f"mqtt.{key}: must be 1-64 letters, digits, '_' or '-' (it is part of MQTT topics and "
+                f"entity ids), got {getattr(m, key)!r}"
+            )
+    if m.remote_unlock and m.code_file is None:
+        errors.append(
+            "mqtt.code_file: remote_unlock needs a code (a file holding it, readable only by the daemon)"
+        )
+    if m.ca_file is not None and not m.tls:
+        errors.append("mqtt.ca_file: set, but mqtt.tls is false: the CA would not be used")
+    if (m.username is None) != (m.password_file is None):
+        errors.append(
+            "mqtt.password_file: give both mqtt.username and mqtt.password_file, or neither"
         )
     return errors
 

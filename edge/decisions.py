@@ -88,6 +88,8 @@ FIELDS: dict[str, LogField] = {
     "camera": LogField("string"),
     "sources": LogField("list"),
     "snapshot": LogField("string", nullable=True),
+    # Logs written before doors had ids have none.
+    "door": LogField("string", nullable=True, required=False),
 }
 
 
@@ -173,6 +175,7 @@ def decision_record(
         "camera": d.camera,
         "sources": [str(s) for s in d.sources],
         "snapshot": None if snapshot is None else str(snapshot),
+        "door": d.door or None,
     }
 
 

@@ -285,6 +285,11 @@ class DoorContact:
         """The switch as read now (not the last edge seen)."""
         return not self._button.is_pressed
 
+    @property
+    def held_open(self) -> bool:
+        """Open for longer than held_open_s (reported), and not yet closed."""
+        return self._opened_at is not None and self._held_reported
+
     def poll(self, now: float | None = None) -> None:
         """Fire "door_held_open" once per opening, and repair edges the callbacks missed."""
         now = self._clock() if now is None else now

@@ -116,6 +116,7 @@ class Policy:
         liveness: LivenessConfig | None = None,
         model_sha256: str = "",
         camera: str = "",
+        door: str = "",
         id_factory: Callable[[], str] | None = None,
     ) -> None:
         # The YAML loader checks these ranges, but a hand-built config is not
@@ -141,6 +142,10 @@ class Policy:
             )
         self.model_sha256 = model_sha256
         self.camera = camera
+        self.door = door
+        # Off (from Home Assistant, say, when the house is empty): a face that would be let in
+        # is refused with reason face_unlock_off.
+        self.face_unlock = True
         self._new_id = id_factory or _random_id
         self._tracks: dict[int, _Track] = {}
         self._denials: deque[float] = deque()  # times of counted denials in the window
@@ -313,6 +318,9 @@ class Policy:
         if self.liveness is not None:
             verdict = verdict or self._verdict(track.window)
             reason = self._liveness_reason(track_id, track, verdict, reason)
+        if reason == Reason.ACCEPTED and not self.face_unlock:
+            log.info("track %d: %s would be let in, but face unlock is off", track_id, person)
+            reason = Reason.FACE_UNLOCK_OFF
         locked = now < self._locked_until
         reason = self._lockout_reason(track_id, reason, person, now, locked=locked)
         track.decided_at = now
@@ -408,6 +416,37 @@ class Policy:
             model_sha256=self.model_sha256,
             camera=self.camera,
             sources=tuple(o.source for o in track.window),
+            door=self.door,
+        )
+
+    def remote(self, now: float, *, sender: str, code_ok: bool) -> Decision:
+        """A remote unlock command's decision: refused while locked out, a wrong code counted as a denial."""
+        if now < self._locked_until:
+            reason = Reason.LOCKED_OUT
+        elif not code_ok:
+            reason = Reason.WRONG_CODE
+            self._count_denial(now)
+        else:
+            reason = Reason.REMOTE_UNLOCK
+        log.info("remote unlock from %s: %s", sender, reason)
+        return Decision(
+            event_id=self._new_id(),
+            at=now,
+            unlock=reason == Reason.REMOTE_UNLOCK,
+            reason=reason,
+            person=sender,
+            best=None,
+            best_score=-1.0,
+            second=None,
+            second_score=-1.0,
+            threshold=self.match.min_cosine_similarity,
+            min_margin=self.match.min_margin,
+            frames_used=0,
+            frames_matched=0,
+            track_id=-1,
+            model_sha256=self.model_sha256,
+            camera=self.camera,
+            door=self.door,
         )
 
     def lockout_state(self, now: float, wall: float) -> dict[str, Any]:

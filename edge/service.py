@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.bridge.link import DaemonLink
 from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
 from edge.config import Config
 from edge.decisions import DecisionLog, decision_record
@@ -79,6 +80,7 @@ class Service:
         wall: Callable[[], float] = time.time,
         on_decision: Callable[[Decision, dict[str, Any]], None] | None = None,
     ) -> None:
+        self.link: DaemonLink | None = None  # the bridge (build_service, with mqtt.enabled)
         self.config = config
         self.camera = camera
         self.pipeline = pipeline
@@ -101,6 +103,7 @@ class Service:
             liveness=config.liveness,
             model_sha256=pipeline.embedder.sha256,
             camera=getattr(camera, "name", ""),
+            door=config.mqtt.door_id,
         )
         self.watchdog = FrameWatchdog(
             self.notifier,
@@ -169,6 +172,8 @@ class Service:
             if max_frames is not None and self.stats.frames >= max_frames:
                 break
             self.door.poll()  # relock an overdue pulse, notice the door even when frames stall
+            if self.link is not None:
+                self.link.serve()  # the bridge's commands, on this thread
             try:
                 frame = self.camera.read()
             except EndOfStream:
@@ -229,6 +234,8 @@ class Service:
                 self.camera.close()
             finally:
                 self.decisions.close()
+                if self.link is not None:
+                    self.link.close()
                 if self.instance is not None:
                     self.instance.release()
         log.info(
@@ -413,6 +420,8 @@ class Service:
             d.frames_matched,
             d.frames_used,
         )
+        if self.link is not None:
+            self.link.decided(d, record, snapshot)
         if self.on_decision is not None:
             self.on_decision(d, record)
 
@@ -467,9 +476,16 @@ def build_service(
             max_days=config.log.snapshot_days,
             max_mb=config.log.snapshot_max_mb,
         )
+    # The bridge's door events go to the link, which exists once the door does.
+    events: list[DaemonLink] = []
+
+    def door_event(event: str) -> None:
+        for link in events:
+            link.door_event(event)
+
     # The door keeps real time even on a virtual-time replay: its pulse is real.
     try:
-        door = Door.from_config(config.lock, pin_factory=pin_factory)
+        door = Door.from_config(config.lock, pin_factory=pin_factory, on_event=door_event)
     except BaseException:
         decisions.close()
         instance.release()
@@ -488,6 +504,23 @@ def build_service(
         liveness=liveness,
     )
     service.instance = instance
+    if config.mqtt.enabled:
+        try:
+            service.link = DaemonLink.build(
+                config,
+                policy=service.policy,
+                door=door,
+                camera=cam,
+                act=service.act,
+                clock=clock,
+                wall=service.wall,
+            )
+        except BaseException:
+            door.close()
+            decisions.close()
+            instance.release()
+            raise
+        events.append(service.link)
     service.gallery_watcher = (
         watcher  # a revocation or enrollment reaches the running door within a second
     )

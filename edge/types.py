@@ -138,13 +138,24 @@ class Reason(enum.StrEnum):
     PRESENTATION_ATTACK = "presentation_attack"  # not a live face (edge.liveness)
     NO_GALLERY = "no_gallery"  # nobody is enrolled
     ERROR = "error"  # the pipeline failed; fail secure
+    FACE_UNLOCK_OFF = (
+        "face_unlock_off"  # a face that would have been let in, while face unlock is off
+    )
+    REMOTE_UNLOCK = "remote_unlock"  # unlocked by a command from the bridge, with the right code
+    WRONG_CODE = "wrong_code"  # a remote unlock with a wrong code: counts towards the lockout
+
+
+# The only reasons that open the door.
+UNLOCKING = frozenset({Reason.ACCEPTED, Reason.REMOTE_UNLOCK})
+# Decisions about a command, not a face: no score, no frames.
+REMOTE = frozenset({Reason.REMOTE_UNLOCK, Reason.WRONG_CODE})
 
 
 @dataclass(frozen=True)
 class Decision:
     """What the policy decided for one tracked face (one attempt at the door).
 
-    ``unlock`` is True only for Reason.ACCEPTED.  ``quality`` holds the median
+    ``unlock`` is True only for the UNLOCKING reasons.  ``quality`` holds the median
     quality figures over the frames used; ``liveness`` the attempt's liveness
     verdict (edge.liveness.LivenessVerdict.as_dict), None when liveness is off.
     """
@@ -168,3 +179,4 @@ class Decision:
     model_sha256: str = ""
     camera: str = ""
     sources: tuple[str, ...] = ()  # frame sources (file paths on replay) for labelled review
+    door: str = ""  # the door's id (mqtt.door_id), so one report can read many doors' logs

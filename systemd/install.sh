@@ -13,6 +13,8 @@ apt-get install -y python3-venv python3-picamera2 python3-lgpio --no-install-rec
 
 id facegate >/dev/null 2>&1 || useradd --system --home-dir /var/lib/facegate --shell /usr/sbin/nologin facegate
 usermod -a -G gpio,video facegate
+# The MQTT bridge's own user: no gpio, no video, no state directory.
+id facegate-bridge >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin facegate-bridge
 
 mkdir -p "$prefix"
 cp -r "$src/README.md" "$src/docs" "$prefix/"
@@ -20,7 +22,7 @@ cp -r "$src/README.md" "$src/docs" "$prefix/"
 [ -d "$prefix/venv" ] || python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
 # The versions the tests ran with (constraints.txt); lgpio stays apt's (python3-lgpio).
-"$prefix/venv/bin/pip" install -c "$src/constraints.txt" "$src[pi]"
+"$prefix/venv/bin/pip" install -c "$src/constraints.txt" "$src[pi,bridge]"
 
 install -d -m 0755 /etc/facegate
 [ -f /etc/facegate/facegate.yaml ] || install -m 0644 "$src/systemd/facegate.yaml" /etc/facegate/facegate.yaml
@@ -34,7 +36,10 @@ sudo -u facegate FACEGATE_MODEL_DIR=/var/lib/facegate/models "$prefix/venv/bin/f
   echo "install.sh: could not fetch the detectors now; run 'facegate models fetch' later" >&2
 
 install -m 0644 "$src/systemd/facegate.service" /etc/systemd/system/facegate.service
+install -m 0644 "$src/systemd/facegate-bridge.service" /etc/systemd/system/facegate-bridge.service
 systemctl daemon-reload
 "$prefix/venv/bin/facegate" -c /etc/facegate/facegate.yaml check-config
 echo "Installed. Enroll people (sudo -u facegate $prefix/venv/bin/facegate -c /etc/facegate/facegate.yaml enroll NAME),"
 echo "then: systemctl enable --now facegate; journalctl -u facegate -f"
+echo "Home Assistant: set mqtt.enabled in /etc/facegate/facegate.yaml, then systemctl enable --now facegate-bridge"
+echo "(see $prefix/docs/home-assistant.md)"

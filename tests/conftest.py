@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from broker import MOSQUITTO, Broker, start_broker
 
 from edge.config import Config, RuntimeConfig, load_config
 from edge.manifest import FETCHED_ROLES, default_cache_dir, load_manifest
@@ -70,3 +72,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "lfw" / "pairs.txt").is_file():
         pytest.skip(f"shared data not found at {SHARED_DATA} (LFW/NUAA); data-backed test skipped")
     return SHARED_DATA
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto (Debian's package, which `make test` installs) on 127.0.0.1."""
+    if not Path(MOSQUITTO).is_file():
+        pytest.fail(
+            f"{MOSQUITTO} is missing: `make test` installs Debian's mosquitto", pytrace=False
+        )
+    b = start_broker(tmp_path / "broker")
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -65,6 +65,7 @@ def make_record(
     t: float = T0,
     sources: tuple[str, ...] = (),
     snapshot: str | None = None,
+    door: str = "",
 ) -> dict:
     """A schema record made the daemon's way: a Decision through decision_record."""
     reason = reason or (Reason.ACCEPTED if unlock else Reason.UNKNOWN_FACE)
@@ -89,6 +90,7 @@ def make_record(
         model_sha256="f" * 64,
         camera="test",
         sources=sources,
+        door=door,
     )
     return decision_record(d, unix_time=t, snapshot=snapshot)
 
@@ -679,3 +681,51 @@ def test_columns_are_compact_arrays_not_records(tmp_path):
 def test_sections_say_how_the_sweep_approximates(hand):
     text = "\n".join(line for s in sections(hand) for line in s.lines)
     assert "approximates the daemon's k-of-n frame vote by the attempt's best frame" in text
+
+
+def test_the_logs_of_several_doors_are_broken_down_by_door(tmp_path):
+    records = [
+        make_record("f1", unlock=True, best="alice", score=0.9, door="front"),
+        make_record("f2", best="alice", score=0.5, door="front"),
+        make_record("b1", unlock=True, best="bob", score=0.8, door="back"),
+        make_record("b2", unlock=True, best="alice", score=0.7, door="back"),  # bob let in as alice
+    ]
+    labels = {"f1": "alice", "f2": "alice", "b1": "bob", "b2": "bob"}
+    r = report_of(tmp_path, records, labels)
+    doors = {d.week: d for d in r.doors}
+    assert set(doors) == {"front", "back"}
+    assert (
+        doors["front"].confusion.tp,
+        doors["front"].confusion.fn,
+        doors["front"].confusion.fp,
+    ) == (1, 1, 0)
+    assert (doors["back"].confusion.tp, doors["back"].confusion.fp) == (1, 1)
+    text = to_text(r)
+    assert "By door (mqtt.door_id)" in text
+    assert to_json(r)["per_door"][0]["door"] == "back"
+    single = report_of(tmp_path / "one", records[:2], labels)
+    assert "By door" not in to_text(single)  # one door: nothing to break down
+
+
+def test_remote_unlocks_are_counted_apart_from_the_face_attempts(tmp_path):
+    records = [
+        make_record("a1", unlock=True, best="alice", score=0.9),
+        make_record(
+            "r1", unlock=True, reason=Reason.REMOTE_UNLOCK, person="alice via ha", score=-1.0
+        ),
+        make_record("r2", reason=Reason.WRONG_CODE, person="mqtt", score=-1.0),
+    ]
+    r = report_of(tmp_path, records, {"a1": "alice"})
+    assert r.records == 1 and r.confusion.tp == 1
+    assert r.remote == {"remote_unlock": 1, "wrong_code": 1}
+    assert (
+        "remote unlock commands (not face attempts, counted apart): remote_unlock 1, wrong_code 1"
+        in to_text(r)
+    )
+
+
+def test_only_the_unlocking_reasons_may_unlock(tmp_path):
+    bad = make_record("x", unlock=True, best="alice", score=0.9)
+    bad["reason"] = "wrong_code"
+    with pytest.raises(DecisionLogError, match="only reasons accepted and remote_unlock unlock"):
+        report_of(tmp_path, [bad], {})

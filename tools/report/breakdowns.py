@@ -66,7 +66,9 @@ class ReasonRow:
 
 @dataclass(frozen=True)
 class WeekRow:
-    week: str
+    """One group of decisions (an ISO week, or a door) with its confusion matrix."""
+
+    week: str  # the group's label: the ISO week, or the door id
     attempts: int
     unlabelled: int
     locked_out: int
@@ -74,10 +76,10 @@ class WeekRow:
     mean_genuine_score: float | None
     mean_impostor_score: float | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, key: str = "week") -> dict[str, Any]:
         c = self.confusion
         return {
-            "week": self.week,
+            key: self.week,
             "attempts": self.attempts,
             "unlabelled": self.unlabelled,
             "locked_out": self.locked_out,
@@ -219,15 +221,16 @@ def per_exposure(cols: Columns, cls: Classes) -> list[ExposureRow]:
     ]
 
 
-def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
+def _groups(
+    cols: Columns, cls: Classes, group: np.ndarray, labels: tuple[str, ...]
+) -> list[WeekRow]:
     rows = []
-    order = sorted(range(len(cols.weeks)), key=lambda j: cols.weeks[j])
     locked = cols.reason == REASON_CODE[Reason.LOCKED_OUT]
-    for j in order:
-        sel = cols.week == j
+    for j in sorted(range(len(labels)), key=lambda j: labels[j]):
+        sel = group == j
         rows.append(
             WeekRow(
-                cols.weeks[j],
+                labels[j],
                 int(np.count_nonzero(sel)),
                 int(np.count_nonzero(sel & cls.unlabelled)),
                 int(np.count_nonzero(sel & locked)),
@@ -237,3 +240,12 @@ def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
             )
         )
     return rows
+
+
+def per_week(cols: Columns, cls: Classes) -> list[WeekRow]:
+    return _groups(cols, cls, cols.week, cols.weeks)
+
+
+def per_door(cols: Columns, cls: Classes) -> list[WeekRow]:
+    """By mqtt.door_id, for the logs of several doors read together ("" for logs without one)."""
+    return _groups(cols, cls, cols.door, cols.doors)

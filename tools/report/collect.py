@@ -32,7 +32,7 @@ import numpy as np
 from edge.decisions import log_files, read_field, read_records
 from edge.errors import DecisionLogError
 from edge.jsonfields import FieldError
-from edge.types import Reason
+from edge.types import REMOTE, UNLOCKING, Reason
 from tools.report import ReportError
 from tools.report.labels import ATTACK, IMPOSTOR, Labeller
 
@@ -54,10 +54,10 @@ HARD_DENIALS = frozenset(
         Reason.PRESENTATION_ATTACK,
         Reason.NO_GALLERY,
         Reason.ERROR,
+        Reason.FACE_UNLOCK_OFF,
     }
 )
 _HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
-_ACCEPTED = REASON_CODE[Reason.ACCEPTED]
 MAX_EXAMPLES = 20
 
 
@@ -99,6 +99,9 @@ class Columns:
     reason: np.ndarray  # int8 index into REASONS
     week: np.ndarray  # int16 index into weeks
     exposure: np.ndarray  # float32 exposure_stops, NaN when not face-metered
+    doors: tuple[str, ...]  # door ids in first-seen order ("" for logs from before door ids)
+    door: np.ndarray  # int16 index into doors
+    remote: dict[str, int]  # remote-unlock decisions by reason: commands, not face attempts
     gallery: frozenset[str]  # every name the log shows as person, best or second
     settings: dict[tuple[float, float], int]  # (threshold, min_margin) -> records
     min_margin_override: float | None
@@ -165,6 +168,7 @@ class Fields(NamedTuple):
     min_margin: float
     exposure: float  # exposure_stops; NaN when not face-metered
     sources: list[Any]
+    door: str  # "" when the log has no door ids
 
 
 def check_fields(rec: dict[str, Any]) -> Fields:
@@ -179,9 +183,10 @@ def check_fields(rec: dict[str, Any]) -> Fields:
     reason = _field(rec, "reason")
     rcode = REASON_CODE[reason]
     unlock = decision == "unlock"
-    if unlock != (rcode == _ACCEPTED):
+    if unlock != (reason in UNLOCKING):
         raise _BadField(
-            f"decision: {decision!r} with reason {reason!r} (only reason accepted unlocks)"
+            f"decision: {decision!r} with reason {reason!r} (only reasons "
+            f"{' and '.join(sorted(UNLOCKING))} unlock)"
         )
     return Fields(
         t,
@@ -197,6 +202,7 @@ def check_fields(rec: dict[str, Any]) -> Fields:
         _field(rec, "min_margin"),
         _field(rec, "exposure_stops"),  # NaN in logs from before face metering, or with it off
         _field(rec, "sources"),
+        _field(rec, "door") or "",
     )
 
 
@@ -247,6 +253,10 @@ class Collector:
         self._reason = array("b")
         self._week = array("h")
         self._exposure = array("f")
+        self._door = array("h")
+        self._doors: list[str] = []
+        self._door_codes: dict[str, int] = {}
+        self._remote: Counter[str] = Counter()
         self._files: list[str] = []
         self._agree = self._only_logged = self._only_replayed = 0
         self._fa: list[Example] = []
@@ -335,6 +345,9 @@ class Collector:
         if self._seen_before(event_id, path):
             return
         f = check_fields(rec)
+        if f.reason in REMOTE:  # a command, not a face: no score to sweep, no truth to label
+            self._remote[f.reason] += 1
+            return
         week = self._week_of(f.time)
         # -1.0 is the "nobody to match" placeholder, not a score.
         score = math.nan if f.best is None else f.best_score
@@ -391,6 +404,14 @@ class Collector:
         self._reason.append(f.reason_code)
         self._week.append(week)
         self._exposure.append(f.exposure)
+        self._door.append(self._door_index(f.door))
+
+    def _door_index(self, door: str) -> int:
+        code = self._door_codes.get(door)
+        if code is None:
+            code = self._door_codes[door] = len(self._doors)
+            self._doors.append(door)
+        return code
 
     def _keep_example(self, rec: dict[str, Any], path: Path, f: Fields, truth: str | None) -> None:
         """The first false accepts and lockouts, for a reviewer to look at."""
@@ -436,6 +457,9 @@ class Collector:
             reason=view(self._reason, np.int8),
             week=view(self._week, np.int16),
             exposure=view(self._exposure, np.float32),
+            doors=tuple(self._doors),
+            door=view(self._door, np.int16),
+            remote=dict(self._remote),
             gallery=frozenset(self._gallery),
             settings=dict(self._settings),
             min_margin_override=self.min_margin,

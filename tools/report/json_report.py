@@ -116,5 +116,7 @@ def to_json(report: Report) -> dict[str, Any]:
             "per_person": [p.to_json() for p in report.people],
             "per_reason": [r.to_json() for r in report.reasons],
             "per_week": [w.to_json() for w in report.weeks],
+            "per_door": [d.to_json("door") for d in report.doors],
+            "remote_decisions": dict(sorted(report.remote.items())),
         }
     )

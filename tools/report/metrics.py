@@ -26,6 +26,7 @@ from tools.report.breakdowns import (
     WeekRow,
     liveness_rates,
     mean_finite,
+    per_door,
     per_exposure,
     per_person,
     per_reason,
@@ -68,6 +69,8 @@ class Report:
     people: list[PersonRow]
     reasons: list[ReasonRow]
     weeks: list[WeekRow]
+    doors: list[WeekRow]
+    remote: dict[str, int]  # remote-unlock decisions by reason, apart from the face attempts
     scores: dict[str, np.ndarray]  # genuine / impostor / attack best_scores, for the histograms
 
     @property
@@ -161,5 +164,7 @@ def build_report(
         people=per_person(cols, cls),
         reasons=per_reason(cols, cls),
         weeks=per_week(cols, cls),
+        doors=per_door(cols, cls),
+        remote=cols.remote,
         scores=_scores(cols, cls),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tools.report.breakdowns import WeekRow
 from tools.report.collect import Example
 from tools.report.confusion import Confusion
 from tools.report.metrics import Report
@@ -192,6 +193,14 @@ def inputs(report: Report, max_examples: int) -> Section:
             f"labelled: {report.labelled}; UNLABELLED: {report.unlabelled} ({why})",
             f"enrolled ({enrolled_source(report)}): {', '.join(report.enrolled) or 'nobody'}",
             f"logged settings: {settings}",
+            *(
+                [
+                    "remote unlock commands (not face attempts, counted apart): "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(report.remote.items()))
+                ]
+                if report.remote
+                else []
+            ),
         ),
     )
 
@@ -369,10 +378,10 @@ def per_reason(report: Report, max_examples: int) -> Section:
     return Section("Per reason code", (), (table,))
 
 
-def week_by_week(report: Report, max_examples: int) -> Section:
-    table = Table(
+def _group_table(label: str, rows: list[WeekRow]) -> Table:
+    return Table(
         (
-            "week",
+            label,
             "decisions",
             "unlabelled",
             "locked_out",
@@ -387,7 +396,7 @@ def week_by_week(report: Report, max_examples: int) -> Section:
         ),
         tuple(
             (
-                w.week,
+                w.week or "(none)",
                 str(w.attempts),
                 str(w.unlabelled),
                 str(w.locked_out),
@@ -400,10 +409,24 @@ def week_by_week(report: Report, max_examples: int) -> Section:
                 num(w.mean_genuine_score),
                 num(w.mean_impostor_score),
             )
-            for w in report.weeks
+            for w in rows
         ),
     )
-    return Section("Week by week (ISO week of the decision's time, UTC)", (), (table,))
+
+
+def week_by_week(report: Report, max_examples: int) -> Section:
+    return Section(
+        "Week by week (ISO week of the decision's time, UTC)",
+        (),
+        (_group_table("week", report.weeks),),
+    )
+
+
+def by_door(report: Report, max_examples: int) -> Section | None:
+    """Only for the logs of more than one door (mqtt.door_id)."""
+    if len(report.doors) < 2:
+        return None
+    return Section("By door (mqtt.door_id)", (), (_group_table("door", report.doors),))
 
 
 # A section function gets the report and how many examples to list; None leaves the section out.
@@ -422,6 +445,7 @@ SECTIONS: tuple[SectionFn, ...] = (
     per_person,
     per_reason,
     week_by_week,
+    by_door,
 )
 
 

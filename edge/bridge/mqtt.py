@@ -1,0 +1,445 @@
+"""facegate bridge: the door daemon's events and state on MQTT, for Home Assistant; its commands back.
+
+In: the config's ``mqtt`` section, the daemon's socket (:mod:`edge.bridge.server`) and a
+broker.  Out: Home Assistant discovery (retained; again whenever HA announces ``online`` on
+``<discovery_prefix>/status``), the door's state (retained), an event per decision and door
+event, optionally the visitor's snapshot; and the lock and switch commands passed to the
+daemon, which decides.  A retained command is never passed on (and retained commands are
+cleared at start).  Every topic is under ``<topic_prefix>/<door_id>/``, so doors share a broker.
+
+The bridge holds no relay, no gallery and no code: it runs as its own unprivileged user.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import json
+import logging
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import edge
+from edge.bridge.protocol import LineReader, ProtocolError, encode
+from edge.config import MqttConfig
+from edge.errors import ConfigError, ExitCode
+from edge.files import read_regular
+from edge.text import first_line
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "granted",
+    "denied_unknown",
+    "presentation_attack",
+    "lockout",
+    "remote_unlock",
+    "exit_button",
+    "door_held_open",
+)
+# decision log reason -> event type (every other denial is denied_unknown, with its reason)
+REASON_EVENTS = {
+    "accepted": "granted",
+    "presentation_attack": "presentation_attack",
+    "locked_out": "lockout",
+    "remote_unlock": "remote_unlock",
+}
+LOCK_ACTIONS = {"LOCK": "lock", "UNLOCK": "unlock", "OPEN": "open"}
+# Home Assistant renders this with the code typed in, and a fresh timestamp and nonce.
+LOCK_COMMAND_TEMPLATE = (
+    '{"action": "{{ value }}", "code": "{{ code }}", "ts": {{ now().timestamp() }}, '
+    '"nonce": "{{ range(1, 1000000000) | random }}-{{ now().timestamp() }}"}'
+)
+
+
+class Topics:
+    def __init__(self, cfg: MqttConfig) -> None:
+        base = f"{cfg.topic_prefix}/{cfg.door_id}"
+        self.availability = f"{base}/availability"
+        self.lock_state = f"{base}/lock/state"
+        self.lock_set = f"{base}/lock/set"
+        self.event = f"{base}/event"
+        self.snapshot = f"{base}/snapshot"
+        self.door_state = f"{base}/door/state"
+        self.problem_state = f"{base}/problem/state"
+        self.problem_attributes = f"{base}/problem/attributes"
+        self.face_state = f"{base}/face_unlock/state"
+        self.face_set = f"{base}/face_unlock/set"
+        self.result = f"{base}/command/result"
+        self.ha_status = f"{cfg.discovery_prefix}/status"
+
+
+def discovery(cfg: MqttConfig, version: str = edge.__version__) -> dict[str, dict[str, Any]]:
+    """Discovery topic -> payload for every entity of this door (published retained)."""
+    t = Topics(cfg)
+    node = f"facegate_{cfg.door_id}"
+    device = {
+        "identifiers": [node],
+        "name": f"facegate {cfg.door_id}",
+        "manufacturer": "facegate",
+        "model": "face-verification door lock",
+        "sw_version": version,
+    }
+    common = {"availability_topic": t.availability, "device": device}
+
+    def topic(component: str, obj: str) -> str:
+        return f"{cfg.discovery_prefix}/{component}/{node}/{obj}/config"
+
+    lock: dict[str, Any] = {
+        "name": "Lock",
+        "unique_id": f"{node}_lock",
+        "state_topic": t.lock_state,
+        "command_topic": t.lock_set,
+        "payload_lock": "LOCK",
+        "payload_unlock": "UNLOCK",
+        "payload_open": "OPEN",
+        "state_locked": "LOCKED",
+        "state_unlocked": "UNLOCKED",
+        "state_open": "OPEN",
+        "state_jammed": "JAMMED",
+        "optimistic": False,
+        **common,
+    }
+    if cfg.remote_unlock:
+        lock["code_format"] = r"^\S{4,64}$"
+        lock["command_template"] = LOCK_COMMAND_TEMPLATE
+    out = {
+        topic("lock", "lock"): lock,
+        topic("event", "decision"): {
+            "name": "Decision",
+            "unique_id": f"{node}_decision",
+            "state_topic": t.event,
+            "event_types": list(EVENT_TYPES),
+            **common,
+        },
+        topic("binary_sensor", "door"): {
+            "name": "Door",
+            "unique_id": f"{node}_door",
+            "device_class": "door",
+            "state_topic": t.door_state,
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            **common,
+        },
+        topic("binary_sensor", "problem"): {
+            "name": "Problem",
+            "unique_id": f"{node}_problem",
+            "device_class": "problem",
+            "state_topic": t.problem_state,
+            "json_attributes_topic": t.problem_attributes,
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            **common,
+        },
+        topic("switch", "face_unlock"): {
+            "name": "Face unlock",
+            "unique_id": f"{node}_face_unlock",
+            "state_topic": t.face_state,
+            "command_topic": t.face_set,
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "optimistic": False,
+            **common,
+        },
+    }
+    if cfg.snapshots:
+        out[topic("image", "visitor")] = {
+            "name": "Last visitor",
+            "unique_id": f"{node}_visitor",
+            "image_topic": t.snapshot,
+            "content_type": "image/jpeg",
+            **common,
+        }
+    return out
+
+
+def read_secret(path: str, what: str) -> str:
+    """The first line of a secret file, refused if every user may read it."""
+    data, st = read_regular(path, what=what, error=ConfigError, max_bytes=4096)
+    if st.st_mode & stat.S_IROTH:
+        raise ConfigError(
+            f"{path}: mqtt.password_file: any user can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run chmod o-r {path}"
+        )
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[0] if lines else ""
+
+
+class Bridge:
+    """One bridge: the broker on one side, the daemon's socket on the other."""
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        *,
+        client_factory: Callable[..., Any] | None = None,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self.cfg = cfg
+        self.topics = Topics(cfg)
+        self.reconnect_s = reconnect_s
+        self.dropped = 0  # MQTT messages dropped while the broker was away
+        self._pending: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        self._sock: socket.socket | None = None
+        self._sock_lock = threading.Lock()
+        self._state: dict[str, Any] | None = None
+        self._away = False  # the daemon's outage has been reported
+        self._next_id = 0
+        self._stop = threading.Event()
+        self._client = self._make_client(client_factory)
+
+    def _make_client(self, factory: Callable[..., Any] | None) -> Any:
+        import paho.mqtt.client as mqtt
+
+        make = factory or mqtt.Client
+        client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"facegate-{self.cfg.door_id}")
+        if self.cfg.username is not None and self.cfg.password_file is not None:
+            client.username_pw_set(
+                self.cfg.username, read_secret(self.cfg.password_file, "a password file")
+            )
+        if self.cfg.tls:
+            try:
+                client.tls_set(ca_certs=self.cfg.ca_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{self.cfg.ca_file}: mqtt.ca_file: {first_line(exc)}") from None
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        return client
+
+    # ------------------------------------------------------------------ running
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+        with self._sock_lock:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def run(self) -> ExitCode:
+        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
+        self._client.loop_start()
+        try:
+            while not self._stop.is_set():
+                self._serve_daemon()
+                if not self._stop.is_set():
+                    self._stop.wait(self.reconnect_s)
+        finally:
+            info = self._client.publish(self.topics.availability, "offline", qos=1, retain=True)
+            # Not connected: the broker's last will says offline instead.
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=2.0)
+            self._client.disconnect()
+            self._client.loop_stop()
+        return ExitCode.OK
+
+    def _serve_daemon(self) -> None:
+        """Connect to the daemon and relay its messages until it goes away."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.cfg.socket)
+        except OSError as exc:
+            sock.close()
+            self._daemon_away(f"daemon unreachable at {self.cfg.socket}: {exc.strerror}")
+            return
+        with self._sock_lock:
+            self._sock = sock
+        self._away = False
+        log.info("connected to the daemon at %s", self.cfg.socket)
+        reader = LineReader(sock)
+        try:
+            while not self._stop.is_set():
+                msg = reader.read()
+                if msg is None:
+                    break
+                self._from_daemon(msg)
+        except (OSError, ProtocolError) as exc:
+            log.warning("daemon socket: %s", first_line(exc))
+        finally:
+            with self._sock_lock:
+                self._sock = None
+            sock.close()
+        self._daemon_away("the daemon went away")
+
+    def _daemon_away(self, why: str) -> None:
+        """Once per outage: a warning, and availability offline (the bridge keeps retrying)."""
+        if self._away:
+            return
+        self._away = True
+        log.warning("%s", why)
+        self._state = None
+        self._publish(self.topics.availability, b"offline", retain=True)
+        self._publish(self.topics.problem_state, b"ON", retain=True)
+        self._publish(
+            self.topics.problem_attributes, json.dumps({"why": why}).encode(), retain=True
+        )
+
+    # ------------------------------------------------------------------ daemon -> MQTT
+
+    def _from_daemon(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "state":
+            self._state = msg
+            self._publish_state(msg)
+        elif kind == "decision":
+            self._publish_decision(msg)
+        elif kind == "door_event":
+            event = msg.get("event")
+            if event in EVENT_TYPES:
+                self._publish(self.topics.event, json.dumps({"event_type": event}).encode())
+        elif kind == "result":
+            self._publish(self.topics.result, json.dumps(msg).encode())
+
+    def _publish_state(self, s: dict[str, Any]) -> None:
+        t = self.topics
+        self._publish(t.availability, b"online", retain=True)
+        self._publish(t.lock_state, str(s.get("lock", "LOCKED")).encode(), retain=True)
+        if s.get("door_open") is not None:
+            self._publish(t.door_state, b"ON" if s["door_open"] else b"OFF", retain=True)
+        self._publish(t.problem_state, b"ON" if s.get("problem") else b"OFF", retain=True)
+        attributes = {"why": s.get("problem_why", ""), "dropped_events": s.get("dropped_events", 0)}
+        self._publish(t.problem_attributes, json.dumps(attributes).encode(), retain=True)
+        self._publish(t.face_state, b"ON" if s.get("face_unlock") else b"OFF", retain=True)
+
+    def _publish_decision(self, msg: dict[str, Any]) -> None:
+        rec = msg.get("record")
+        if not isinstance(rec, dict):
+            return
+        reason = rec.get("reason")
+        live = rec.get("liveness") if isinstance(rec.get("liveness"), dict) else {}
+        event = {
+            "event_type": REASON_EVENTS.get(str(reason), "denied_unknown"),
+            "reason": reason,
+            "person": rec.get("person"),
+            "score": rec.get("best_score") if rec.get("best") is not None else None,
+            "live_probability": live.get("live_probability") if live else None,
+            "event_id": rec.get("event_id"),
+            "door": self.cfg.door_id,
+            "time": rec.get("unix_time"),
+        }
+        self._publish(self.topics.event, json.dumps(event).encode())
+        jpeg = msg.get("snapshot_jpeg_b64")
+        if self.cfg.snapshots and isinstance(jpeg, str):
+            try:
+                self._publish(self.topics.snapshot, base64.b64decode(jpeg, validate=True))
+            except ValueError:
+                log.warning("a snapshot that is not base64 was not published")
+
+    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish now, or keep it (bounded, oldest dropped first) until the broker is back."""
+        if self._client.is_connected():
+            self._client.publish(topic, payload, qos=1, retain=retain)
+            return
+        if len(self._pending) >= self.cfg.queue_max:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append((topic, payload, retain))
+
+    # ------------------------------------------------------------------ MQTT -> daemon
+
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning(
+                "broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason_code
+            )
+            return
+        log.info("connected to the broker %s:%d", self.cfg.host, self.cfg.port)
+        t = self.topics
+        # A command left retained on the broker must never act later: clear it, and ignore retained ones.
+        for topic in (t.lock_set, t.face_set):
+            client.publish(topic, b"", qos=1, retain=True)
+        client.subscribe([(t.ha_status, 1), (t.lock_set, 1), (t.face_set, 1)])
+        self._publish_discovery()
+        pending, self._pending = self._pending, collections.deque()
+        for topic, payload, retain in pending:
+            client.publish(topic, payload, qos=1, retain=retain)
+        if self._state is not None:
+            self._publish_state(self._state)
+        else:
+            client.publish(t.availability, b"offline", qos=1, retain=True)
+
+    def _publish_discovery(self) -> None:
+        for topic, payload in discovery(self.cfg).items():
+            self._client.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        t = self.topics
+        if msg.topic == t.ha_status:
+            if msg.payload == b"online":
+                log.info("Home Assistant is online: discovery again")
+                self._publish_discovery()
+                if self._state is not None:
+                    self._publish_state(self._state)
+            return
+        if not msg.payload:
+            return  # our own clearing of a retained command
+        if msg.retain:
+            log.warning("%s: a retained command is ignored (it may be old)", msg.topic)
+            return
+        if msg.topic == t.face_set:
+            value = msg.payload.strip().upper()
+            if value in (b"ON", b"OFF"):
+                self._to_daemon({"action": "face_unlock", "value": value == b"ON"})
+            return
+        if msg.topic == t.lock_set:
+            self._lock_command(msg.payload)
+
+    def _lock_command(self, payload: bytes) -> None:
+        text = payload.decode("utf-8", "replace").strip()
+        try:
+            body = json.loads(text) if text.startswith("{") else {"action": text}
+        except ValueError:
+            log.warning("lock command is not JSON: ignored")
+            return
+        if not isinstance(body, dict):
+            return
+        action = LOCK_ACTIONS.get(str(body.get("action", "")).upper())
+        if action is None:
+            log.warning("lock command %r: unknown action, ignored", body.get("action"))
+            return
+        cmd: dict[str, Any] = {"action": action}
+        for key in ("code", "ts", "nonce"):
+            if key in body:
+                cmd[key] = body[key]
+        sender = body.get("sender")
+        who = self.cfg.username or "mqtt"
+        cmd["sender"] = f"{sender} via {who}" if isinstance(sender, str) and sender else who
+        self._to_daemon(cmd)
+
+    def _to_daemon(self, cmd: dict[str, Any]) -> None:
+        self._next_id += 1
+        data = encode({"type": "command", "id": self._next_id, **cmd})
+        with self._sock_lock:
+            sock = self._sock
+            if sock is None:
+                log.warning("command %s dropped: the daemon is not connected", cmd["action"])
+                return
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                log.warning("command %s not sent: %s", cmd["action"], first_line(exc))
+
+
+def run_bridge(cfg: MqttConfig, *, install_signals: bool = True) -> int:
+    import signal
+
+    bridge = Bridge(cfg)
+    if install_signals:
+        signal.signal(signal.SIGTERM, bridge.stop)
+        signal.signal(signal.SIGINT, bridge.stop)
+    started = time.monotonic()
+    code = bridge.run()
+    log.info(
+        "bridge stopped after %.0f s (%d messages dropped while the broker was away)",
+        time.monotonic() - started,
+        bridge.dropped,
+    )
+    return int(code)
