@@ -28,6 +28,16 @@ def _config(args: argparse.Namespace):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
+    if config.access.rules is not None:
+        from edge.access import load_rules
+
+        rules = load_rules(config.access.rules)
+        print(f"{config.access.rules}: OK ({len(rules.people)} people with rules)")
+    if config.mqtt.enabled and config.mqtt.remote_unlock and config.mqtt.code_file is not None:
+        from edge.bridge.commands import read_code
+
+        read_code(config.mqtt.code_file)
+        print(f"{config.mqtt.code_file}: OK (the remote-unlock code)")
     print(f"{config.source}: OK")
     return ExitCode.OK
 

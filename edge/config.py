@@ -162,6 +162,11 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class AccessConfig:
+    rules: str | None = _opt(None)
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     enabled: bool = _opt(False)
     door_id: str = _opt("door")
@@ -196,6 +201,7 @@ class Config:
     lock: LockConfig = field(default_factory=LockConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 

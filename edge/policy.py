@@ -29,12 +29,14 @@ import dataclasses
 import logging
 import math
 import statistics
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.access import AccessRules
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
 from edge.liveness import LivenessSample, LivenessVerdict, enabled_vetoes, judge
 from edge.quality import Quality, failed_gates
@@ -117,6 +119,8 @@ class Policy:
         model_sha256: str = "",
         camera: str = "",
         door: str = "",
+        access: AccessRules | None = None,
+        wall: Callable[[], float] = time.time,
         id_factory: Callable[[], str] | None = None,
     ) -> None:
         # The YAML loader checks these ranges, but a hand-built config is not
@@ -146,6 +150,10 @@ class Policy:
         # Off (from Home Assistant, say, when the house is empty): a face that would be let in
         # is refused with reason face_unlock_off.
         self.face_unlock = True
+        # Who may come in when (edge.access), judged on the wall clock; guests' entries used.
+        self.access = access
+        self.wall = wall
+        self.entries: dict[str, int] = {}
         self._new_id = id_factory or _random_id
         self._tracks: dict[int, _Track] = {}
         self._denials: deque[float] = deque()  # times of counted denials in the window
@@ -321,10 +329,27 @@ class Policy:
         if reason == Reason.ACCEPTED and not self.face_unlock:
             log.info("track %d: %s would be let in, but face unlock is off", track_id, person)
             reason = Reason.FACE_UNLOCK_OFF
+        if reason == Reason.ACCEPTED and self.access is not None and person is not None:
+            refusal = self.access.refusal(person, self.wall(), self.entries.get(person, 0))
+            if refusal is not None:
+                log.info(
+                    "track %d: %s recognised, refused by the access rules: %s",
+                    track_id,
+                    person,
+                    refusal,
+                )
+                reason = refusal
         locked = now < self._locked_until
         reason = self._lockout_reason(track_id, reason, person, now, locked=locked)
         track.decided_at = now
         track.accepted = reason == Reason.ACCEPTED
+        if (
+            track.accepted
+            and person is not None
+            and self.access is not None
+            and self.access.counts_entries(person)
+        ):
+            self.entries[person] = self.entries.get(person, 0) + 1
         decision = self._decision(
             track_id, track, s, now, reason=reason, person=person, verdict=verdict
         )

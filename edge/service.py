@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.access import AccessWatcher, load_rules
 from edge.bridge.link import DaemonLink
 from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
 from edge.config import Config
@@ -104,6 +105,7 @@ class Service:
             model_sha256=pipeline.embedder.sha256,
             camera=getattr(camera, "name", ""),
             door=config.mqtt.door_id,
+            wall=wall,
         )
         self.watchdog = FrameWatchdog(
             self.notifier,
@@ -120,6 +122,8 @@ class Service:
         self.gallery_watcher: GalleryWatcher | None = (
             None  # reloads the gallery when its file changes
         )
+        self.access_watcher: AccessWatcher | None = None  # the access rules, reloaded on change
+        self._saved_entries: dict[str, int] = {}
         self._ready = False
         self._last_prune = -float("inf")
 
@@ -263,6 +267,45 @@ class Service:
                 "%s: cannot save the lockout: %s", lockout_path(self.config), exc.strerror or exc
             )
 
+    def _save_entries(self) -> None:
+        """Guests' entries used, beside the gallery: a restart does not give them new ones."""
+        if self.policy.entries == self._saved_entries:
+            return
+        try:
+            atomic_write_bytes(
+                entries_path(self.config),
+                (json.dumps(self.policy.entries) + "\n").encode(),
+                mode=0o600,
+            )
+            self._saved_entries = dict(self.policy.entries)
+        except OSError as exc:
+            log.warning(
+                "%s: cannot save guests' entries: %s",
+                entries_path(self.config),
+                exc.strerror or exc,
+            )
+
+    def restore_entries(self) -> None:
+        """Take back the guests' entries used; an unreadable file leaves every counted guest none."""
+        path = entries_path(self.config)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            raw = None
+            log.warning("%s: unreadable (%s)", path, exc)
+        if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in raw.items()
+        ):
+            log.warning(
+                "%s: not a map of name -> entries; guests with max_entries are refused", path
+            )
+            people = self.policy.access.people if self.policy.access else {}
+            raw = dict.fromkeys(people, 1 << 30)
+        self.policy.entries = dict(raw)
+        self._saved_entries = dict(raw)
+
     def restore_lockout(self) -> None:
         """Take back the lockout a previous run saved (a bad file is reported and ignored)."""
         path = lockout_path(self.config)
@@ -320,6 +363,8 @@ class Service:
         out = []
         if self.gallery_watcher is not None:
             self.gallery = self.gallery_watcher.poll(now)
+        if self.access_watcher is not None:
+            self.policy.access = self.access_watcher.poll(now)
         # Only the largest face is at the door: others are passers-by behind the
         # person (and would only fill the log with low-quality attempts).
         faces = self.pipeline.detect(frame)[:1]
@@ -404,6 +449,7 @@ class Service:
             raise
         self.stats.decisions += 1
         self._save_lockout()
+        self._save_entries()
         if d.unlock:
             self.door.unlock(d.person or "")
             self.stats.unlocks += 1
@@ -426,6 +472,10 @@ class Service:
             self.on_decision(d, record)
 
 
+def entries_path(config: Config) -> Path:
+    return Path(config.gallery.path).with_name("entries.json")
+
+
 def lockout_path(config: Config) -> Path:
     """The lockout's state, in the state directory beside the gallery (it survives a restart or power cut)."""
     return Path(config.gallery.path).with_name("lockout.json")
@@ -445,6 +495,8 @@ def build_service(
 
     pipeline = build_pipeline(config)
     liveness = build_liveness(config)
+    # A rules file that does not load: refused now, before the door or the log is touched.
+    access = load_rules(config.access.rules) if config.access.rules is not None else None
     watcher = GalleryWatcher.load(
         config.gallery.path,
         model_sha256=pipeline.embedder.sha256,
@@ -525,4 +577,8 @@ def build_service(
         watcher  # a revocation or enrollment reaches the running door within a second
     )
     service.restore_lockout()  # a restart or power cut does not clear an attacker's lockout
+    if config.access.rules is not None and access is not None:
+        service.policy.access = access
+        service.access_watcher = AccessWatcher(config.access.rules, access)
+        service.restore_entries()
     return service

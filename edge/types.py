@@ -143,6 +143,12 @@ class Reason(enum.StrEnum):
     )
     REMOTE_UNLOCK = "remote_unlock"  # unlocked by a command from the bridge, with the right code
     WRONG_CODE = "wrong_code"  # a remote unlock with a wrong code: counts towards the lockout
+    # Refused by the access rules (edge.access), though the face was recognised:
+    OUTSIDE_HOURS = "outside_hours"  # outside the person's time windows
+    PERSON_DISABLED = "person_disabled"  # disabled, templates kept
+    NOT_YET_VALID = "not_yet_valid"  # a guest before their valid_from
+    EXPIRED = "expired"  # a guest after their valid_to
+    NO_ENTRIES_LEFT = "no_entries_left"  # a guest who used their max_entries
 
 
 # The only reasons that open the door.

@@ -162,6 +162,9 @@ def _config_cases() -> Iterator[Case]:
         "empty document": "",
         "only a comment": "# nothing\n",
         "not YAML": "match: {min_margin: [}\n",
+        "MQTT door id with a slash": "mqtt: {door_id: front/../../x}\n",
+        "MQTT remote unlock without a code": "mqtt: {enabled: true, remote_unlock: true}\n",
+        "MQTT port out of range": "mqtt: {port: 70000}\n",
     }
     for name, text in texts.items():
 
@@ -184,6 +187,46 @@ def _config_cases() -> Iterator[Case]:
             f.truncate(50 << 20)  # 50 MB of NULs, sparse
         return ["-c", str(d / "big.yaml"), "check-config"]
 
+    rules_texts = {
+        "unknown time zone": "timezone: Mars/Olympus\npeople: {}\n",
+        "garbage window": "people: {alice: {windows: ['always']}}\n",
+        "window as a mapping": "people: {alice: {windows: {mon: all}}}\n",
+        "max entries negative": "people: {carol: {max_entries: -3}}\n",
+        "validity reversed": "people: {carol: {valid_from: 2027-01-02, valid_to: 2027-01-01}}\n",
+        "date garbage": "people: {carol: {valid_to: next tuesday}}\n",
+        "people as a list": "people: [alice, bob]\n",
+        "alias bomb": "a: &a [x,x,x,x,x,x,x,x,x]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+            for i in range(9)
+        )
+        + "people: {alice: {windows: *j}}\n",
+        "python tag": "people: !!python/object/apply:os.system ['true']\n",
+    }
+    for name, text in rules_texts.items():
+
+        def make_rules(d: Path, w: World, text: str = text) -> list[str]:
+            (d / "access.yaml").write_text(text)
+            (d / "door.yaml").write_text(f"access: {{rules: {d / 'access.yaml'}}}\n")
+            return ["-c", str(d / "door.yaml"), "check-config"]
+
+        yield Case(f"config: access rules: {name}", "config", make_rules)
+
+    def rules_fifo(d: Path, w: World) -> list[str]:
+        (d / "door.yaml").write_text(f"access: {{rules: {fifo(d / 'access.yaml')}}}\n")
+        return ["-c", str(d / "door.yaml"), "check-config"]
+
+    yield Case("config: access rules: a FIFO", "config", rules_fifo, timeout_s=20)
+
+    def code_readable(d: Path, w: World) -> list[str]:
+        (d / "code").write_text("2468\n")
+        (d / "code").chmod(0o644)
+        (d / "door.yaml").write_text(
+            f"mqtt: {{enabled: true, remote_unlock: true, code_file: {d / 'code'}}}\n"
+        )
+        return ["-c", str(d / "door.yaml"), "check-config"]
+
+    yield Case("config: MQTT code file others can read", "config", code_readable)
     yield Case("config: not UTF-8", "config", latin1)
     yield Case("config: UTF-16", "config", utf16)
     yield Case("config: 50 MB", "config", big)

@@ -673,3 +673,39 @@ def test_the_visitors_snapshot_is_published_only_when_asked(door):
     assert d.daemon.wait(timeout=120) == 0
     m = d.watch.wait_for(lambda m: m.topic == "facegate/front/snapshot")
     assert m.payload[:2] == b"\xff\xd8" and not m.retain  # a JPEG, not kept on the broker
+
+
+@pytest.mark.parametrize(
+    ("text", "face_unlock"),
+    [
+        (None, True),
+        ('{"face_unlock": true}\n', True),
+        ('{"face_unlock": false}\n', False),
+        ("garbage", False),
+        ('{"face_unlock": "yes"}', False),
+    ],
+)
+def test_the_face_unlock_switch_survives_a_restart_and_an_unreadable_one_is_off(
+    tmp_path, text, face_unlock
+):
+    from edge.bridge.commands import RemoteCommands
+    from edge.bridge.link import DaemonLink, switches_path
+    from edge.policy import Policy
+
+    cfg = load_config()
+    cfg = replace(cfg, gallery=replace(cfg.gallery, path=str(tmp_path / "gallery.json")))
+    if text is not None:
+        switches_path(cfg).write_text(text)
+    policy = Policy(cfg.policy, cfg.match)
+    link = DaemonLink(
+        cfg,
+        server=BridgeServer(tmp_path / "s.sock", allowed_uids=frozenset(), queue_max=1, state=dict),
+        remote=RemoteCommands(code=None, max_age_s=30.0),
+        policy=policy,
+        door=None,
+        camera=None,
+        act=lambda d, crop: None,
+        clock=time.monotonic,
+        wall=time.time,
+    )
+    assert link.policy.face_unlock is face_unlock

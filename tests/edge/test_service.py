@@ -28,7 +28,7 @@ from gpiozero.pins.mock import MockFactory
 from edge.camera.replay import ReplayCamera
 from edge.decisions import FIELDS, log_files, read_records
 from edge.enroll import add_to_gallery, from_images
-from edge.errors import CameraError, ExitCode, GalleryError
+from edge.errors import CameraError, ConfigError, ExitCode, GalleryError
 from edge.notify import Notifier
 from edge.pipeline import build_pipeline
 from edge.service import build_service
@@ -709,3 +709,30 @@ def stat_mode(path: Path) -> int:
     import stat as _stat
 
     return _stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_guests_entries_are_counted_across_a_restart(enrolled, lfw_samples, tmp_path):
+    """access.rules: colin may enter twice; the count is kept beside the gallery."""
+    rules = tmp_path / "access.yaml"
+    rules.write_text("people:\n  colin: {max_entries: 2}\n")
+    cfg = replace(enrolled, access=replace(enrolled.access, rules=str(rules)))
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((250, 250, 3), 90, np.uint8))
+    colin = lfw_samples["Colin_Powell_0040"]
+    visits = ([colin] * 3 + [blank] * 30) * 2
+    pins = MockFactory()
+    assert service_for(cfg, visits, pins).run() == ExitCode.OK
+    assert [r["reason"] for r in records(cfg)] == [Reason.ACCEPTED, Reason.ACCEPTED]
+    # A restart: the same visit is his third entry.
+    assert service_for(cfg, visits[:33], MockFactory()).run() == ExitCode.OK
+    recs = records(cfg)
+    assert [(r["reason"], r["decision"]) for r in recs[2:]] == [(Reason.NO_ENTRIES_LEFT, "deny")]
+    assert json.loads((tmp_path / "entries.json").read_text()) == {"colin": 2}
+
+
+def test_a_rules_file_that_does_not_load_refuses_to_start(enrolled, tmp_path):
+    rules = tmp_path / "access.yaml"
+    rules.write_text("people: {colin: {disabled: perhaps}}\n")
+    cfg = replace(enrolled, access=replace(enrolled.access, rules=str(rules)))
+    with pytest.raises(ConfigError, match=r"people.colin.disabled: must be true or false"):
+        service_for(cfg, [], MockFactory())

@@ -55,6 +55,11 @@ HARD_DENIALS = frozenset(
         Reason.NO_GALLERY,
         Reason.ERROR,
         Reason.FACE_UNLOCK_OFF,
+        Reason.OUTSIDE_HOURS,
+        Reason.PERSON_DISABLED,
+        Reason.NOT_YET_VALID,
+        Reason.EXPIRED,
+        Reason.NO_ENTRIES_LEFT,
     }
 )
 _HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
