@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge.errors import ConfigError
-from edge.files import read_regular
+from edge.files import file_identity, read_regular
 from edge.types import Reason
 
 log = logging.getLogger(__name__)
@@ -236,14 +235,6 @@ def load_rules(path: str | Path) -> AccessRules:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_rules(text, str(path))
-
-
-def file_identity(path: str | Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class AccessWatcher:

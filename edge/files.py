@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
+import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edge.errors import FacegateError
+
+log = logging.getLogger(__name__)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -58,6 +63,27 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> N
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def file_identity(path: str | Path) -> tuple[int, int, int, int] | None:
+    """(inode, size, mtime, ctime) of ``path`` itself, or None if it is not there: a change to
+    any of them is a new file to reload (the watchers of the gallery and the access rules)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def save_state(path: str | Path, state: Any, what: str) -> bool:
+    """Write a small JSON state file (0600, atomically) beside the gallery; False, and a warning
+    naming the file, if it cannot be written: the daemon keeps the state in memory and goes on."""
+    try:
+        atomic_write_bytes(path, (json.dumps(state) + "\n").encode(), mode=0o600)
+    except OSError as exc:
+        log.warning("%s: cannot save %s: %s", path, what, exc.strerror or exc)
+        return False
+    return True
 
 
 def read_regular(

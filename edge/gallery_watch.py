@@ -25,7 +25,7 @@ from typing import Any
 
 from edge.errors import GalleryError
 from edge.filelock import is_held, lock_path_for
-from edge.files import atomic_write_bytes
+from edge.files import file_identity, save_state
 from edge.gallery import Gallery
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,6 @@ ACK_SUFFIX = ".loaded"
 def ack_path_for(gallery: str | Path) -> Path:
     p = Path(gallery)
     return p.with_name(p.name + ACK_SUFFIX)
-
-
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def file_sha256(path: str | Path) -> str | None:
@@ -93,7 +85,7 @@ class GalleryWatcher:
     ) -> GalleryWatcher:
         """Load the gallery for the daemon (refusing it as Gallery.load does) and watch it from then on."""
         path = Path(path)
-        before = _identity(
+        before = file_identity(
             path
         )  # taken first: a change made while loading is seen at the first poll
         gallery = Gallery.load(
@@ -120,7 +112,7 @@ class GalleryWatcher:
         if now - self._checked < self.interval_s:
             return self.gallery
         self._checked = now
-        ident = _identity(self.path)
+        ident = file_identity(self.path)
         if ident == self._identity:
             return self.gallery
         self._identity = ident
@@ -147,16 +139,8 @@ class GalleryWatcher:
             "pid": os.getpid(),
             "time": time.time(),
         }
-        try:
-            atomic_write_bytes(
-                ack_path_for(self.path), (json.dumps(record) + "\n").encode(), mode=0o600
-            )
-        except OSError as exc:  # the door still works; only the CLI's confirmation is missing
-            log.warning(
-                "%s: cannot write the acknowledgement: %s",
-                ack_path_for(self.path),
-                exc.strerror or exc,
-            )
+        # Unwritten, the door still works; only the CLI's confirmation is missing.
+        save_state(ack_path_for(self.path), record, "the acknowledgement")
 
 
 def confirm_taken(

@@ -32,7 +32,7 @@ from edge.decisions import DecisionLog, decision_record
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.exposure import FaceExposure, for_camera, meter
 from edge.filelock import FileLock, lock_path_for
-from edge.files import atomic_write_bytes
+from edge.files import save_state
 from edge.gallery import Gallery
 from edge.gallery_watch import GalleryWatcher
 from edge.liveness import build_liveness
@@ -257,33 +257,16 @@ class Service:
         state = self.policy.lockout_state(self.clock(), self.wall())
         if state == self._saved_lockout:
             return
-        try:
-            atomic_write_bytes(
-                lockout_path(self.config), (json.dumps(state) + "\n").encode(), mode=0o600
-            )
+        # Unsaved, the door keeps its lockout in memory; only a restart would lose it.
+        if save_state(lockout_path(self.config), state, "the lockout"):
             self._saved_lockout = state
-        except OSError as exc:  # the door keeps its lockout in memory; only a restart would lose it
-            log.warning(
-                "%s: cannot save the lockout: %s", lockout_path(self.config), exc.strerror or exc
-            )
 
     def _save_entries(self) -> None:
         """Guests' entries used, beside the gallery: a restart does not give them new ones."""
         if self.policy.entries == self._saved_entries:
             return
-        try:
-            atomic_write_bytes(
-                entries_path(self.config),
-                (json.dumps(self.policy.entries) + "\n").encode(),
-                mode=0o600,
-            )
+        if save_state(entries_path(self.config), self.policy.entries, "guests' entries"):
             self._saved_entries = dict(self.policy.entries)
-        except OSError as exc:
-            log.warning(
-                "%s: cannot save guests' entries: %s",
-                entries_path(self.config),
-                exc.strerror or exc,
-            )
 
     def restore_entries(self) -> None:
         """Take back the guests' entries used; an unreadable file leaves every counted guest none."""

@@ -23,7 +23,7 @@ from edge.bridge.commands import RemoteCommands, read_code
 from edge.bridge.server import BridgeServer
 from edge.closeable import Closeable
 from edge.config import Config
-from edge.files import atomic_write_bytes
+from edge.files import save_state
 from edge.policy import Policy
 from edge.types import Decision
 
@@ -194,15 +194,7 @@ class DaemonLink(Closeable):
         return value
 
     def _save_face_unlock(self, value: bool) -> None:
-        path = switches_path(self.config)
-        try:
-            atomic_write_bytes(
-                path, (json.dumps({"face_unlock": value}) + "\n").encode(), mode=0o600
-            )
-        except OSError as exc:
-            log.warning(
-                "%s: cannot keep the switch across a restart: %s", path, exc.strerror or exc
-            )
+        save_state(switches_path(self.config), {"face_unlock": value}, "the face unlock switch")
 
     def close(self) -> None:
         self.server.close()
