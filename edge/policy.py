@@ -40,7 +40,7 @@ from edge.access import AccessRules
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
 from edge.liveness import LivenessSample, LivenessVerdict, enabled_vetoes, judge
 from edge.quality import Quality, failed_gates
-from edge.types import Decision, Match, Reason
+from edge.types import UNLOCKING, Decision, Match, Reason
 
 log = logging.getLogger(__name__)
 
@@ -419,18 +419,14 @@ class Policy:
         verdict: LivenessVerdict | None,
     ) -> Decision:
         top = s.top
-        return Decision(
-            event_id=self._new_id(),
-            at=now,
-            unlock=reason == Reason.ACCEPTED,
-            reason=reason,
-            person=person,
+        return self._new_decision(
+            now,
+            reason,
+            person,
             best=top.best if top is not None else None,
             best_score=float(top.best_score) if top is not None else -1.0,
             second=top.second if top is not None else None,
             second_score=float(top.second_score) if top is not None else -1.0,
-            threshold=self.match.min_cosine_similarity,
-            min_margin=self.match.min_margin,
             frames_used=len(track.window),
             frames_matched=s.votes.get(person, 0) if person is not None else 0,
             track_id=track_id,
@@ -438,9 +434,48 @@ class Policy:
             liveness=verdict.as_dict(self.liveness.min_live_probability)
             if verdict is not None and self.liveness is not None
             else None,
+            sources=tuple(o.source for o in track.window),
+        )
+
+    def _new_decision(
+        self,
+        now: float,
+        reason: Reason,
+        person: str | None,
+        *,
+        best: str | None = None,
+        best_score: float = -1.0,
+        second: str | None = None,
+        second_score: float = -1.0,
+        frames_used: int = 0,
+        frames_matched: int = 0,
+        track_id: int = -1,
+        quality: dict[str, float] | None = None,
+        liveness: dict[str, float | int | bool | None] | None = None,
+        sources: tuple[str, ...] = (),
+    ) -> Decision:
+        """A Decision with this door's settings; the rest is what the attempt's frames said
+        (a remote command has none: no score, no frames, track -1)."""
+        return Decision(
+            event_id=self._new_id(),
+            at=now,
+            unlock=reason in UNLOCKING,
+            reason=reason,
+            person=person,
+            best=best,
+            best_score=best_score,
+            second=second,
+            second_score=second_score,
+            threshold=self.match.min_cosine_similarity,
+            min_margin=self.match.min_margin,
+            frames_used=frames_used,
+            frames_matched=frames_matched,
+            track_id=track_id,
+            quality=quality or {},
+            liveness=liveness,
             model_sha256=self.model_sha256,
             camera=self.camera,
-            sources=tuple(o.source for o in track.window),
+            sources=sources,
             door=self.door,
         )
 
@@ -454,25 +489,7 @@ class Policy:
         else:
             reason = Reason.REMOTE_UNLOCK
         log.info("remote unlock from %s: %s", sender, reason)
-        return Decision(
-            event_id=self._new_id(),
-            at=now,
-            unlock=reason == Reason.REMOTE_UNLOCK,
-            reason=reason,
-            person=sender,
-            best=None,
-            best_score=-1.0,
-            second=None,
-            second_score=-1.0,
-            threshold=self.match.min_cosine_similarity,
-            min_margin=self.match.min_margin,
-            frames_used=0,
-            frames_matched=0,
-            track_id=-1,
-            model_sha256=self.model_sha256,
-            camera=self.camera,
-            door=self.door,
-        )
+        return self._new_decision(now, reason, sender)
 
     def lockout_state(self, now: float, wall: float) -> dict[str, Any]:
         """The lockout's state in Unix time (the policy's clock is monotonic), for the state directory.
