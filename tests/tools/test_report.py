@@ -729,3 +729,12 @@ def test_only_the_unlocking_reasons_may_unlock(tmp_path):
     bad["reason"] = "wrong_code"
     with pytest.raises(DecisionLogError, match="only reasons accepted and remote_unlock unlock"):
         report_of(tmp_path, [bad], {})
+
+
+def test_more_doors_than_a_column_holds_is_a_one_line_error(tmp_path):
+    """Each column holds int16 codes: a hostile log with 32,002 door ids is refused, not overflowed."""
+    records = [make_record(f"e{i}", best="alice", score=0.5, door=f"d{i}") for i in range(32002)]
+    with pytest.raises(
+        ReportError, match=r"more than 32000 distinct door ids in the logs \('d32001'\.\.\.\)"
+    ):
+        report_of(tmp_path, records, {})

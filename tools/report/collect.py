@@ -66,6 +66,28 @@ _HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
 MAX_EXAMPLES = 20
 
 
+MAX_CODES = 32000  # the columns hold codes as int16
+
+
+class _Codes:
+    """Strings to small codes in first-seen order, for the int16 columns; ReportError past MAX_CODES."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.values: list[str] = []
+        self._code: dict[str, int] = {}
+
+    def __call__(self, value: str) -> int:
+        code = self._code.get(value)
+        if code is None:
+            code = len(self.values)
+            if code > MAX_CODES:
+                raise ReportError(f"more than {MAX_CODES} distinct {self.what} ({value!r}...)")
+            self.values.append(value)
+            self._code[value] = code
+        return code
+
+
 @dataclass(frozen=True)
 class Example:
     """One decision worth a human look (a false accept, a lockout), with where to find it."""
@@ -242,10 +264,8 @@ class Collector:
         self.min_margin = min_margin
         self.enrolled = None if enrolled is None else frozenset(enrolled)
         self.progress = sys.stderr.isatty() if progress is None else progress
-        self._names: list[str] = []
-        self._name_code: dict[str, int] = {}
-        self._weeks: list[str] = []
-        self._week_code: dict[str, int] = {}
+        self._names = _Codes("person names in the logs and labels")
+        self._weeks = _Codes("ISO weeks in the logs")
         self._day_week: dict[str, int] = {}
         self._gallery: set[str] = set()
         self._settings: Counter[tuple[float, float]] = Counter()
@@ -259,8 +279,7 @@ class Collector:
         self._week = array("h")
         self._exposure = array("f")
         self._door = array("h")
-        self._doors: list[str] = []
-        self._door_codes: dict[str, int] = {}
+        self._doors = _Codes("door ids in the logs")
         self._remote: Counter[str] = Counter()
         self._files: list[str] = []
         self._agree = self._only_logged = self._only_replayed = 0
@@ -276,16 +295,7 @@ class Collector:
     def _name(self, name: str | None) -> int:
         if name is None:
             return NO_NAME
-        code = self._name_code.get(name)
-        if code is None:
-            code = len(self._names)
-            if code > 32000:
-                raise ReportError(
-                    f"more than 32000 distinct person names in the logs and labels ({name!r}...)"
-                )
-            self._names.append(name)
-            self._name_code[name] = code
-        return code
+        return self._names(name)
 
     def _truth_code(self, truth: str | None) -> int:
         if truth is None:
@@ -307,12 +317,7 @@ class Collector:
                     f"time: expected ISO 8601 like 2024-05-01T12:34:56.789Z, got {t!r}"
                 ) from None
             key = f"{y}-W{w:02d}"
-            code = self._week_code.get(key)
-            if code is None:
-                code = len(self._weeks)
-                self._weeks.append(key)
-                self._week_code[key] = code
-            self._day_week[day] = code
+            code = self._day_week[day] = self._weeks(key)
         return code
 
     # -- reading ------------------------------------------------------------------------
@@ -409,14 +414,7 @@ class Collector:
         self._reason.append(f.reason_code)
         self._week.append(week)
         self._exposure.append(f.exposure)
-        self._door.append(self._door_index(f.door))
-
-    def _door_index(self, door: str) -> int:
-        code = self._door_codes.get(door)
-        if code is None:
-            code = self._door_codes[door] = len(self._doors)
-            self._doors.append(door)
-        return code
+        self._door.append(self._doors(f.door))
 
     def _keep_example(self, rec: dict[str, Any], path: Path, f: Fields, truth: str | None) -> None:
         """The first false accepts and lockouts, for a reviewer to look at."""
@@ -451,8 +449,8 @@ class Collector:
 
         return Columns(
             files=tuple(self._files),
-            names=tuple(self._names),
-            weeks=tuple(self._weeks),
+            names=tuple(self._names.values),
+            weeks=tuple(self._weeks.values),
             score=view(self._score, np.float64),
             eligible=view(self._eligible, np.int8).astype(bool),
             truth=view(self._truth, np.int16),
@@ -462,7 +460,7 @@ class Collector:
             reason=view(self._reason, np.int8),
             week=view(self._week, np.int16),
             exposure=view(self._exposure, np.float32),
-            doors=tuple(self._doors),
+            doors=tuple(self._doors.values),
             door=view(self._door, np.int16),
             remote=dict(self._remote),
             gallery=frozenset(self._gallery),
