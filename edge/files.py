@@ -150,6 +150,30 @@ def _open_for_reading(
         raise error(f"{path!r}: cannot read {what}: {exc}") from None
 
 
+def read_secret(
+    path: str | Path,
+    *,
+    field: str,
+    refuse_mode: int,
+    who: str,
+    chmod: str,
+    error: type[FacegateError],
+) -> str:
+    """The first line of a secret file (a code, a password), refused if ``refuse_mode``'s bits
+    are set: ``<path>: <field>: <who> can read it (mode 0644); run chmod <chmod> <path>``."""
+    try:
+        data, st = read_regular(path, what="a secret", error=error, max_bytes=4096)
+    except FileNotFoundError:
+        raise error(f"{path}: {field}: no such file") from None
+    if st.st_mode & refuse_mode:
+        raise error(
+            f"{path}: {field}: {who} can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run chmod {chmod} {path}"
+        )
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[0] if lines else ""
+
+
 def folder_writable_by(folder: str | Path, mask: int) -> int | None:
     """The folder's mode if the users in ``mask`` (S_IWOTH, or S_IWGRP | S_IWOTH) can replace files in it, else None.
 

@@ -16,23 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
-from edge.files import read_regular
+from edge.files import read_secret
 
 MAX_NONCE_LEN = 128
 
 
 def read_code(path: str | Path) -> str:
     """The remote-unlock code: the file's first line; refused if anyone else may read the file."""
-    try:
-        data, st = read_regular(path, what="a code file", error=ConfigError, max_bytes=4096)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: mqtt.code_file: no such file") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path}: mqtt.code_file: others can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run chmod 600 {path}"
-        )
-    code = data.decode("utf-8", "replace").splitlines()[0].strip() if data.strip() else ""
+    code = read_secret(
+        path,
+        field="mqtt.code_file",
+        refuse_mode=stat.S_IRWXG | stat.S_IRWXO,
+        who="others",
+        chmod="600",
+        error=ConfigError,
+    ).strip()
     if len(code) < 4:
         raise ConfigError(f"{path}: mqtt.code_file: the code must be at least 4 characters")
     return code

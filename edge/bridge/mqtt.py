@@ -28,7 +28,7 @@ import edge
 from edge.bridge.protocol import LineReader, ProtocolError, encode
 from edge.config import MqttConfig
 from edge.errors import ConfigError, ExitCode
-from edge.files import read_regular
+from edge.files import read_secret
 from edge.text import first_line
 
 log = logging.getLogger(__name__)
@@ -158,18 +158,6 @@ def discovery(cfg: MqttConfig, version: str = edge.__version__) -> dict[str, dic
     return out
 
 
-def read_secret(path: str, what: str) -> str:
-    """The first line of a secret file, refused if every user may read it."""
-    data, st = read_regular(path, what=what, error=ConfigError, max_bytes=4096)
-    if st.st_mode & stat.S_IROTH:
-        raise ConfigError(
-            f"{path}: mqtt.password_file: any user can read it (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run chmod o-r {path}"
-        )
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[0] if lines else ""
-
-
 class Bridge:
     """One bridge: the broker on one side, the daemon's socket on the other."""
 
@@ -199,9 +187,15 @@ class Bridge:
         make = factory or mqtt.Client
         client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"facegate-{self.cfg.door_id}")
         if self.cfg.username is not None and self.cfg.password_file is not None:
-            client.username_pw_set(
-                self.cfg.username, read_secret(self.cfg.password_file, "a password file")
+            password = read_secret(
+                self.cfg.password_file,
+                field="mqtt.password_file",
+                refuse_mode=stat.S_IROTH,  # the bridge's group (facegate-bridge) may read it
+                who="any user",
+                chmod="o-r",
+                error=ConfigError,
             )
+            client.username_pw_set(self.cfg.username, password)
         if self.cfg.tls:
             try:
                 client.tls_set(ca_certs=self.cfg.ca_file)

@@ -709,3 +709,18 @@ def test_the_face_unlock_switch_survives_a_restart_and_an_unreadable_one_is_off(
         wall=time.time,
     )
     assert link.policy.face_unlock is face_unlock
+
+
+def test_a_missing_or_world_readable_password_file_is_one_line_before_connecting(broker, tmp_path):
+    cfg = mqtt_config(broker, tmp_path)
+    path = Path(cfg.password_file or "")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as info:
+        Bridge(cfg)
+    assert (
+        str(info.value)
+        == f"{path}: mqtt.password_file: any user can read it (mode 0644); run chmod o-r {path}"
+    )
+    path.unlink()
+    with pytest.raises(ConfigError, match=r"mqtt-password: mqtt.password_file: no such file$"):
+        Bridge(cfg)
