@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import yaml
 from edge.cli import setup_logging
 from edge.config import load_config
 from tools import nuaa, replay
+from tools.bench.daemon import run_daemon
 from tools.demo import DEMO_CONFIG, ENROLLED, SAMPLES
 
 
@@ -83,32 +83,6 @@ class Latencies:
         self.client.disconnect()
 
 
-def _run_daemon(conf: Path, src: Path) -> tuple[float, int, int]:
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge",
-            "-c",
-            str(conf),
-            "-v",
-            "run",
-            "--mock-gpio",
-            "--replay",
-            str(src),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - t
-    m = re.search(r"stopped: (\d+) frames, (\d+) decisions", proc.stderr)
-    if proc.returncode != 0 or not m:
-        raise RuntimeError(proc.stderr[-2000:])
-    return wall, int(m.group(1)), int(m.group(2))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -155,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            results[label] = _run_daemon(conf, src)
+            run = run_daemon(conf, src)
+            results[label] = (run.wall, run.frames, run.decisions)
             if bridge is not None and watch is not None:
                 time.sleep(1.0)  # the last events' way to the subscriber
                 bridge.terminate()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,44 @@ from edge.cli import setup_logging
 from edge.config import load_config
 from tools import nuaa, replay
 from tools.demo import DEMO_CONFIG, ENROLLED, SAMPLES
+
+
+@dataclass(frozen=True)
+class DaemonRun:
+    wall: float  # seconds, start-up included
+    frames: int
+    decisions: int
+    unlocks: int
+    stderr: str
+
+
+def run_daemon(conf: Path, src: Path) -> DaemonRun:
+    """``facegate run --mock-gpio --replay SRC`` as a child, counted from its own "stopped:" line;
+    RuntimeError with the end of its stderr if it failed."""
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "-c",
+            str(conf),
+            "-v",
+            "run",
+            "--mock-gpio",
+            "--replay",
+            str(src),
+        ],
+        check=False,  # a failed run raises with its stderr below
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - t
+    m = re.search(r"stopped: (\d+) frames, (\d+) decisions, (\d+) unlocks", proc.stderr)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(proc.stderr[-2000:])
+    frames, decisions, unlocks = (int(g) for g in m.groups())
+    return DaemonRun(wall, frames, decisions, unlocks, proc.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,38 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     for label, cfg in (("as configured", raw), ("every frame judged", worst)):
         conf = work / "bench.yaml"
         conf.write_text(yaml.safe_dump(cfg))
-        t = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "edge",
-                "-c",
-                str(conf),
-                "-v",
-                "run",
-                "--mock-gpio",
-                "--replay",
-                str(src),
-            ],
-            check=False,  # a failed run prints its stderr below
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - t
+        try:
+            run = run_daemon(conf, src)
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        wall, n, decisions, unlocks = run.wall, run.frames, run.decisions, run.unlocks
         # RUSAGE_CHILDREN's peak is the largest child so far: each run is larger than the last.
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        m = re.search(r"stopped: (\d+) frames, (\d+) decisions, (\d+) unlocks", proc.stderr)
-        if proc.returncode != 0 or not m:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return 1
-        n, decisions, unlocks = (int(g) for g in m.groups())
         print(
             f"daemon ({config.models.embedder}, {args.threads} threads, {label}): {n} frames in {wall:.1f} s wall "
             f"(including start-up) = {n / wall:.1f} fps; {decisions} decisions, {unlocks} unlocks; "
             f"peak RSS {rss_mb:.0f} MB"
         )
-        stages = re.search(r"stage times: (.*)", proc.stderr)
+        stages = re.search(r"stage times: (.*)", run.stderr)
         if stages:
             print(f"  {stages.group(1)}")
     return 0
