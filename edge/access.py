@@ -24,7 +24,6 @@ checked: a refusal by the rules is logged with its reason, never counted towards
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.config import load_yaml, unknown_keys
 from edge.errors import ConfigError
 from edge.files import file_identity, read_regular
 from edge.types import Reason
@@ -157,15 +157,7 @@ def _person(name: str, raw: Any, tz: dt.tzinfo, errors: list[str]) -> PersonRule
     if not isinstance(raw, dict):
         errors.append(f"{where}: expected a mapping of {', '.join(_PERSON_KEYS)}, got {raw!r}")
         return None
-    for key in raw:
-        if key not in _PERSON_KEYS:
-            guess = difflib.get_close_matches(str(key), _PERSON_KEYS, n=1)
-            hint = (
-                f"; did you mean {where}.{guess[0]}?"
-                if guess
-                else f"; known keys: {', '.join(_PERSON_KEYS)}"
-            )
-            errors.append(f"{where}.{key}: unknown key{hint}")
+    errors += unknown_keys(raw, list(_PERSON_KEYS), f"{where}.")
     windows_raw = raw.get("windows", [])
     if not isinstance(windows_raw, list):
         errors.append(f"{where}.windows: expected a list, got {windows_raw!r}")
@@ -194,15 +186,11 @@ def _person(name: str, raw: Any, tz: dt.tzinfo, errors: list[str]) -> PersonRule
 
 def parse_rules(text: str, source: str) -> AccessRules:
     """The rules, or one ConfigError listing every problem (``source: key: why`` lines)."""
-    from edge.config import load_yaml
-
     raw = load_yaml(text, source) or {}
     errors: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with timezone and people")
-    for key in raw:
-        if key not in ("timezone", "people"):
-            errors.append(f"{key}: unknown key; known keys: timezone, people")
+    errors += unknown_keys(raw, ["timezone", "people"], "")
     tz: dt.tzinfo = dt.UTC
     zone = raw.get("timezone", "UTC")
     try:

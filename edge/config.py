@@ -13,7 +13,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,21 @@ def _check_scalar(value: Any, tp: Any, meta: dict[str, Any], key: str, errors: l
     return value
 
 
+def unknown_keys(data: Mapping[Any, Any], known: list[str], prefix: str) -> list[str]:
+    """An error for each key of ``data`` not in ``known``, with a "did you mean" when one is close."""
+    errors = []
+    for key in data:
+        if key not in known:
+            guess = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = (
+                f"; did you mean {prefix}{guess[0]}?"
+                if guess
+                else f"; known keys: {', '.join(known)}"
+            )
+            errors.append(f"{prefix}{key}: unknown key{hint}")
+    return errors
+
+
 def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
     if data is None:
         data = {}
@@ -287,15 +302,7 @@ def _build(cls: type, data: Any, prefix: str, errors: list[str]) -> Any:
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    for key in data:
-        if key not in fields:
-            guess = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
-            hint = (
-                f"; did you mean {prefix}{guess[0]!s}?"
-                if guess
-                else f"; known keys: {', '.join(fields)}"
-            )
-            errors.append(f"{prefix}{key}: unknown key{hint}")
+    errors += unknown_keys(data, list(fields), prefix)
     values = {}
     for name, f in fields.items():
         if name not in data:
