@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= tflite,convert,report,test,lint,bridge
+EXTRAS ?= tflite,convert,report,test,lint,bridge,web
 # Python 3.13 (Raspberry Pi OS Trixie): the edge tests run there too, under ai-edge-litert
 # (tflite-runtime has no 3.13 wheel).  The first working interpreter found; PYTHON313=... to choose.
 PYTHON313 ?= $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
@@ -21,8 +21,10 @@ ONNX_STAMP := $(ONNX_VENV)/.installed
 PEER_VENV := .venv-dlib
 PEER_STAMP := $(PEER_VENV)/.installed
 
-# The bridge's tests start a real Mosquitto (Debian's package) on 127.0.0.1.
+# The bridge's tests start a real Mosquitto (Debian's package) on 127.0.0.1; the web app's
+# browser tests drive Debian's Chromium with Playwright (which may not download its own).
 MOSQUITTO := /usr/sbin/mosquitto
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint test-py313 models onnx-venv peer-venv bench bench-peer clean
 
@@ -75,8 +77,13 @@ $(MOSQUITTO):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
 
+$(CHROMIUM):
+	@[ "$$(id -u)" -eq 0 ] || { echo "make: $(CHROMIUM) is missing; run: sudo apt-get install chromium" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
 # The README's test command (and CI's): the checks, the suite, then edge/'s tests under 3.13.
-test: lint models $(MOSQUITTO)
+test: lint models $(MOSQUITTO) $(CHROMIUM)
 	$(PY) -m pytest
 	$(MAKE) test-py313
 

@@ -193,7 +193,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = replace(
             config, camera=replace(config.camera, backend="replay", device=args.replay)
         )
-    service = build_service(config, pin_factory=_mock_pins(args))
+    camera = None
+    if args.loop:
+        if not args.replay:
+            raise UsageError("--loop needs --replay")
+        from edge.camera import build_camera
+
+        camera = build_camera(config.camera, loop=True)
+    service = build_service(config, pin_factory=_mock_pins(args), camera=camera)
     service.install_signal_handlers()
     return int(service.run(max_frames=args.max_frames))
 
@@ -204,7 +211,21 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.mqtt.enabled:
         raise UsageError("mqtt.enabled is false in the config: there is no door socket to bridge")
-    return run_bridge(config.mqtt)
+    return run_bridge(config)
+
+
+def cmd_web_password(args: argparse.Namespace) -> int:
+    from edge.web.auth import new_password, set_password
+    from edge.web.server import prepare_state_dir
+
+    config = _config(args)
+    state_dir = prepare_state_dir(config.web.state_dir)
+    password = new_password()
+    set_password(state_dir, password)
+    print(
+        f"the web app's new password is {password}  (shown once; restart facegate-bridge to use it)"
+    )
+    return ExitCode.OK
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -350,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--replay", help="replay this folder or video instead of the configured camera")
     s.add_argument("--max-frames", type=int, help="stop after this many frames")
+    s.add_argument("--loop", action="store_true", help="with --replay: start over at its end")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser(
@@ -357,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the MQTT bridge to Home Assistant (systemd/facegate-bridge.service runs this)",
     )
     s.set_defaults(func=cmd_bridge)
+
+    s = sub.add_parser(
+        "web-password",
+        help="make a new password for the web app (printed once; run as the bridge's user)",
+    )
+    s.set_defaults(func=cmd_web_password)
 
     s = sub.add_parser(
         "enroll", help="enroll a person from the camera (guided) or from image files"

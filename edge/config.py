@@ -185,6 +185,22 @@ class MqttConfig:
     remote_unlock: bool = _opt(False)
     code_file: str | None = _opt(None)
     command_max_age_s: float = _opt(30.0, lo=1.0, hi=3600.0)
+    broker: bool = _opt(True)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = _opt(False)
+    listen: str = _opt("0.0.0.0")
+    port: int = _opt(8443, lo=1, hi=65535)
+    state_dir: str = _opt("/var/lib/facegate-bridge")
+    cert_file: str | None = _opt(None)
+    key_file: str | None = _opt(None)
+    session_minutes: float = _opt(720.0, lo=1.0, hi=43200.0)
+    idle_minutes: float = _opt(30.0, lo=1.0, hi=43200.0)
+    login_max_failures: int = _opt(5, lo=1, hi=100)
+    login_lockout_s: float = _opt(900.0, lo=1.0, hi=86400.0)
+    upload_max_mb: float = _opt(8.0, lo=0.1, hi=64.0)
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
 
@@ -334,6 +351,7 @@ def _cross_checks(config: Config) -> list[str]:
             f"got {policy.min_matching_frames}: nobody could ever be accepted"
         )
     errors += _mqtt_checks(config.mqtt)
+    errors += _web_checks(config.web, config.mqtt)
     if live.enabled and live.min_frames > policy.frames:
         errors.append(
             f"liveness.min_frames: must be at most policy.frames ({policy.frames}), got {live.min_frames}: "
@@ -362,6 +380,21 @@ def _mqtt_checks(m: MqttConfig) -> list[str]:
     if (m.username is None) != (m.password_file is None):
         errors.append(
             "mqtt.password_file: give both mqtt.username and mqtt.password_file, or neither"
+        )
+    return errors
+
+
+def _web_checks(w: WebConfig, m: MqttConfig) -> list[str]:
+    errors = []
+    if (w.cert_file is None) != (w.key_file is None):
+        errors.append(
+            "web.key_file: give both web.cert_file and web.key_file, or neither (a self-signed "
+            "certificate is made in web.state_dir)"
+        )
+    if w.enabled and not m.enabled:
+        errors.append(
+            "web.enabled: needs mqtt.enabled (the daemon's socket, which the web app uses); set "
+            "mqtt.broker: false for the web app without a broker"
         )
     return errors
 

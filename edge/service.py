@@ -189,6 +189,8 @@ class Service:
                 self.stats.corrupt_frames += 1
                 log.warning("skipping a corrupt frame: %s", exc)
                 continue
+            if self.link is not None:
+                self.link.last_frame = frame
             if self._frame(frame):
                 errors_in_row = 0
                 continue
@@ -549,6 +551,7 @@ def build_service(
                 act=service.act,
                 clock=clock,
                 wall=service.wall,
+                pipeline=pipeline,
             )
         except BaseException:
             door.close()

@@ -22,7 +22,7 @@ cp -r "$src/README.md" "$src/docs" "$prefix/"
 [ -d "$prefix/venv" ] || python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
 # The versions the tests ran with (constraints.txt); lgpio stays apt's (python3-lgpio).
-"$prefix/venv/bin/pip" install -c "$src/constraints.txt" "$src[pi,bridge]"
+"$prefix/venv/bin/pip" install -c "$src/constraints.txt" "$src[pi,bridge,web]"
 
 install -d -m 0755 /etc/facegate
 [ -f /etc/facegate/facegate.yaml ] || install -m 0644 "$src/systemd/facegate.yaml" /etc/facegate/facegate.yaml

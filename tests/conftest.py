@@ -1,14 +1,17 @@
-"""Shared fixtures: sample images, the model cache, the runtimes, and ../shared/data."""
+"""Shared fixtures: sample images, the model cache, the runtimes, ../shared/data, a broker, a browser."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from broker import MOSQUITTO, Broker, start_broker
+from household import HouseholdDoor
 
 from edge.config import Config, RuntimeConfig, load_config
 from edge.manifest import FETCHED_ROLES, default_cache_dir, load_manifest
@@ -86,3 +89,51 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+# Playwright may not download a browser here: Debian's chromium (`make test` installs it).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Nothing but 127.0.0.1: no name resolves, and Chromium's own background traffic is off.
+ARGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-pings",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser profile (no cookies) that trusts the app's self-signed certificate."""
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1100, "height": 800})
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def household_door(tmp_path: Path, model_dir: Path) -> Iterator[HouseholdDoor]:
+    """The daemon and the bridge serving the web app, as processes (tests/household.py)."""
+    d = HouseholdDoor(tmp_path, model_dir).start()
+    try:
+        yield d
+    finally:
+        d.stop()

@@ -4,7 +4,8 @@ In: the daemon's door, policy and camera, and its way to act on a decision (log 
 the relay).  Out: decision events and the door's state on the bridge socket; the bridge's
 commands carried out on the daemon's own thread, once per loop: lock (always allowed), face
 unlock on/off (kept in ``switches.json`` beside the gallery, so a restart keeps it), and --
-only with ``mqtt.remote_unlock`` -- unlock/open, each a logged decision.
+only with ``mqtt.remote_unlock`` -- unlock/open, each a logged decision; and the web app's
+requests (:mod:`edge.bridge.household`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 
 import edge
 from edge.bridge.commands import RemoteCommands, read_code
+from edge.bridge.household import Household
+from edge.bridge.protocol import HOUSEHOLD_ACTIONS
 from edge.bridge.server import BridgeServer
 from edge.closeable import Closeable
 from edge.config import Config
 from edge.files import save_state
 from edge.policy import Policy
-from edge.types import Decision
+from edge.types import Decision, Frame
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class DaemonLink(Closeable):
         act: Callable[[Decision, Any], None],
         clock: Callable[[], float],
         wall: Callable[[], float],
+        pipeline: Any = None,
     ) -> None:
         self.config = config
         self.server = server
@@ -70,6 +74,14 @@ class DaemonLink(Closeable):
         self.clock = clock
         self.wall = wall
         self.policy.face_unlock = self._load_face_unlock()
+        self.last_frame: Frame | None = None  # set by the daemon's loop, for a capture
+        self.household = (
+            None
+            if pipeline is None
+            else Household(
+                config, pipeline=pipeline, policy=policy, last_frame=lambda: self.last_frame
+            )
+        )
 
     @classmethod
     def build(cls, config: Config, **parts: Any) -> DaemonLink:
@@ -140,8 +152,16 @@ class DaemonLink(Closeable):
     def serve(self) -> None:
         """Carry out the commands that arrived since the last call (the daemon's thread)."""
         for cmd in self.server.commands():
-            ok, why = self._command(cmd)
-            self.server.publish({"type": "result", "id": cmd.get("id"), "ok": ok, "why": why})
+            data: dict[str, Any] = {}
+            if cmd["action"] in HOUSEHOLD_ACTIONS:
+                if self.household is None:
+                    ok, why = False, "this daemon takes no household requests"
+                else:
+                    ok, why, data = self.household.handle(cmd)
+            else:
+                ok, why = self._command(cmd)
+            result = {"type": "result", "id": cmd.get("id"), "ok": ok, "why": why}
+            self.server.publish({**result, "data": data} if data else result)
             self.server.publish({"type": "state", **self.state()})
 
     def _command(self, cmd: dict[str, Any]) -> tuple[bool, str]:

@@ -8,6 +8,9 @@ daemon, which decides.  A retained command is never passed on (and retained comm
 cleared at start).  Every topic is under ``<topic_prefix>/<door_id>/``, so doors share a broker.
 
 The bridge holds no relay, no gallery and no code: it runs as its own unprivileged user.
+It also carries the web app's requests (:meth:`Bridge.request`, answered on the same
+socket, never published) and hands every daemon message to its ``listeners``; with
+``mqtt.broker: false`` it serves only those.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from typing import Any
 
 import edge
 from edge.bridge.protocol import LineReader, ProtocolError, encode
-from edge.config import MqttConfig
-from edge.errors import ConfigError, ExitCode
+from edge.config import Config, MqttConfig
+from edge.errors import ConfigError, ExitCode, FacegateError
 from edge.files import read_secret
 from edge.text import first_line
 
@@ -55,6 +58,10 @@ LOCK_COMMAND_TEMPLATE = (
     '{"action": "{{ value }}", "code": "{{ code }}", "ts": {{ now().timestamp() }}, '
     '"nonce": "{{ range(1, 1000000000) | random }}-{{ now().timestamp() }}"}'
 )
+
+
+class DaemonUnavailable(FacegateError, ConnectionError):
+    """The daemon did not answer a request (not connected, or too slow)."""
 
 
 class Topics:
@@ -178,8 +185,11 @@ class Bridge:
         self._state: dict[str, Any] | None = None
         self._away = False  # the daemon's outage has been reported
         self._next_id = 0
+        self._id_lock = threading.Lock()
+        self._waiting: dict[int, list[Any]] = {}  # request id -> [Event, result]
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each daemon message
         self._stop = threading.Event()
-        self._client = self._make_client(client_factory)
+        self._client = self._make_client(client_factory) if cfg.broker else None
 
     def _make_client(self, factory: Callable[..., Any] | None) -> Any:
         import paho.mqtt.client as mqtt
@@ -216,7 +226,40 @@ class Bridge:
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_RDWR)
 
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The daemon's last state, or None while it is away."""
+        return self._state
+
+    def request(self, action: str, *, timeout_s: float = 15.0, **fields: Any) -> dict[str, Any]:
+        """Send a household request and wait for its result; DaemonUnavailable if none comes."""
+        slot: list[Any] = [threading.Event(), None]
+        ident = self._new_id()
+        self._waiting[ident] = slot
+        try:
+            if not self._send({"type": "command", "id": ident, "action": action, **fields}):
+                raise DaemonUnavailable("the door daemon is not connected")
+            if not slot[0].wait(timeout_s):
+                raise DaemonUnavailable(
+                    f"the door daemon did not answer {action} in {timeout_s:g} s"
+                )
+            result: dict[str, Any] = slot[1]
+            return result
+        finally:
+            self._waiting.pop(ident, None)
+
+    def _new_id(self) -> int:
+        with self._id_lock:
+            self._next_id += 1
+            return self._next_id
+
     def run(self) -> ExitCode:
+        if self._client is None:
+            while not self._stop.is_set():
+                self._serve_daemon()
+                if not self._stop.is_set():
+                    self._stop.wait(self.reconnect_s)
+            return ExitCode.OK
         self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
         self._client.loop_start()
         try:
@@ -278,6 +321,17 @@ class Bridge:
 
     def _from_daemon(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
+        if kind == "result":
+            slot = self._waiting.get(msg.get("id"))  # type: ignore[arg-type]
+            if slot is not None:  # a web request's answer: for it alone, never published
+                slot[1] = msg
+                slot[0].set()
+                return
+        for listener in list(self.listeners):
+            try:
+                listener(msg)
+            except Exception:
+                log.exception("a listener failed on a %s message", kind)
         if kind == "state":
             self._state = msg
             self._publish_state(msg)
@@ -327,6 +381,8 @@ class Bridge:
 
     def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish now, or keep it (bounded, oldest dropped first) until the broker is back."""
+        if self._client is None:
+            return
         if self._client.is_connected():
             self._client.publish(topic, payload, qos=1, retain=retain)
             return
@@ -361,6 +417,7 @@ class Bridge:
             client.publish(t.availability, b"offline", qos=1, retain=True)
 
     def _publish_discovery(self) -> None:
+        assert self._client is not None
         for topic, payload in discovery(self.cfg).items():
             self._client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
@@ -409,28 +466,45 @@ class Bridge:
         self._to_daemon(cmd)
 
     def _to_daemon(self, cmd: dict[str, Any]) -> None:
-        self._next_id += 1
-        data = encode({"type": "command", "id": self._next_id, **cmd})
+        self._send({"type": "command", "id": self._new_id(), **cmd})
+
+    def _send(self, msg: dict[str, Any]) -> bool:
+        data = encode(msg)
         with self._sock_lock:
             sock = self._sock
             if sock is None:
-                log.warning("command %s dropped: the daemon is not connected", cmd["action"])
-                return
+                log.warning("command %s dropped: the daemon is not connected", msg["action"])
+                return False
             try:
                 sock.sendall(data)
             except OSError as exc:
-                log.warning("command %s not sent: %s", cmd["action"], first_line(exc))
+                log.warning("command %s not sent: %s", msg["action"], first_line(exc))
+                return False
+        return True
 
 
-def run_bridge(cfg: MqttConfig, *, install_signals: bool = True) -> int:
+def run_bridge(config: Config, *, install_signals: bool = True) -> int:
+    """The bridge service: MQTT (unless ``mqtt.broker`` is false) and the web app (``web.enabled``)."""
     import signal
 
+    cfg = config.mqtt
     bridge = Bridge(cfg)
+    web = None
+    if config.web.enabled:
+        from edge.web.server import WebServer
+
+        web = WebServer(config, bridge)  # its state, password and certificate: before serving
     if install_signals:
         signal.signal(signal.SIGTERM, bridge.stop)
         signal.signal(signal.SIGINT, bridge.stop)
     started = time.monotonic()
-    code = bridge.run()
+    if web is not None:
+        web.start()
+    try:
+        code = bridge.run()
+    finally:
+        if web is not None:
+            web.stop()
     log.info(
         "bridge stopped after %.0f s (%d messages dropped while the broker was away)",
         time.monotonic() - started,

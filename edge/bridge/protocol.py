@@ -6,10 +6,11 @@ JSON object.
 
 Daemon -> bridge: ``{"type": "state", ...}``, ``{"type": "decision", "record": {...},
 "snapshot_jpeg_b64": "..."}``, ``{"type": "door_event", "event": "door_held_open"}``,
-``{"type": "result", "id": ..., "ok": bool, "why": "..."}``.
+``{"type": "result", "id": ..., "ok": bool, "why": "...", "data": {...}}``.
 Bridge -> daemon: ``{"type": "command", "id": ..., "action": "lock" | "unlock" | "open" |
 "face_unlock", ...}``; an unlock carries ``code``, ``nonce``, ``ts`` (Unix seconds) and
-``sender``, a face_unlock ``value`` (bool).
+``sender``, a face_unlock ``value`` (bool).  The web app's requests (HOUSEHOLD_ACTIONS,
+:mod:`edge.bridge.household`) answer with their ``data``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,22 @@ import socket
 from typing import Any
 
 MAX_LINE = 4 << 20  # a 640x480 face crop as JPEG, base64, fits many times over
-ACTIONS = ("lock", "unlock", "open", "face_unlock")
+DOOR_ACTIONS = ("lock", "unlock", "open", "face_unlock")
+HOUSEHOLD_ACTIONS = (
+    "people",
+    "enroll",
+    "capture",
+    "rename",
+    "remove",
+    "decisions",
+    "snapshot",
+    "face",
+    "rules_get",
+    "rules_set",
+    "threshold_set",
+    "settings",
+)
+ACTIONS = DOOR_ACTIONS + HOUSEHOLD_ACTIONS
 
 
 class ProtocolError(ValueError):

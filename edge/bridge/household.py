@@ -1,0 +1,369 @@
+"""The household's requests to the daemon (from the web app, through the bridge socket).
+
+In: a command dict from the bridge (``people``, ``enroll``, ``capture``, ``rename``,
+``remove``, ``decisions``, ``snapshot``, ``face``, ``rules_get``, ``rules_set``,
+``threshold_set``, ``settings``).  Out: ``(ok, why, data)`` for its result line.
+
+Everything runs on the daemon's own thread, between frames, and the daemon stays the only
+writer of its state: the gallery (through the same locked load-add-save as ``facegate
+enroll``), the access rules file, ``settings.json`` (the applied threshold) and ``faces/``
+(one small aligned face per person, for the review page).  What goes back is names,
+counts, decision records and JPEGs -- never an embedding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeGuard
+
+import cv2
+import numpy as np
+
+from edge.access import parse_rules
+from edge.config import Config
+from edge.decisions import iso_utc_ms, log_files, read_records
+from edge.enroll import add_to_gallery, judge
+from edge.errors import FacegateError
+from edge.files import atomic_write_bytes, read_regular, save_state
+from edge.gallery import Gallery, gallery_writer, validate_name
+from edge.images import decode
+from edge.text import first_line
+from edge.types import Frame
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTOS = 10  # one enrollment
+MAX_RECORDS = 500  # one page of decisions
+MAX_RULES_BYTES = 256 << 10
+_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+Result = tuple[bool, str, dict[str, Any]]
+
+
+def settings_path(config: Config) -> Path:
+    return Path(config.gallery.path).with_name("settings.json")
+
+
+def faces_dir(config: Config) -> Path:
+    return Path(config.gallery.path).with_name("faces")
+
+
+def face_file(config: Config, name: str) -> Path:
+    """A person's face thumbnail: named by a digest, so no name can make a path."""
+    return faces_dir(config) / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".jpg")
+
+
+def load_threshold(config: Config) -> float | None:
+    """The threshold applied from the web app (``settings.json``), or None: the config's."""
+    path = settings_path(config)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s): the config's threshold is used", path, exc)
+        return None
+    value = raw.get("min_cosine_similarity") if isinstance(raw, dict) else None
+    if not _threshold_ok(value):
+        log.warning("%s: min_cosine_similarity is not a number in [0, 1): ignored", path)
+        return None
+    return float(value)
+
+
+def _threshold_ok(value: Any) -> TypeGuard[float]:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value < 1.0
+    )
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 85) -> str:
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+class Household:
+    """The web app's requests, carried out by the daemon (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        pipeline: Any,
+        policy: Any,
+        last_frame: Callable[[], Frame | None],
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.policy = policy
+        self.last_frame = last_frame
+        self.gallery_path = Path(config.gallery.path)
+        applied = load_threshold(config)
+        if applied is not None:
+            log.warning(
+                "threshold %.3f applied from the web app (%s) instead of the config's %.3f",
+                applied,
+                settings_path(config),
+                config.match.min_cosine_similarity,
+            )
+            self._set_threshold(applied)
+
+    def handle(self, cmd: dict[str, Any]) -> Result:
+        action = cmd["action"]
+        try:
+            return getattr(self, "_" + action)(cmd)
+        except FacegateError as exc:
+            return False, first_line(exc), {}
+        except OSError as exc:
+            log.warning("bridge: %s failed: %s", action, exc)
+            return False, f"{action} failed: {exc.strerror or exc}", {}
+
+    # ------------------------------------------------------------------ people
+
+    def _load(self) -> Gallery | None:
+        return Gallery.load(self.gallery_path) if self.gallery_path.exists() else None
+
+    def _people(self, cmd: dict[str, Any]) -> Result:
+        g = self._load()
+        embedder = self.pipeline.embedder
+        current = g is None or (
+            g.model_sha256 == embedder.sha256 and g.preprocessing_digest == _digest(embedder)
+        )
+        people = (
+            []
+            if g is None
+            else [
+                {"name": n, "templates": g.count(n), "face": face_file(self.config, n).exists()}
+                for n in g.names()
+            ]
+        )
+        why = "" if current else "the gallery was made with another model: re-enroll everyone"
+        return True, why, {"people": people, "model_current": current}
+
+    def _enroll(self, cmd: dict[str, Any]) -> Result:
+        name = validate_name(cmd.get("name"))
+        photos = cmd.get("photos")
+        if not isinstance(photos, list) or not 1 <= len(photos) <= MAX_PHOTOS:
+            return False, f"enroll needs 1 to {MAX_PHOTOS} photos", {}
+        attempts, good, first_face = [], [], None
+        for i, b64 in enumerate(photos, 1):
+            where = f"photo {i}"
+            try:
+                if not isinstance(b64, str):
+                    raise ValueError
+                frame = decode(base64.b64decode(b64, validate=True), where)
+            except (ValueError, binascii.Error):
+                attempts.append({"photo": i, "ok": False, "why": "not a base64 image"})
+                continue
+            except FacegateError as exc:
+                attempts.append({"photo": i, "ok": False, "why": first_line(exc)})
+                continue
+            result, why = judge(self.pipeline, frame, self.config.policy)
+            attempts.append({"photo": i, "ok": result is not None, "why": why})
+            if result is not None:
+                good.append((result.embedding, f"web upload {i}"))
+                first_face = first_face if first_face is not None else result.aligned.rgb
+        if not good:
+            return (
+                False,
+                "no photo passed the enrollment checks: nothing enrolled",
+                {"attempts": attempts},
+            )
+        if cmd.get("replace") is True:
+            self._edit(lambda g: g.remove(name) if name in g.names() else None)
+        gallery = add_to_gallery(self.config, name, good, self.pipeline.embedder)
+        self._save_face(name, first_face)
+        log.warning("bridge: enrolled %s (%d template(s)) from the web app", name, len(good))
+        return (
+            True,
+            f"{name}: {len(good)} template(s) added, {gallery.count(name)} in all",
+            {"attempts": attempts, "added": len(good), "templates": gallery.count(name)},
+        )
+
+    def _capture(self, cmd: dict[str, Any]) -> Result:
+        frame = self.last_frame()
+        if frame is None:
+            return False, "no frame from the camera yet", {}
+        result, why = judge(self.pipeline, frame, self.config.policy)
+        return True, why, {"jpeg_b64": _jpeg(frame.rgb, 90), "ok": result is not None}
+
+    def _rename(self, cmd: dict[str, Any]) -> Result:
+        old, new = validate_name(cmd.get("old")), validate_name(cmd.get("new"))
+        self._edit(lambda g: g.rename(old, new))
+        src, dst = face_file(self.config, old), face_file(self.config, new)
+        if src.exists():
+            os.replace(src, dst)
+        log.warning("bridge: renamed %s to %s from the web app", old, new)
+        return True, f"renamed {old} to {new}", {}
+
+    def _remove(self, cmd: dict[str, Any]) -> Result:
+        name = validate_name(cmd.get("name"))
+        self._edit(lambda g: g.remove(name))
+        face_file(self.config, name).unlink(missing_ok=True)
+        log.warning("bridge: removed %s from the web app", name)
+        return True, f"removed {name}", {}
+
+    def _edit(self, change: Callable[[Gallery], object]) -> None:
+        with gallery_writer(self.gallery_path):
+            g = Gallery.load(self.gallery_path)
+            change(g)
+            g.save(self.gallery_path)
+
+    def _save_face(self, name: str, rgb: np.ndarray | None) -> None:
+        if rgb is None:
+            return
+        d = faces_dir(self.config)
+        d.mkdir(mode=0o700, exist_ok=True)
+        data = base64.b64decode(_jpeg(rgb))
+        atomic_write_bytes(face_file(self.config, name), data, mode=0o600)
+
+    # ------------------------------------------------------------------ decisions and images
+
+    def _decisions(self, cmd: dict[str, Any]) -> Result:
+        """Records logged after ``after`` (the log's ISO ``time``), oldest first, a page at a time."""
+        after = cmd.get("after") or ""
+        if not isinstance(after, str) or (after and not _ISO.fullmatch(after)):
+            return False, "after: an ISO time like 2026-01-01T00:00:00.000Z", {}
+        limit = cmd.get("limit", MAX_RECORDS)
+        limit = min(limit, MAX_RECORDS) if isinstance(limit, int) and limit > 0 else MAX_RECORDS
+        path = Path(self.config.log.decisions)
+        out: list[dict[str, Any]] = []
+        more = False
+        for f in log_files(path) if path.exists() else []:
+            if after and _mtime_iso(f) < after:
+                continue  # written to before the cursor: nothing in it is new
+            for rec in read_records([f], strict=False):
+                t = rec.get("time")
+                if not isinstance(t, str) or t <= after:
+                    continue
+                if len(out) == limit:
+                    more = True
+                    break
+                out.append(rec)
+            if more:
+                break
+        return True, "", {"records": out, "more": more}
+
+    def _snapshot(self, cmd: dict[str, Any]) -> Result:
+        event_id = cmd.get("event_id")
+        root = self.config.log.snapshots_dir
+        if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id) or root is None:
+            return False, "no such snapshot", {}
+        for day in sorted(Path(root).glob("????-??-??"), reverse=True):
+            p = day / f"{event_id}.jpg"
+            if p.exists():
+                data, _ = read_regular(
+                    p,
+                    what="a snapshot",
+                    error=FacegateError,
+                    max_bytes=2 << 20,
+                    follow_symlinks=False,
+                )
+                return True, "", {"jpeg_b64": base64.b64encode(data).decode()}
+        return False, "no such snapshot", {}
+
+    def _face(self, cmd: dict[str, Any]) -> Result:
+        name = validate_name(cmd.get("name"))
+        p = face_file(self.config, name)
+        if not p.exists():
+            return False, f"{name}: no face picture (enrolled from the command line)", {}
+        data, _ = read_regular(
+            p, what="a face picture", error=FacegateError, max_bytes=2 << 20, follow_symlinks=False
+        )
+        return True, "", {"jpeg_b64": base64.b64encode(data).decode()}
+
+    # ------------------------------------------------------------------ rules and threshold
+
+    def _rules_get(self, cmd: dict[str, Any]) -> Result:
+        path = self.config.access.rules
+        if path is None:
+            return True, "access.rules is not set in the config", {"path": None, "text": ""}
+        try:
+            data, _ = read_regular(
+                path, what="the access rules", error=FacegateError, max_bytes=MAX_RULES_BYTES
+            )
+        except FileNotFoundError:
+            data = b""
+        return True, "", {"path": path, "text": data.decode("utf-8", "replace")}
+
+    def _rules_set(self, cmd: dict[str, Any]) -> Result:
+        path = self.config.access.rules
+        text = cmd.get("text")
+        if path is None:
+            return (
+                False,
+                "access.rules is not set in the config: there is no rules file to write",
+                {},
+            )
+        if not isinstance(text, str) or len(text.encode()) > MAX_RULES_BYTES:
+            return False, f"the rules must be text of at most {MAX_RULES_BYTES} bytes", {}
+        rules = parse_rules(
+            text, path
+        )  # a ConfigError listing every problem, before anything is written
+        if os.path.islink(path):
+            return False, f"{path}: is a symbolic link; refusing to write through it", {}
+        atomic_write_bytes(path, text.encode(), mode=0o600)
+        log.warning("bridge: access rules replaced from the web app (%d people)", len(rules.people))
+        return True, f"saved: rules for {len(rules.people)} people", {}
+
+    def _threshold_set(self, cmd: dict[str, Any]) -> Result:
+        value = cmd.get("value")
+        if not _threshold_ok(value):
+            return False, "threshold: a number from 0 to 1", {}
+        old = self.policy.match.min_cosine_similarity
+        if not save_state(
+            settings_path(self.config), {"min_cosine_similarity": value}, "the threshold"
+        ):
+            return (
+                False,
+                f"{settings_path(self.config)}: cannot be written; threshold unchanged",
+                {},
+            )
+        self._set_threshold(float(value))
+        log.warning("bridge: threshold changed from %.3f to %.3f from the web app", old, value)
+        return True, f"threshold {old:.3f} -> {float(value):.3f}", {"old": old, "new": float(value)}
+
+    def _set_threshold(self, value: float) -> None:
+        self.policy.match = dataclasses.replace(self.policy.match, min_cosine_similarity=value)
+
+    def _settings(self, cmd: dict[str, Any]) -> Result:
+        m = self.policy.match
+        return (
+            True,
+            "",
+            {
+                "min_cosine_similarity": m.min_cosine_similarity,
+                "config_min_cosine_similarity": self.config.match.min_cosine_similarity,
+                "min_margin": m.min_margin,
+                "model": self.config.models.embedder,
+                "door": self.config.mqtt.door_id,
+                "snapshots": self.config.log.snapshots_dir is not None,
+                "rules": self.config.access.rules is not None,
+            },
+        )
+
+
+def _digest(embedder: Any) -> str:
+    g = Gallery.empty(embedder.sha256, embedder.card.embedding_size, embedder.preprocessing)
+    return g.preprocessing_digest
+
+
+def _mtime_iso(path: Path) -> str:
+    return iso_utc_ms(path.stat().st_mtime + 0.001)  # rounded up: never before its last record

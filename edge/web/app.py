@@ -1,0 +1,803 @@
+"""The household's web app: status, enroll, people, review, report and access rules.
+
+In: the config, and the daemon as a :class:`DaemonPort` (the bridge's socket: requests
+answered by :mod:`edge.bridge.household`, and every decision as it is made).  Out: a
+FastAPI app of server-rendered pages (Jinja2; htmx for the live parts), served over HTTPS
+by :mod:`edge.web.server`.
+
+Every page, image and form needs a session (:mod:`edge.web.auth`); every form carries the
+session's CSRF token; every change is written to the audit trail before it is answered.
+The app holds no embedding and can ask for none: the daemon answers with names, counts,
+decision records and JPEGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import logging
+import math
+import re
+import secrets
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from edge.bridge.household import MAX_PHOTOS
+from edge.config import Config
+from edge.errors import FacegateError
+from edge.gallery import validate_name
+from edge.images import decode
+from edge.text import first_line
+from edge.web.auth import LoginLimiter, Passwords, Session, Sessions, csrf_ok
+from edge.web.store import Audit, Mirror
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+COOKIE = "facegate_session"
+LOGIN_COOKIE = "facegate_login"
+MAX_SIDE = 1280  # uploads are scaled down to this before they go to the daemon
+REMOTE_REASONS = ("remote_unlock", "wrong_code")
+TRUTHS = {"impostor": "a stranger", "attack": "a photo or screen attack"}
+PERIODS = {
+    "7": "the last 7 days",
+    "30": "the last 30 days",
+    "365": "the last year",
+    "all": "everything",
+}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class DaemonPort(Protocol):
+    """What the app needs of the daemon (the Bridge; a test may pass its own)."""
+
+    listeners: list[Callable[[dict[str, Any]], None]]
+
+    @property
+    def state(self) -> dict[str, Any] | None: ...
+
+    def request(self, action: str, *, timeout_s: float = ..., **fields: Any) -> dict[str, Any]: ...
+
+
+@dataclass
+class WebState:
+    config: Config
+    daemon: DaemonPort
+    passwords: Passwords
+    sessions: Sessions
+    limiter: LoginLimiter
+    mirror: Mirror
+    audit: Audit
+    labels: Path
+    wall: Callable[[], float]
+    images: collections.OrderedDict[str, bytes] = field(default_factory=collections.OrderedDict)
+    captures: dict[str, bytes] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ask(self, action: str, **fields: Any) -> dict[str, Any]:
+        """The daemon's answer, or a refusal saying why there is none (never an exception)."""
+        try:
+            return self.daemon.request(action, **fields)
+        except FacegateError as exc:
+            return {"ok": False, "why": first_line(exc), "data": {}}
+
+    def jpeg(self, key: str, action: str, **fields: Any) -> bytes | None:
+        with self.lock:
+            if key in self.images:
+                self.images.move_to_end(key)
+                return self.images[key]
+        res = self.ask(action, **fields)
+        b64 = (res.get("data") or {}).get("jpeg_b64")
+        if not res.get("ok") or not isinstance(b64, str):
+            return None
+        data = base64.b64decode(b64)
+        with self.lock:
+            self.images[key] = data
+            while len(self.images) > 256:
+                self.images.popitem(last=False)
+        return data
+
+    def forget_face(self, name: str) -> None:
+        with self.lock:
+            self.images.pop("face:" + name, None)
+
+    def label_map(self) -> dict[str, str]:
+        from tools.report.labels import read_labels
+
+        return read_labels(self.labels) if self.labels.exists() else {}
+
+
+class Ui:
+    """What every route shares: the state, the templates, and the session and CSRF checks."""
+
+    def __init__(self, st: WebState) -> None:
+        self.st = st
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters["quote"] = lambda s: urllib.parse.quote(str(s), safe="")
+
+    @staticmethod
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def page(
+        self, request: Request, template: str, status_code: int = 200, **ctx: Any
+    ) -> HTMLResponse:
+        session: Session | None = getattr(request.state, "session", None)
+        ctx.setdefault("flash", None)
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "csrf": session.csrf if session else "",
+                "nav": template.split(".", maxsplit=1)[0],
+                "door": self.st.daemon.state,
+                **ctx,
+            },
+            status_code=status_code,
+        )
+
+    async def form(self, request: Request, *, files: int = 0) -> Any:
+        """The posted form, once its CSRF token is the session's; else None (refused)."""
+        session: Session | None = request.state.session
+        data = await request.form(max_files=files, max_fields=400)
+        given = data.get("csrf") or request.headers.get("x-csrf-token")
+        if session is None or not csrf_ok(session, given if isinstance(given, str) else None):
+            self.st.audit.write(self.address(request), "csrf_refused", False, path=request.url.path)
+            return None
+        return data
+
+    @staticmethod
+    def forged() -> Response:
+        return Response(
+            "refused: the form has no valid CSRF token (reload the page)", status_code=403
+        )
+
+
+ROUTES: tuple[Callable[[FastAPI, Ui], None], ...]  # set below the route groups
+
+
+def create_app(
+    config: Config,
+    daemon: DaemonPort,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+) -> FastAPI:
+    w = config.web
+    state_dir = Path(w.state_dir)
+    st = WebState(
+        config=config,
+        daemon=daemon,
+        passwords=Passwords(state_dir),
+        sessions=Sessions(
+            max_age_s=w.session_minutes * 60, idle_s=w.idle_minutes * 60, clock=clock
+        ),
+        limiter=LoginLimiter(w.login_max_failures, w.login_lockout_s, clock),
+        mirror=Mirror(state_dir),
+        audit=Audit(state_dir, wall),
+        labels=state_dir / "labels.csv",
+        wall=wall,
+    )
+    daemon.listeners.append(st.mirror.on_message)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.web = st
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    max_body = int(w.upload_max_mb * (1 << 20))
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next: Any) -> Response:
+        """No page, image or API without a session; security headers on everything."""
+        path = request.url.path
+        open_path = path.startswith("/static/") or path == "/login"
+        session = st.sessions.get(request.cookies.get(COOKIE))
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            response: Response = Response("upload too large", status_code=413)
+        elif session is None and not open_path:
+            if request.method == "GET" and "hx-request" not in request.headers:
+                response = RedirectResponse("/login", status_code=303)
+            else:
+                response = Response(
+                    "log in first", status_code=401, headers={"HX-Redirect": "/login"}
+                )
+        else:
+            request.state.session = session
+            response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    ui = Ui(st)
+    for routes in ROUTES:
+        routes(app, ui)
+    return app
+
+
+def _login_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/login")
+    def login_page(request: Request) -> Response:
+        # The token stays while its cookie does: a second load of this page (or the browser's
+        # own request for a favicon, sent here) must not invalidate the form already shown.
+        token = request.cookies.get(LOGIN_COOKIE) or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+            token = secrets.token_urlsafe(24)
+        response = ui.page(request, "login.html", login_csrf=token)
+        response.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, secure=True, samesite="strict", max_age=3600
+        )
+        return response
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        who = ui.address(request)
+        data = await request.form(max_files=0, max_fields=10)
+        cookie, given = request.cookies.get(LOGIN_COOKIE), data.get("login_csrf")
+        if not cookie or not isinstance(given, str) or not secrets.compare_digest(cookie, given):
+            st.audit.write(who, "login_csrf_refused", False)
+            return ui.forged()
+        wait = st.limiter.locked(who)
+        if wait is not None:
+            st.audit.write(who, "login_locked_out", False)
+            return ui.page(
+                request,
+                "login.html",
+                429,
+                login_csrf=cookie,
+                flash=f"Too many wrong passwords: try again in {math.ceil(wait / 60)} min.",
+            )
+        password = data.get("password")
+        if not isinstance(password, str) or not st.passwords.check(password):
+            st.limiter.failed(who)
+            st.audit.write(who, "login", False)
+            return ui.page(request, "login.html", 401, login_csrf=cookie, flash="Wrong password.")
+        st.limiter.succeeded(who)
+        session = st.sessions.new(who)
+        st.audit.write(who, "login", True)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, session.token, httponly=True, secure=True, samesite="strict")
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        if await ui.form(request) is None:
+            return ui.forged()
+        st.sessions.end(request.cookies.get(COOKIE))
+        st.audit.write(ui.address(request), "logout", True)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+
+def _status_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    def recent(n: int) -> list[dict[str, Any]]:
+        st.mirror.sync(st.ask)
+        return list(reversed(st.mirror.records()[-n:]))
+
+    @app.get("/")
+    def status(request: Request) -> Response:
+        return ui.page(request, "status.html", decisions=recent(10))
+
+    @app.get("/status/panel")
+    def status_panel(request: Request) -> Response:
+        return ui.page(request, "status_panel.html", decisions=recent(10))
+
+    @app.get("/api/status")
+    def api_status(request: Request) -> dict[str, Any]:
+        return {"door": st.daemon.state, "decisions": recent(10)}
+
+
+def _images_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    def jpeg_response(data: bytes | None) -> Response:
+        if data is None:
+            return Response("no such image", status_code=404)
+        return Response(
+            data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+        )
+
+    @app.get("/img/snapshot/{event_id}.jpg")
+    def snapshot(event_id: str) -> Response:
+        return jpeg_response(st.jpeg("snap:" + event_id, "snapshot", event_id=event_id))
+
+    @app.get("/img/face/{name}.jpg")
+    def face(name: str) -> Response:
+        return jpeg_response(st.jpeg("face:" + name, "face", name=name))
+
+    @app.get("/img/capture/{ident}.jpg")
+    def capture_image(ident: str) -> Response:
+        return jpeg_response(st.captures.get(ident))
+
+
+def _enroll_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/enroll")
+    def enroll_page(request: Request, name: str = "", replace: str = "") -> Response:
+        return ui.page(
+            request, "enroll.html", name=name, replace=replace == "1", attempts=None, captured=None
+        )
+
+    @app.post("/enroll")
+    async def enroll(request: Request) -> Response:
+        data = await ui.form(request, files=MAX_PHOTOS)
+        if data is None:
+            return ui.forged()
+        name = str(data.get("name", "")).strip()
+        replace = data.get("replace") == "1"
+        photos, problems = [], []
+        uploads = [u for u in data.getlist("photos") if not isinstance(u, str) and u.filename]
+        for i, upload in enumerate(uploads, 1):
+            raw = await upload.read()
+            try:
+                photos.append(_shrink(raw, f"photo {i} ({upload.filename})"))
+            except FacegateError as exc:
+                problems.append({"photo": i, "ok": False, "why": first_line(exc)})
+        for ident in data.getlist("capture"):
+            if isinstance(ident, str) and ident in st.captures:
+                photos.append(base64.b64encode(st.captures[ident]).decode())
+        flash, ok, attempts = None, False, problems
+        try:
+            validate_name(name)
+        except FacegateError as exc:
+            flash = first_line(exc)
+        else:
+            if not photos:
+                flash = "Choose at least one photo (or capture one at the door)."
+            elif len(photos) > MAX_PHOTOS:
+                flash = f"At most {MAX_PHOTOS} photos at a time."
+            else:
+                res = st.ask("enroll", name=name, photos=photos, replace=replace, timeout_s=120.0)
+                ok, flash = bool(res.get("ok")), res.get("why")
+                attempts = problems + list((res.get("data") or {}).get("attempts") or [])
+                st.audit.write(
+                    ui.address(request),
+                    "enroll",
+                    ok,
+                    person=name,
+                    photos=len(photos),
+                    replace=replace,
+                    result=flash,
+                )
+                st.forget_face(name)
+        return ui.page(
+            request,
+            "enroll.html",
+            200 if ok else 422,
+            name=name,
+            replace=replace,
+            attempts=attempts,
+            flash=flash,
+            ok=ok,
+            captured=None,
+        )
+
+    @app.post("/enroll/capture")
+    async def enroll_capture(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        res = st.ask("capture")
+        d = res.get("data") or {}
+        captured = None
+        if res.get("ok") and isinstance(d.get("jpeg_b64"), str):
+            ident = secrets.token_urlsafe(12)
+            with st.lock:
+                st.captures[ident] = base64.b64decode(d["jpeg_b64"])
+                while len(st.captures) > MAX_PHOTOS:
+                    st.captures.pop(next(iter(st.captures)))
+            captured = {"id": ident, "ok": bool(d.get("ok")), "why": res.get("why")}
+        name = str(data.get("name", ""))
+        return ui.page(
+            request,
+            "enroll.html",
+            name=name,
+            replace=data.get("replace") == "1",
+            attempts=None,
+            captured=captured,
+            flash=None if captured else res.get("why"),
+        )
+
+
+def _people_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/people")
+    def people(request: Request) -> Response:
+        res = st.ask("people")
+        d = res.get("data") or {}
+        return ui.page(
+            request,
+            "people.html",
+            people=d.get("people") or [],
+            ok=res.get("ok"),
+            why=res.get("why"),
+            current=d.get("model_current", True),
+        )
+
+    @app.post("/people/rename")
+    async def rename(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        old, new = str(data.get("old", "")), str(data.get("new", "")).strip()
+        res = st.ask("rename", old=old, new=new)
+        st.audit.write(
+            ui.address(request),
+            "rename",
+            bool(res.get("ok")),
+            person=old,
+            to=new,
+            result=res.get("why"),
+        )
+        st.forget_face(old)
+        return RedirectResponse(
+            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
+        )
+
+    @app.post("/people/remove")
+    async def remove(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        name = str(data.get("name", ""))
+        if data.get("confirm") != name:
+            why = f"Not removed: type {name} to confirm."
+            return RedirectResponse(
+                "/people?" + urllib.parse.urlencode({"flash": why}), status_code=303
+            )
+        res = st.ask("remove", name=name)
+        st.audit.write(
+            ui.address(request), "remove", bool(res.get("ok")), person=name, result=res.get("why")
+        )
+        st.forget_face(name)
+        return RedirectResponse(
+            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
+        )
+
+
+def _review_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    def unlabelled(limit: int = 60) -> list[dict[str, Any]]:
+        st.mirror.sync(st.ask)
+        done = st.label_map()
+        out = [
+            r
+            for r in st.mirror.records()
+            if r["event_id"] not in done and r.get("reason") not in REMOTE_REASONS
+        ]
+        return list(reversed(out))[:limit]
+
+    @app.get("/review")
+    def review(request: Request) -> Response:
+        rows = unlabelled()
+        return ui.page(request, "review.html", rows=rows, truths=TRUTHS, left=len(rows))
+
+    @app.post("/review/label")
+    async def label(request: Request) -> Response:
+        from tools.report.labels import append_label
+
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        truth = str(data.get("truth", ""))
+        ids = [i for i in data.getlist("event_id") if isinstance(i, str)]
+        known = {r["event_id"]: r for r in st.mirror.records()}
+        if truth not in TRUTHS:
+            try:
+                validate_name(truth)
+            except FacegateError as exc:
+                return Response(first_line(exc), status_code=422)
+        written = 0
+        for ident in ids:
+            if ident in known:
+                append_label(st.labels, ident, truth)
+                written += 1
+        st.audit.write(ui.address(request), "label", True, truth=truth, decisions=written)
+        if "hx-request" in request.headers:
+            return HTMLResponse("")  # htmx drops the row
+        return RedirectResponse("/review", status_code=303)
+
+    @app.get("/review/template")
+    def template_confirm(request: Request, event_id: str) -> Response:
+        rec = st.mirror.get(event_id)
+        if rec is None or not rec.get("best") or not rec.get("snapshot"):
+            return Response("no such refused attempt with a snapshot", status_code=404)
+        return ui.page(request, "template.html", rec=rec)
+
+    @app.post("/review/template")
+    async def template_add(request: Request) -> Response:
+        from tools.report.labels import append_label
+
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        rec = st.mirror.get(str(data.get("event_id", "")))
+        if rec is None or not rec.get("best") or data.get("confirm") != "yes":
+            return Response("not confirmed", status_code=422)
+        name = str(rec["best"])
+        snap = st.jpeg("snap:" + rec["event_id"], "snapshot", event_id=rec["event_id"])
+        if snap is None:
+            return Response("the snapshot is gone", status_code=404)
+        res = st.ask("enroll", name=name, photos=[_padded(snap)], replace=False, timeout_s=60.0)
+        ok = bool(res.get("ok"))
+        attempts = (res.get("data") or {}).get("attempts") or []
+        why = (
+            res.get("why")
+            if ok
+            else "; ".join(str(a.get("why")) for a in attempts) or res.get("why")
+        )
+        if ok:
+            append_label(st.labels, rec["event_id"], name)
+        st.audit.write(
+            ui.address(request),
+            "add_template",
+            ok,
+            person=name,
+            decision=rec["event_id"],
+            result=why,
+        )
+        return ui.page(
+            request,
+            "template.html",
+            200 if ok else 422,
+            rec=rec,
+            done=ok,
+            flash=("Added: " if ok else "Not added: ") + str(why),
+        )
+
+
+def _report_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/report")
+    def report_page(request: Request, period: str = "30") -> Response:
+        period = period if period in PERIODS else "30"
+        from tools.report.wording import recommendation_statement
+
+        rep, text, error = _report(st, period)
+        settings = st.ask("settings").get("data") or {}
+        statement = recommendation_statement(rep.recommendation) if rep is not None else ""
+        return ui.page(
+            request,
+            "report.html",
+            rep=rep,
+            text=text,
+            error=error,
+            period=period,
+            periods=PERIODS,
+            settings=settings,
+            statement=statement,
+        )
+
+    @app.get("/report/plot/{period}/{name}.png")
+    def report_plot(period: str, name: str) -> Response:
+        from tools.report.plots import all_plots
+
+        if period not in PERIODS:
+            return Response("no such period", status_code=404)
+        rep, _, _ = _report(st, period)
+        if rep is None:
+            return Response("no report", status_code=404)
+        plots = all_plots(rep)
+        if name not in plots:
+            return Response("no such plot", status_code=404)
+        return Response(plots[name], media_type="image/png")
+
+    @app.post("/report/apply")
+    async def apply_threshold(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        try:
+            value = float(str(data.get("threshold", "")))
+        except ValueError:
+            return Response("threshold: not a number", status_code=422)
+        period = str(data.get("period", "30"))
+        settings = st.ask("settings").get("data") or {}
+        if data.get("confirm") != "yes":
+            rep, _, _ = _report(st, period if period in PERIODS else "30")
+            at = _at_threshold(rep, value) if rep is not None else None
+            now = (
+                _at_threshold(rep, settings.get("min_cosine_similarity", value))
+                if rep is not None
+                else None
+            )
+            return ui.page(
+                request,
+                "apply.html",
+                value=value,
+                settings=settings,
+                at=at,
+                now=now,
+                period=period,
+                periods=PERIODS,
+            )
+        res = st.ask("threshold_set", value=value)
+        st.audit.write(
+            ui.address(request),
+            "threshold",
+            bool(res.get("ok")),
+            value=value,
+            was=settings.get("min_cosine_similarity"),
+            result=res.get("why"),
+        )
+        return RedirectResponse(
+            f"/report?period={urllib.parse.quote(period)}&"
+            + urllib.parse.urlencode({"flash": res.get("why")}),
+            status_code=303,
+        )
+
+
+def _access_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/access")
+    def access_page(request: Request) -> Response:
+        res = st.ask("rules_get")
+        d = res.get("data") or {}
+        return ui.page(
+            request,
+            "access.html",
+            text=d.get("text", ""),
+            path=d.get("path"),
+            why=res.get("why"),
+            errors=None,
+        )
+
+    @app.post("/access")
+    async def access_save(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        text = str(data.get("text", "")).replace("\r\n", "\n")
+        res = st.ask("rules_set", text=text)
+        ok = bool(res.get("ok"))
+        st.audit.write(ui.address(request), "access_rules", ok, result=res.get("why"))
+        rules = st.ask("rules_get").get("data") or {}
+        return ui.page(
+            request,
+            "access.html",
+            200 if ok else 422,
+            text=text,
+            path=rules.get("path"),
+            why=None,
+            errors=None if ok else res.get("why"),
+            flash=res.get("why") if ok else None,
+        )
+
+
+def _audit_routes(app: FastAPI, ui: Ui) -> None:
+    st = ui.st
+
+    @app.get("/audit")
+    def audit(request: Request) -> Response:
+        return ui.page(request, "audit.html", entries=st.audit.last(200))
+
+
+ROUTES = (
+    _login_routes,
+    _status_routes,
+    _images_routes,
+    _enroll_routes,
+    _people_routes,
+    _review_routes,
+    _report_routes,
+    _access_routes,
+    _audit_routes,
+)
+
+
+def _shrink(raw: bytes, where: str) -> str:
+    """An upload, decoded (bounded), scaled to at most MAX_SIDE, as base64 JPEG for the daemon."""
+    frame = decode(raw, where)
+    rgb = frame.rgb
+    scale = MAX_SIDE / max(rgb.shape[:2])
+    if scale < 1:
+        rgb = cv2.resize(
+            rgb,
+            (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    if not ok:
+        raise FacegateError(f"{where}: cannot be re-encoded")
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def _padded(jpeg: bytes) -> str:
+    """A snapshot (the aligned face) on a plain border, so the detector finds it as in a photo."""
+    frame = decode(jpeg, "snapshot")
+    rgb = np.ascontiguousarray(frame.rgb)
+    h, w = rgb.shape[:2]
+    big = cv2.copyMakeBorder(rgb, h, h, w, w, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    big = cv2.resize(big, (big.shape[1] * 2, big.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
+    if not ok:
+        raise FacegateError("snapshot: cannot be re-encoded")
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+_REPORT_CACHE: dict[tuple[Any, ...], tuple[Any, str, str | None]] = {}
+
+
+def _report(st: WebState, period: str) -> tuple[Any, str, str | None]:
+    """tools/report on the app's copy of the log and its labels, for ``period`` (cached until either changes)."""
+    from tools.report import ReportError
+    from tools.report.collect import collect
+    from tools.report.labels import CsvLabeller, NoLabels
+    from tools.report.metrics import build_report
+    from tools.report.render import to_text
+
+    st.mirror.sync(st.ask)
+    records = st.mirror.records()
+    since = "" if period == "all" else _iso(st.wall() - int(period) * 86400)
+    chosen = [r for r in records if r["time"] >= since]
+    labels_mtime = st.labels.stat().st_mtime_ns if st.labels.exists() else 0
+    key = (id(st), period, len(records), chosen[0]["event_id"] if chosen else "", labels_mtime)
+    if key in _REPORT_CACHE:
+        return _REPORT_CACHE[key]
+    if not chosen:
+        out: tuple[Any, str, str | None] = (None, "", f"No decisions in {PERIODS[period]}.")
+        return out
+    import json
+
+    labels = st.label_map()
+    labeller = CsvLabeller(labels, f"{st.labels.name} (the review page)") if labels else NoLabels()
+    with tempfile.NamedTemporaryFile(
+        "w", dir=st.mirror.path.parent, suffix=".jsonl", delete=True
+    ) as f:
+        for r in chosen:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        try:
+            cols = collect([f.name], labeller, strict=False, progress=False)
+            rep = build_report(cols, label_source=labeller.description)
+        except ReportError as exc:
+            return None, "", first_line(exc)
+    out = (rep, to_text(rep), None)
+    _REPORT_CACHE.clear()
+    _REPORT_CACHE[key] = out
+    return out
+
+
+def _iso(t: float) -> str:
+    from edge.decisions import iso_utc_ms
+
+    return iso_utc_ms(t)
+
+
+def _at_threshold(rep: Any, value: float) -> Any:
+    """The chosen period's labelled attempts as they would have been decided at ``value``
+    (a Confusion: the sweep re-decides each attempt on its logged score)."""
+    return rep.sweep.at(value)
