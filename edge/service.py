@@ -98,6 +98,8 @@ class Service:
         self.liveness = liveness if config.liveness.enabled else None
         self.exposure: FaceExposure | None = for_camera(config.exposure, camera)
         self.tracker = Tracker(timeout_s=config.policy.track_timeout_s)
+        # Each open track's latest aligned face: the snapshot of a decision made when it ends.
+        self._last_crop: dict[int, Any] = {}
         self.policy = Policy(
             config.policy,
             config.match,
@@ -371,6 +373,7 @@ class Service:
                 self.liveness.sample(tid, frame, face, now) if self.liveness is not None else None
             )
             result = self.pipeline.process(frame, face)
+            self._last_crop[tid] = result.aligned.rgb
             failed = self.policy.gate(result.quality)
             m = None if failed else match(result.embedding, self.gallery)
             d = self.policy.observe(
@@ -383,8 +386,9 @@ class Service:
             if self.liveness is not None:
                 self.liveness.forget(tid)
             d = self.policy.end_track(tid, now)
+            crop = self._last_crop.pop(tid, None)
             if d is not None:
-                self.act(d, None)
+                self.act(d, crop)
                 out.append(d)
         return out
 
@@ -393,8 +397,9 @@ class Service:
         now = self.clock() + self.config.policy.track_timeout_s + 1.0
         for tid in self.tracker.expired(now):
             d = self.policy.end_track(tid, now)
+            crop = self._last_crop.pop(tid, None)
             if d is not None:
-                self.act(d, None)
+                self.act(d, crop)
 
     def _prune_snapshots(self) -> None:
         """Apply the snapshot retention (days, MB) at most every ten minutes."""

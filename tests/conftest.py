@@ -137,3 +137,34 @@ def household_door(tmp_path: Path, model_dir: Path) -> Iterator[HouseholdDoor]:
         yield d
     finally:
         d.stop()
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def web(tmp_path: Path, model_dir: Path, runtime: str) -> Iterator[Any]:
+    """The web app through FastAPI's test client, over a real Household and a real door's log.
+
+    The door (in this process, virtual time) has met 0005 (enrolled: let in) and 0009 (not
+    enrolled: refused) once each, with snapshots; the app's password is PASSWORD.
+    """
+    from fastapi.testclient import TestClient
+    from household import NUAA, FakeClock, LocalDaemon, WebHarness, door_config, run_door
+
+    from edge.bridge.household import Household
+    from edge.web.app import create_app
+    from edge.web.auth import set_password
+    from edge.web.server import prepare_state_dir
+
+    config = door_config(tmp_path, model_dir, runtime)
+    visits = [sorted((NUAA / s).glob(f"{s}_*_*_02_*.jpg"))[0] for s in ("0005", "0009")]
+    svc = run_door(config, visits, tmp_path)
+    household = Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: None)
+    daemon = LocalDaemon(household)
+    set_password(prepare_state_dir(config.web.state_dir), PASSWORD)
+    clock = FakeClock()
+
+    app = create_app(config, daemon, clock=clock)
+    with TestClient(app, base_url="https://testserver") as client:
+        yield WebHarness(config, daemon, clock, svc.policy, tmp_path, app, client)

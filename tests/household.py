@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +178,107 @@ class HouseholdDoor:
                 _, err = p.communicate()
             errs.append(err or "")
         return errs
+
+
+# --------------------------------------------------------------------------- in one process
+
+
+class LocalDaemon:
+    """The web app's DaemonPort, answered by a real Household in this process (no socket).
+
+    Every answer is kept in ``answers``, so a test can check none ever held an embedding.
+    """
+
+    def __init__(self, household: Any, state: dict[str, Any] | None = None) -> None:
+        self.household = household
+        self.listeners: list[Any] = []
+        self.answers: list[dict[str, Any]] = []
+        self._state = (
+            state
+            if state is not None
+            else {
+                "lock": "LOCKED",
+                "door_open": None,
+                "face_unlock": True,
+                "problem": False,
+                "problem_why": "",
+                "locked_out": False,
+            }
+        )
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        return self._state
+
+    def request(self, action: str, *, timeout_s: float = 15.0, **fields: Any) -> dict[str, Any]:
+        ok, why, data = self.household.handle({"action": action, **fields})
+        answer = {"type": "result", "ok": ok, "why": why, "data": data}
+        self.answers.append(answer)
+        return answer
+
+
+@dataclass
+class WebHarness:
+    config: Any
+    daemon: LocalDaemon
+    clock: FakeClock
+    policy: Any
+    tmp: Path
+    app: Any
+    client: Any
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def door_config(tmp: Path, model_dir: Path, runtime: str = "ai-edge-litert") -> Any:
+    """The config of an in-process door: 0005 enrolled, snapshots on, rules and web state in tmp."""
+    gallery = make_gallery(tmp, model_dir)
+    rules = tmp / "state" / "access.yaml"
+    rules.write_text("people: {}\n")
+    rules.chmod(0o600)
+    cfg = load_config()
+    return replace(
+        cfg,
+        models=replace(cfg.models, dir=str(model_dir)),
+        runtime=replace(cfg.runtime, backend=runtime, threads=1),
+        liveness=replace(cfg.liveness, enabled=False),
+        gallery=replace(cfg.gallery, path=str(gallery)),
+        exposure=replace(cfg.exposure, face_metering=False),
+        log=replace(
+            cfg.log, decisions=str(tmp / "decisions.jsonl"), snapshots_dir=str(tmp / "snaps")
+        ),
+        access=replace(cfg.access, rules=str(rules)),
+        web=replace(cfg.web, state_dir=str(tmp / "web")),
+    )
+
+
+def run_door(config: Any, images: list[Path], tmp: Path) -> Any:
+    """The real daemon (mock pins, virtual time) over ``images``, an empty porch after each person."""
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.camera.replay import ReplayCamera
+    from edge.service import build_service
+
+    blank = tmp / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 90, np.uint8))
+    clock = FakeClock()
+    seq: list[Path] = []
+    for path in images:
+        seq += [path] * 3 + [blank] * 30
+    svc = build_service(
+        config,
+        pin_factory=MockFactory(),
+        camera=ReplayCamera(seq, fps=10, clock=clock, sleep=clock.sleep),
+        clock=clock,
+    )
+    svc.run()
+    return svc

@@ -117,6 +117,14 @@ class WebState:
         with self.lock:
             self.images.pop("face:" + name, None)
 
+    def record(self, event_id: str) -> dict[str, Any] | None:
+        """A decision the app has (fetching the daemon's newest first if it has not)."""
+        rec = self.mirror.get(event_id)
+        if rec is None:
+            self.mirror.sync(self.ask)
+            rec = self.mirror.get(event_id)
+        return rec
+
     def label_map(self) -> dict[str, str]:
         from tools.report.labels import read_labels
 
@@ -350,17 +358,7 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
             return ui.forged()
         name = str(data.get("name", "")).strip()
         replace = data.get("replace") == "1"
-        photos, problems = [], []
-        uploads = [u for u in data.getlist("photos") if not isinstance(u, str) and u.filename]
-        for i, upload in enumerate(uploads, 1):
-            raw = await upload.read()
-            try:
-                photos.append(_shrink(raw, f"photo {i} ({upload.filename})"))
-            except FacegateError as exc:
-                problems.append({"photo": i, "ok": False, "why": first_line(exc)})
-        for ident in data.getlist("capture"):
-            if isinstance(ident, str) and ident in st.captures:
-                photos.append(base64.b64encode(st.captures[ident]).decode())
+        photos, numbers, problems = await _photos(data, st)
         flash, ok, attempts = None, False, problems
         try:
             validate_name(name)
@@ -374,7 +372,11 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
             else:
                 res = st.ask("enroll", name=name, photos=photos, replace=replace, timeout_s=120.0)
                 ok, flash = bool(res.get("ok")), res.get("why")
-                attempts = problems + list((res.get("data") or {}).get("attempts") or [])
+                answered = (res.get("data") or {}).get("attempts") or []
+                attempts = sorted(
+                    problems + [{**a, "photo": numbers[a["photo"] - 1]} for a in answered],
+                    key=lambda a: a["photo"],
+                )
                 st.audit.write(
                     ui.address(request),
                     "enroll",
@@ -526,7 +528,7 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/review/template")
     def template_confirm(request: Request, event_id: str) -> Response:
-        rec = st.mirror.get(event_id)
+        rec = st.record(event_id)
         if rec is None or not rec.get("best") or not rec.get("snapshot"):
             return Response("no such refused attempt with a snapshot", status_code=404)
         return ui.page(request, "template.html", rec=rec)
@@ -538,7 +540,7 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
-        rec = st.mirror.get(str(data.get("event_id", "")))
+        rec = st.record(str(data.get("event_id", "")))
         if rec is None or not rec.get("best") or data.get("confirm") != "yes":
             return Response("not confirmed", status_code=422)
         name = str(rec["best"])
@@ -712,6 +714,29 @@ ROUTES = (
     _access_routes,
     _audit_routes,
 )
+
+
+async def _photos(data: Any, st: WebState) -> tuple[list[str], list[int], list[dict[str, Any]]]:
+    """The uploads (then the ticked captures) ready for the daemon, each one's number on the
+    page, and the uploads refused already (not an image, too many pixels) with why."""
+    photos: list[str] = []
+    numbers: list[int] = []
+    problems: list[dict[str, Any]] = []
+    uploads = [u for u in data.getlist("photos") if not isinstance(u, str) and u.filename]
+    for i, upload in enumerate(uploads, 1):
+        raw = await upload.read()
+        try:
+            photos.append(_shrink(raw, f"photo {i} ({upload.filename})"))
+            numbers.append(i)
+        except FacegateError as exc:
+            problems.append({"photo": i, "ok": False, "why": first_line(exc)})
+    n = len(uploads)
+    for ident in data.getlist("capture"):
+        if isinstance(ident, str) and ident in st.captures:
+            photos.append(base64.b64encode(st.captures[ident]).decode())
+            n += 1
+            numbers.append(n)
+    return photos, numbers, problems
 
 
 def _shrink(raw: bytes, where: str) -> str:

@@ -1,0 +1,398 @@
+"""The web app through FastAPI's test client, over a real Household and a real door's log (conftest ``web``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from conftest import PASSWORD
+from household import NUAA, frames
+
+from edge.gallery import Gallery
+from edge.web.app import HERE
+from edge.web.auth import LoginLimiter, Passwords, Sessions, set_password
+from edge.web.server import announce_first_password, prepare_state_dir
+
+HTMX_SHA256 = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717"
+
+
+def log_in(client: Any, password: str = PASSWORD) -> Any:
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token, page.text
+    return client.post(
+        "/login", data={"login_csrf": token.group(1), "password": password}, follow_redirects=False
+    )
+
+
+def csrf(client: Any, path: str = "/") -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert m
+    return m.group(1)
+
+
+def audit(web: Any) -> list[dict[str, Any]]:
+    path = Path(web.config.web.state_dir) / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def gallery(web: Any) -> Gallery:
+    return Gallery.load(web.config.gallery.path)
+
+
+def records(web: Any) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in Path(web.config.log.decisions).read_text().splitlines()]
+
+
+def routes(web: Any, method: str) -> list[str]:
+    """Every route of the app for ``method``, its path parameters filled in."""
+    out = []
+    for r in web.app.routes:
+        if method in getattr(r, "methods", ()) and r.path != "/login":
+            out.append(
+                re.sub(r"\{(\w+)\}", lambda m: "all" if m.group(1) == "period" else "x", r.path)
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- nothing without a login
+
+
+def test_every_page_image_and_api_needs_a_login(web):
+    gets, posts = routes(web, "GET"), routes(web, "POST")
+    assert {
+        "/",
+        "/enroll",
+        "/people",
+        "/review",
+        "/report",
+        "/access",
+        "/audit",
+        "/api/status",
+    } <= set(gets)
+    assert "/img/snapshot/x.jpg" in gets and "/img/face/x.jpg" in gets
+    for path in gets:
+        r = web.client.get(path, follow_redirects=False)
+        assert (r.status_code, r.headers.get("location")) == (303, "/login"), path
+        assert "jpeg" not in r.headers.get("content-type", "")
+    for path in posts:
+        assert web.client.post(path, data={}, follow_redirects=False).status_code == 401, path
+    assert web.client.get("/login").status_code == 200
+    assert gallery(web).names() == ["0005"]
+
+
+def test_every_form_without_its_csrf_token_is_refused(web):
+    assert log_in(web.client).status_code == 303
+    before = Path(web.config.gallery.path).read_bytes()
+    for path in routes(web, "POST"):
+        for token in ({}, {"csrf": "forged"}):
+            r = web.client.post(path, data={"name": "0005", "confirm": "0005", **token})
+            assert r.status_code == 403, path
+    assert Path(web.config.gallery.path).read_bytes() == before
+    refused = [e for e in audit(web) if e["action"] == "csrf_refused"]
+    assert len(refused) == 2 * len(routes(web, "POST"))
+    # The session's own token passes (here: removing 0005, confirmed by name).
+    r = web.client.post(
+        "/people/remove", data={"name": "0005", "confirm": "0005", "csrf": csrf(web.client)}
+    )
+    assert r.status_code == 200 and "removed 0005" in r.text
+    assert gallery(web).names() == []
+
+
+def test_a_login_form_without_its_token_is_refused(web):
+    r = web.client.post("/login", data={"password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and "facegate_session" not in r.headers.get("set-cookie", "")
+
+
+def test_the_login_rate_limit_holds_then_lifts_on_virtual_time(web):
+    lockout = web.config.web.login_lockout_s
+    for _ in range(web.config.web.login_max_failures):
+        assert log_in(web.client, "wrong").status_code == 401
+    r = log_in(web.client)
+    assert r.status_code == 429 and "Too many wrong passwords" in r.text
+    web.clock.t += lockout - 1
+    assert log_in(web.client).status_code == 429
+    web.clock.t += 2
+    assert log_in(web.client).status_code == 303
+    assert [e["ok"] for e in audit(web) if e["action"] == "login"][-1] is True
+    assert sum(e["action"] == "login_locked_out" for e in audit(web)) == 2
+
+
+def test_many_addresses_together_are_limited_too():
+    clock = [0.0]
+    limiter = LoginLimiter(3, 60.0, clock=lambda: clock[0])
+    for i in range(29):
+        limiter.failed(f"10.0.0.{i}")
+    assert limiter.locked("10.0.1.1") is None
+    limiter.failed("10.0.0.99")
+    assert limiter.locked("10.0.1.1") is not None  # 30 = 10 x 3 from everyone
+    clock[0] = 61.0
+    assert limiter.locked("10.0.1.1") is None
+
+
+def test_a_session_ends_when_idle_at_its_age_and_at_logout(web):
+    log_in(web.client)
+    assert web.client.get("/", follow_redirects=False).status_code == 200
+    web.clock.t += web.config.web.idle_minutes * 60 + 1
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+    log_in(web.client)
+    for _ in range(int(web.config.web.session_minutes // web.config.web.idle_minutes) + 1):
+        web.clock.t += web.config.web.idle_minutes * 60 - 1
+        web.client.get("/")
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+    log_in(web.client)
+    r = web.client.post("/logout", data={"csrf": csrf(web.client)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_session_cookie_is_secure_and_every_response_is_locked_down(web):
+    cookie = log_in(web.client).headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=strict" in cookie
+    r = web.client.get("/")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+
+
+def test_the_first_password_is_printed_once_and_only_its_argon2_hash_kept(tmp_path, capsys):
+    d = prepare_state_dir(tmp_path / "web")
+    announce_first_password(d)
+    password = re.search(r"first password is (\S+)", capsys.readouterr().out)
+    assert password and len(password.group(1)) >= 16
+    stored = (d / "password.argon2").read_text()
+    assert stored.startswith("$argon2id$") and password.group(1) not in stored
+    assert (d / "password.argon2").stat().st_mode & 0o777 == 0o600
+    announce_first_password(d)
+    assert capsys.readouterr().out == ""
+    assert Passwords(d).check(password.group(1)) and not Passwords(d).check("guess")
+
+
+def test_a_password_hash_others_may_read_or_a_writable_state_dir_is_refused(tmp_path):
+    d = prepare_state_dir(tmp_path / "web")
+    set_password(d, "x" * 20)
+    (d / "password.argon2").chmod(0o644)
+    with pytest.raises(
+        ValueError, match=r"password.argon2: web.state_dir: group or others may read"
+    ):
+        Passwords(d)
+    d.chmod(0o777)
+    with pytest.raises(ValueError, match=r"web.state_dir: group or others may write it"):
+        prepare_state_dir(d)
+
+
+def test_sessions_are_random_and_their_own():
+    s = Sessions(max_age_s=60, idle_s=60)
+    a, b = s.new("1"), s.new("1")
+    assert a.token != b.token and a.csrf != b.csrf and len(a.token) >= 40
+    assert s.get(a.token) is a and s.get("guess") is None
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+def enroll(web: Any, files: list[tuple[str, bytes]], name: str = "0009", **extra: str) -> Any:
+    return web.client.post(
+        "/enroll",
+        data={"name": name, "csrf": csrf(web.client, "/enroll"), **extra},
+        files=[("photos", (n, data, "image/jpeg")) for n, data in files],
+    )
+
+
+def test_enroll_from_uploads_says_why_each_bad_photo_is_refused(web):
+    log_in(web.client)
+    blank = cv2.imencode(".jpg", np.full((480, 640, 3), 90, np.uint8))[1].tobytes()
+    two = cv2.imencode(".jpg", np.hstack([cv2.imread(str(frames("0005", "01")[0]))] * 2))[
+        1
+    ].tobytes()
+    good = [(p.name, p.read_bytes()) for p in frames("0009", "01")]
+    r = enroll(web, [("blank.jpg", blank), ("notes.txt", b"not an image"), ("two.jpg", two), *good])
+    assert r.status_code == 200, r.text
+    rows = re.findall(r"<tr class=\"(ok|deny)\"><td>(\d+)</td><td>([^<]*)</td>", r.text)
+    assert rows[0][2] == "no face found"
+    assert "not a decodable image" in rows[1][2]
+    assert rows[2][2].startswith("2 faces")
+    assert [x[0] for x in rows[3:]] == ["ok"] * len(good)
+    assert gallery(web).count("0009") == len(good)
+    entry = audit(web)[-1]
+    assert (entry["action"], entry["ok"], entry["person"]) == ("enroll", True, "0009")
+    assert web.client.get("/img/face/0009.jpg").headers["content-type"] == "image/jpeg"
+
+
+def test_an_enrollment_with_no_usable_photo_changes_nothing(web):
+    log_in(web.client)
+    blank = cv2.imencode(".jpg", np.full((480, 640, 3), 90, np.uint8))[1].tobytes()
+    r = enroll(web, [("blank.jpg", blank)])
+    assert r.status_code == 422 and "nothing enrolled" in r.text
+    assert gallery(web).names() == ["0005"]
+    assert audit(web)[-1]["ok"] is False
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(web):
+    log_in(web.client)
+    big = b"\xff" * int(web.config.web.upload_max_mb * (1 << 20) + 1)
+    assert enroll(web, [("big.jpg", big)]).status_code == 413
+
+
+def test_people_are_renamed_and_removed_only_when_confirmed(web):
+    log_in(web.client)
+    page = web.client.get("/people").text
+    assert '<td class="name">0005</td>' in page and "<td>5</td>" in page
+    r = web.client.post(
+        "/people/rename", data={"old": "0005", "new": "alice", "csrf": csrf(web.client)}
+    )
+    assert "renamed 0005 to alice" in r.text and gallery(web).names() == ["alice"]
+    r = web.client.post(
+        "/people/remove", data={"name": "alice", "confirm": "al", "csrf": csrf(web.client)}
+    )
+    assert "Not removed" in r.text and gallery(web).names() == ["alice"]
+    r = web.client.post(
+        "/people/remove", data={"name": "alice", "confirm": "alice", "csrf": csrf(web.client)}
+    )
+    assert gallery(web).names() == []
+    assert [e["action"] for e in audit(web)][-2:] == ["rename", "remove"]
+
+
+def test_review_answers_are_the_labels_csv_tools_report_reads(web):
+    from tools.report.labels import read_labels
+
+    log_in(web.client)
+    logged = records(web)
+    assert [r["decision"] for r in logged] == ["unlock", "deny"]
+    page = web.client.get("/review").text
+    for r in logged:
+        assert f'data-event="{r["event_id"]}"' in page
+        assert f"/img/snapshot/{r['event_id']}.jpg" in page
+    assert web.client.get(f"/img/snapshot/{logged[1]['event_id']}.jpg").content[:2] == b"\xff\xd8"
+    # One answer by its htmx button, one by the bulk form.
+    token = csrf(web.client, "/review")
+    r = web.client.post(
+        "/review/label",
+        data={"event_id": logged[0]["event_id"], "truth": "0005"},
+        headers={"HX-Request": "true", "X-CSRF-Token": token},
+    )
+    assert r.status_code == 200 and r.text == ""
+    web.client.post(
+        "/review/label",
+        data={"event_id": [logged[1]["event_id"]], "truth": "impostor", "csrf": token},
+    )
+    labels = read_labels(Path(web.config.web.state_dir) / "labels.csv")
+    assert labels == {logged[0]["event_id"]: "0005", logged[1]["event_id"]: "impostor"}
+    assert "Nothing to review" in web.client.get("/review").text
+    report = web.client.get("/report?period=all").text
+    assert re.search(r'id="labelled">2<', report)
+    assert re.search(r'id="tp">1<', report) and re.search(r'id="tn">1<', report)
+    assert re.search(r'id="false-accepts"[^>]*>0<', report)
+
+
+def test_that_was_me_adds_a_template_only_after_the_gates_and_a_confirmation(web):
+    from tools.report.labels import read_labels
+
+    log_in(web.client)
+    refused = records(web)[1]
+    r = web.client.get(f"/review/template?event_id={refused['event_id']}")
+    assert r.status_code == 200 and "Yes, this was" in r.text
+    token = csrf(web.client, "/review")
+    r = web.client.post("/review/template", data={"event_id": refused["event_id"], "csrf": token})
+    assert r.status_code == 422 and gallery(web).count("0005") == 5
+    r = web.client.post(
+        "/review/template", data={"event_id": refused["event_id"], "confirm": "yes", "csrf": token}
+    )
+    entry = audit(web)[-1]
+    assert entry["action"] == "add_template" and entry["person"] == refused["best"]
+    # The snapshot (the aligned face, on a plain border) passed the enrollment gates: one more template.
+    assert r.status_code == 200 and "Added: " in r.text and entry["ok"] is True
+    assert gallery(web).count(refused["best"]) == 6
+    assert read_labels(Path(web.config.web.state_dir) / "labels.csv") == {
+        refused["event_id"]: refused["best"]
+    }
+
+
+def test_a_threshold_is_applied_only_after_a_confirmation_saying_what_it_changes(web):
+    log_in(web.client)
+    token = csrf(web.client, "/report")
+    first = web.policy.match.min_cosine_similarity
+    r = web.client.post("/report/apply", data={"threshold": "0.9", "period": "all", "csrf": token})
+    assert r.status_code == 200 and "Change the threshold from" in r.text and "stricter" in r.text
+    assert web.policy.match.min_cosine_similarity == first
+    settings = Path(web.config.gallery.path).with_name("settings.json")
+    assert not settings.exists()
+    r = web.client.post(
+        "/report/apply", data={"threshold": "0.9", "period": "all", "confirm": "yes", "csrf": token}
+    )
+    assert web.policy.match.min_cosine_similarity == 0.9
+    assert json.loads(settings.read_text()) == {"min_cosine_similarity": 0.9}
+    assert audit(web)[-1]["action"] == "threshold" and audit(web)[-1]["was"] == first
+    assert re.search(r'id="threshold-now">0.900<', r.text)
+    r = web.client.post(
+        "/report/apply", data={"threshold": "1.5", "period": "all", "confirm": "yes", "csrf": token}
+    )
+    assert web.policy.match.min_cosine_similarity == 0.9
+
+
+def test_access_rules_are_checked_by_the_daemon_before_they_are_written(web):
+    log_in(web.client)
+    rules = Path(web.config.access.rules)
+    token = csrf(web.client, "/access")
+    r = web.client.post(
+        "/access",
+        data={"text": "people:\n  bob:\n    windows: [Someday 25:00-26:00]\n", "csrf": token},
+    )
+    assert r.status_code == 422 and "people.bob.windows" in r.text
+    assert rules.read_text() == "people: {}\n"
+    good = "timezone: Europe/Berlin\npeople:\n  bob:\n    disabled: true\n"
+    r = web.client.post("/access", data={"text": good, "csrf": token})
+    assert r.status_code == 200 and "saved" in r.text and rules.read_text() == good
+    assert audit(web)[-1]["action"] == "access_rules"
+
+
+def test_no_answer_of_the_daemon_ever_carries_an_embedding(web):
+    """Walk every page once, and every answer the daemon gave the app: no vector of numbers anywhere."""
+    log_in(web.client)
+    for path in (
+        "/",
+        "/people",
+        "/review",
+        "/report?period=all",
+        "/access",
+        "/audit",
+        "/api/status",
+    ):
+        assert web.client.get(path).status_code == 200, path
+    enroll(web, [(p.name, p.read_bytes()) for p in frames("0009", "01")])
+
+    def vectors(x: Any) -> int:
+        if isinstance(x, list):
+            return int(len(x) >= 16 and all(isinstance(v, float) for v in x)) + sum(map(vectors, x))
+        if isinstance(x, dict):
+            return sum(vectors(v) for v in x.values())
+        return 0
+
+    actions = {json.dumps(a)[:0] or a.get("why", "") for a in web.daemon.answers}
+    assert web.daemon.answers and actions
+    assert sum(vectors(a) for a in web.daemon.answers) == 0
+    templates = gallery(web).matrix()[0]
+    text = json.dumps(web.daemon.answers)
+    assert f"{templates[0][0]:.5f}"[:-1] not in text
+
+
+def test_the_vendored_htmx_is_the_published_file():
+    data = (HERE / "static" / "htmx.min.js").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == HTMX_SHA256
+
+
+def test_status_shows_the_door_and_the_last_decisions_with_thumbnails(web):
+    log_in(web.client)
+    r = web.client.get("/status/panel", headers={"HX-Request": "true"})
+    assert 'id="lock">LOCKED<' in r.text
+    for rec in records(web):
+        assert f"/img/snapshot/{rec['event_id']}.jpg" in r.text
+    web.daemon._state = None
+    assert "not connected" in web.client.get("/").text
+    assert NUAA.is_dir()
