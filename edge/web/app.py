@@ -499,7 +499,11 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
     @app.get("/review")
     def review(request: Request) -> Response:
         rows = unlabelled()
-        return ui.page(request, "review.html", rows=rows, truths=TRUTHS, left=len(rows))
+        people = (st.ask("people").get("data") or {}).get("people") or []
+        faces = {p["name"] for p in people if p.get("face")}
+        return ui.page(
+            request, "review.html", rows=rows, truths=TRUTHS, left=len(rows), faces=faces
+        )
 
     @app.post("/review/label")
     async def label(request: Request) -> Response:

@@ -77,6 +77,13 @@ def label_an_attempt(page: Any, door: HouseholdDoor) -> None:
     row = page.locator("#review tr[data-event]").filter(has=page.locator("button.was")).first
     event_id = row.get_attribute("data-event")
     shot(page, "review")
+    link = page.locator("#review a[href^='/review/template']").first
+    if SHOTS and link.count():  # the confirmation page, for docs/web.md
+        page.goto(door.url + link.get_attribute("href"))
+        page.wait_for_selector("#add-template")
+        shot(page, "template")
+        page.goto(door.url + "/review")
+        row = page.locator(f"#row-{event_id}")
     row.locator("button.was").click()
     page.wait_for_selector(f"#row-{event_id}", state="detached")
     labels = (door.web_dir / "labels.csv").read_text()

@@ -396,3 +396,33 @@ def test_status_shows_the_door_and_the_last_decisions_with_thumbnails(web):
     web.daemon._state = None
     assert "not connected" in web.client.get("/").text
     assert NUAA.is_dir()
+
+
+def test_a_capture_at_the_door_camera_is_judged_shown_and_enrolled_when_ticked(web):
+    from edge.images import read_image
+
+    log_in(web.client)
+    r = web.client.post(
+        "/enroll/capture", data={"name": "0009", "csrf": csrf(web.client, "/enroll")}
+    )
+    assert "no frame from the camera yet" in r.text
+    shots = iter([read_image(frames("0009", "01")[0]), read_image(frames("0005", "02")[0])])
+    current = [next(shots)]
+    web.daemon.household.last_frame = lambda: current[0]
+    r = web.client.post(
+        "/enroll/capture", data={"name": "0009", "csrf": csrf(web.client, "/enroll")}
+    )
+    ident = re.search(r"/img/capture/([\w-]+)\.jpg", r.text)
+    assert ident and "Good: ok" in r.text
+    assert web.client.get(f"/img/capture/{ident.group(1)}.jpg").content[:2] == b"\xff\xd8"
+    r = web.client.post(
+        "/enroll",
+        data={"name": "0009", "capture": ident.group(1), "csrf": csrf(web.client, "/enroll")},
+    )
+    assert r.status_code == 200 and "1 template(s) added" in r.text
+    assert gallery(web).count("0009") == 1
+    # A capture id that was never made adds nothing.
+    r = web.client.post(
+        "/enroll", data={"name": "0009", "capture": "made-up", "csrf": csrf(web.client, "/enroll")}
+    )
+    assert r.status_code == 422 and gallery(web).count("0009") == 1

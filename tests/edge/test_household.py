@@ -1,0 +1,258 @@
+"""The daemon's side of the web app (edge.bridge.household), and the bridge carrying its requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from household import door_config, frames, run_door
+
+from edge.bridge.household import Household, face_file, load_threshold, settings_path
+from edge.bridge.mqtt import Bridge, DaemonUnavailable
+from edge.bridge.server import BridgeServer
+from edge.config import MqttConfig
+from edge.gallery import Gallery
+
+
+@pytest.fixture
+def door(tmp_path: Path, model_dir: Path, runtime: str) -> Any:
+    """A door that met 0005 (let in) and 0009 (refused), and its Household."""
+    config = door_config(tmp_path, model_dir, runtime)
+    visits = [frames(s, "02")[0] for s in ("0005", "0009")]
+    svc = run_door(config, visits, tmp_path)
+    return (
+        config,
+        svc,
+        Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: None),
+    )
+
+
+def ask(h: Household, action: str, **fields: Any) -> tuple[bool, str, dict[str, Any]]:
+    return h.handle({"action": action, **fields})
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_decisions_come_in_pages_after_a_cursor(door):
+    _, _, h = door
+    ok, _, data = ask(h, "decisions", after="")
+    assert (
+        ok and [r["decision"] for r in data["records"]] == ["unlock", "deny"] and not data["more"]
+    )
+    ok, _, data = ask(h, "decisions", after="", limit=1)
+    assert len(data["records"]) == 1 and data["more"]
+    ok, _, data = ask(h, "decisions", after=data["records"][0]["time"])
+    assert [r["decision"] for r in data["records"]] == ["deny"]
+    ok, why, _ = ask(h, "decisions", after="yesterday")
+    assert not ok and "ISO time" in why
+
+
+def test_a_snapshot_is_found_by_its_event_id_only(door, tmp_path):
+    config, _, h = door
+    rec = ask(h, "decisions", after="")[2]["records"][1]
+    ok, _, data = ask(h, "snapshot", event_id=rec["event_id"])
+    assert ok and base64.b64decode(data["jpeg_b64"]) == Path(rec["snapshot"]).read_bytes()
+    for bad in ("../gallery", "/etc/passwd", "..", "", 7, "a/b"):
+        assert ask(h, "snapshot", event_id=bad)[:2] == (False, "no such snapshot")
+    # A snapshot replaced by a symbolic link is not followed.
+    snap = Path(rec["snapshot"])
+    snap.unlink()
+    snap.symlink_to(config.gallery.path)
+    ok, why, _ = ask(h, "snapshot", event_id=rec["event_id"])
+    assert not ok and "symbolic link" in why
+
+
+def test_people_are_names_and_counts_and_a_face_file_is_named_by_a_digest(door):
+    config, _, h = door
+    ok, _, data = ask(h, "people")
+    assert ok and data == {
+        "people": [{"name": "0005", "templates": 5, "face": False}],
+        "model_current": True,
+    }
+    ok, why, data = ask(h, "enroll", name="../../x", photos=[b64(p) for p in frames("0009", "01")])
+    assert not ok and "name" in why
+    ok, why, data = ask(
+        h, "enroll", name="Zoe Neil 2", photos=[b64(p) for p in frames("0009", "01")]
+    )
+    assert ok, why
+    assert face_file(config, "Zoe Neil 2").parent == Path(config.gallery.path).with_name("faces")
+    assert face_file(config, "Zoe Neil 2").stat().st_mode & 0o777 == 0o600
+    assert ask(h, "face", name="Zoe Neil 2")[2]["jpeg_b64"]
+    ok, _, _ = ask(h, "rename", old="Zoe Neil 2", new="zoe")
+    assert ok and face_file(config, "zoe").exists() and not face_file(config, "Zoe Neil 2").exists()
+    ok, _, _ = ask(h, "remove", name="zoe")
+    assert ok and not face_file(config, "zoe").exists()
+    assert Gallery.load(config.gallery.path).names() == ["0005"]
+
+
+def test_re_enrolling_replaces_the_templates(door):
+    config, _, h = door
+    ok, why, data = ask(
+        h, "enroll", name="0005", photos=[b64(frames("0005", "02")[1])], replace=True
+    )
+    assert ok, why
+    assert data["added"] == data["templates"] == 1
+    assert Gallery.load(config.gallery.path).count("0005") == 1
+
+
+def test_an_enrollment_is_bounded_and_says_why_each_photo_failed(door):
+    _, _, h = door
+    ok, why, _ = ask(h, "enroll", name="x", photos=[])
+    assert not ok and "1 to 10 photos" in why
+    ok, why, _ = ask(h, "enroll", name="x", photos=["a"] * 11)
+    assert not ok and "1 to 10 photos" in why
+    ok, why, data = ask(h, "enroll", name="x", photos=["%%%", base64.b64encode(b"nope").decode()])
+    assert not ok and "nothing enrolled" in why
+    assert [a["why"] for a in data["attempts"]] == [
+        "not a base64 image",
+        "photo 2: not a decodable image",
+    ]
+
+
+def test_rules_are_validated_written_without_following_a_link_and_read_back(door, tmp_path):
+    config, _, h = door
+    ok, why, _ = ask(h, "rules_set", text="people:\n  bob:\n    windoes: []\n")
+    assert not ok and "did you mean" in why and "people.bob" in why
+    good = "people:\n  bob:\n    disabled: true\n"
+    assert ask(h, "rules_set", text=good)[0]
+    assert ask(h, "rules_get")[2] == {"path": config.access.rules, "text": good}
+    assert Path(config.access.rules).stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "elsewhere.yaml"
+    target.write_text("people: {}\n")
+    os.unlink(config.access.rules)
+    os.symlink(target, config.access.rules)
+    ok, why, _ = ask(h, "rules_set", text=good)
+    assert not ok and "symbolic link" in why and target.read_text() == "people: {}\n"
+    no_rules = Household(
+        replace(config, access=replace(config.access, rules=None)),
+        pipeline=h.pipeline,
+        policy=h.policy,
+        last_frame=lambda: None,
+    )
+    assert not ask(no_rules, "rules_set", text=good)[0]
+
+
+def test_an_applied_threshold_survives_a_restart_and_a_bad_settings_file_is_ignored(door, caplog):
+    config, svc, h = door
+    assert ask(h, "threshold_set", value=0.8)[0]
+    assert svc.policy.match.min_cosine_similarity == 0.8
+    assert load_threshold(config) == 0.8
+    for bad in (2.0, -0.1, "0.5", True, float("nan")):
+        assert not ask(h, "threshold_set", value=bad)[0]
+    assert svc.policy.match.min_cosine_similarity == 0.8
+    # A restarted daemon (a new Household over a fresh policy) applies it, saying so.
+    svc.policy.match = config.match
+    Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: None)
+    assert svc.policy.match.min_cosine_similarity == 0.8
+    assert "applied from the web app" in caplog.text
+    settings_path(config).write_text('{"min_cosine_similarity": "low"}')
+    assert load_threshold(config) is None
+    settings_path(config).write_text("{not json")
+    assert load_threshold(config) is None
+
+
+def test_a_capture_is_the_cameras_last_frame_with_its_guidance(door):
+    from edge.images import read_image
+
+    config, svc, _ = door
+    frame = read_image(frames("0009", "01")[0])
+    h = Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: frame)
+    ok, why, data = ask(h, "capture")
+    assert (
+        ok and data["ok"] and why == "ok" and base64.b64decode(data["jpeg_b64"])[:2] == b"\xff\xd8"
+    )
+    none = Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: None)
+    assert ask(none, "capture")[:2] == (False, "no frame from the camera yet")
+
+
+# --------------------------------------------------------------------------- over the socket
+
+
+def test_the_bridge_carries_a_request_and_its_answer_is_never_published(tmp_path):
+    """A BridgeServer standing in for the daemon's end answers; the Bridge (no broker) waits for it."""
+    path = tmp_path / "bridge.sock"
+    server = BridgeServer(path, allowed_uids=frozenset({os.getuid()}), queue_max=10, state=dict)
+    server.start()
+    bridge = Bridge(MqttConfig(enabled=True, broker=False, socket=str(path)), reconnect_s=0.05)
+    seen: list[dict[str, Any]] = []
+    bridge.listeners.append(seen.append)
+    runner = threading.Thread(target=bridge.run, daemon=True)
+    runner.start()
+
+    def answer() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for cmd in server.commands():
+                server.publish(
+                    {
+                        "type": "result",
+                        "id": cmd["id"],
+                        "ok": True,
+                        "why": "",
+                        "data": {"people": []},
+                    }
+                )
+                server.publish({"type": "decision", "record": {"event_id": "e1"}})
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                result = bridge.request("people", timeout_s=5)
+                break
+            except DaemonUnavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert result["data"] == {"people": []}
+        deadline = time.monotonic() + 5
+        while not any(m.get("type") == "decision" for m in seen):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not any(
+            m.get("type") == "result" for m in seen
+        )  # the answer went to its request alone
+    finally:
+        bridge.stop()
+        runner.join(10)
+        server.close()
+    with pytest.raises(DaemonUnavailable, match="not connected"):
+        bridge.request("people", timeout_s=0.1)
+
+
+def test_a_daemon_that_does_not_answer_times_the_request_out(tmp_path):
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    bridge = Bridge(MqttConfig(enabled=True, broker=False, socket=str(path)), reconnect_s=0.05)
+    runner = threading.Thread(target=bridge.run, daemon=True)
+    runner.start()
+    conn, _ = listener.accept()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                bridge.request("people", timeout_s=0.2)
+            except DaemonUnavailable as exc:
+                if "did not answer" in str(exc):
+                    break
+            assert time.monotonic() < deadline
+        assert json.loads(conn.recv(65536).splitlines()[0])["action"] == "people"
+    finally:
+        bridge.stop()
+        runner.join(10)
+        conn.close()
+        listener.close()
