@@ -121,7 +121,7 @@ class WebState:
         """A decision the app has (fetching the daemon's newest first if it has not)."""
         rec = self.mirror.get(event_id)
         if rec is None:
-            self.mirror.sync(self.ask)
+            self.mirror.sync(self.ask, force=True)
             rec = self.mirror.get(event_id)
         return rec
 
@@ -197,7 +197,7 @@ def create_app(
             max_age_s=w.session_minutes * 60, idle_s=w.idle_minutes * 60, clock=clock
         ),
         limiter=LoginLimiter(w.login_max_failures, w.login_lockout_s, clock),
-        mirror=Mirror(state_dir),
+        mirror=Mirror(state_dir, clock),
         audit=Audit(state_dir, wall),
         labels=state_dir / "labels.csv",
         wall=wall,
@@ -587,7 +587,8 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         period = period if period in PERIODS else "30"
         from tools.report.wording import recommendation_statement
 
-        rep, text, error = _report(st, period)
+        view = _report(st, period)
+        rep, text, error = view.report, view.text, view.error
         settings = st.ask("settings").get("data") or {}
         statement = recommendation_statement(rep.recommendation) if rep is not None else ""
         return ui.page(
@@ -604,17 +605,13 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/report/plot/{period}/{name}.png")
     def report_plot(period: str, name: str) -> Response:
-        from tools.report.plots import all_plots
-
         if period not in PERIODS:
             return Response("no such period", status_code=404)
-        rep, _, _ = _report(st, period)
-        if rep is None:
-            return Response("no report", status_code=404)
-        plots = all_plots(rep)
-        if name not in plots:
+        view = _report(st, period)
+        plot = view.plot(name)
+        if plot is None:
             return Response("no such plot", status_code=404)
-        return Response(plots[name], media_type="image/png")
+        return Response(plot, media_type="image/png")
 
     @app.post("/report/apply")
     async def apply_threshold(request: Request) -> Response:
@@ -628,7 +625,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         period = str(data.get("period", "30"))
         settings = st.ask("settings").get("data") or {}
         if data.get("confirm") != "yes":
-            rep, _, _ = _report(st, period if period in PERIODS else "30")
+            rep = _report(st, period if period in PERIODS else "30").report
             at = _at_threshold(rep, value) if rep is not None else None
             now = (
                 _at_threshold(rep, settings.get("min_cosine_similarity", value))
@@ -777,11 +774,32 @@ def _padded(jpeg: bytes) -> str:
     return base64.b64encode(buf.tobytes()).decode()
 
 
-_REPORT_CACHE: dict[tuple[Any, ...], tuple[Any, str, str | None]] = {}
+@dataclass
+class ReportView:
+    """One period's report, its text, or why there is none; its plots drawn once, when asked."""
+
+    report: Any
+    text: str = ""
+    error: str | None = None
+    _plots: dict[str, bytes] | None = None
+
+    def plot(self, name: str) -> bytes | None:
+        if self.report is None:
+            return None
+        if self._plots is None:
+            from tools.report.plots import all_plots
+
+            self._plots = all_plots(self.report)
+        return self._plots.get(name)
 
 
-def _report(st: WebState, period: str) -> tuple[Any, str, str | None]:
+_REPORT_CACHE: dict[tuple[Any, ...], ReportView] = {}
+
+
+def _report(st: WebState, period: str) -> ReportView:
     """tools/report on the app's copy of the log and its labels, for ``period`` (cached until either changes)."""
+    import json
+
     from tools.report import ReportError
     from tools.report.collect import collect
     from tools.report.labels import CsvLabeller, NoLabels
@@ -794,18 +812,14 @@ def _report(st: WebState, period: str) -> tuple[Any, str, str | None]:
     chosen = [r for r in records if r["time"] >= since]
     labels_mtime = st.labels.stat().st_mtime_ns if st.labels.exists() else 0
     key = (id(st), period, len(records), chosen[0]["event_id"] if chosen else "", labels_mtime)
-    if key in _REPORT_CACHE:
-        return _REPORT_CACHE[key]
+    with st.lock:
+        if key in _REPORT_CACHE:
+            return _REPORT_CACHE[key]
     if not chosen:
-        out: tuple[Any, str, str | None] = (None, "", f"No decisions in {PERIODS[period]}.")
-        return out
-    import json
-
+        return ReportView(None, error=f"No decisions in {PERIODS[period]}.")
     labels = st.label_map()
     labeller = CsvLabeller(labels, f"{st.labels.name} (the review page)") if labels else NoLabels()
-    with tempfile.NamedTemporaryFile(
-        "w", dir=st.mirror.path.parent, suffix=".jsonl", delete=True
-    ) as f:
+    with tempfile.NamedTemporaryFile("w", dir=st.mirror.path.parent, suffix=".jsonl") as f:
         for r in chosen:
             f.write(json.dumps(r) + "\n")
         f.flush()
@@ -813,11 +827,12 @@ def _report(st: WebState, period: str) -> tuple[Any, str, str | None]:
             cols = collect([f.name], labeller, strict=False, progress=False)
             rep = build_report(cols, label_source=labeller.description)
         except ReportError as exc:
-            return None, "", first_line(exc)
-    out = (rep, to_text(rep), None)
-    _REPORT_CACHE.clear()
-    _REPORT_CACHE[key] = out
-    return out
+            return ReportView(None, error=first_line(exc))
+    view = ReportView(rep, to_text(rep))
+    with st.lock:
+        _REPORT_CACHE.clear()
+        _REPORT_CACHE[key] = view
+    return view
 
 
 def _iso(t: float) -> str:

@@ -23,6 +23,7 @@ from edge.decisions import iso_utc_ms, read_records
 log = logging.getLogger(__name__)
 
 MAX_SYNC_PAGES = 200  # one sync reads at most this many pages of records
+SYNC_EVERY_S = 10.0  # between syncs, the daemon's live decision events keep the copy current
 
 
 def _append_line(path: Path, obj: dict[str, Any], *, sync: bool) -> None:
@@ -39,8 +40,10 @@ def _append_line(path: Path, obj: dict[str, Any], *, sync: bool) -> None:
 class Mirror:
     """The decision records the web app has seen, in ``decisions.jsonl``."""
 
-    def __init__(self, state_dir: str | Path) -> None:
+    def __init__(self, state_dir: str | Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(state_dir) / "decisions.jsonl"
+        self.clock = clock
+        self._synced_at: float | None = None
         self._lock = threading.Lock()
         self._records: list[dict[str, Any]] = []
         self._ids: set[str] = set()
@@ -74,8 +77,15 @@ class Mirror:
         if msg.get("type") == "decision" and isinstance(msg.get("record"), dict):
             self.add(msg["record"])
 
-    def sync(self, request: Callable[..., dict[str, Any]]) -> int:
-        """Fetch what the daemon logged since the newest record here; how many were new."""
+    def sync(self, request: Callable[..., dict[str, Any]], *, force: bool = False) -> int:
+        """Fetch what the daemon logged since the newest record here; how many were new.
+
+        At most every SYNC_EVERY_S unless forced: in between, the live events arrive by
+        themselves, and a sync would cost a round trip through the daemon's loop (a frame)."""
+        now = self.clock()
+        if not force and self._synced_at is not None and now - self._synced_at < SYNC_EVERY_S:
+            return 0
+        self._synced_at = now
         new = 0
         for _ in range(MAX_SYNC_PAGES):
             res = request("decisions", after=self.last_time)

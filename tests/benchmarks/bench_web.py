@@ -25,9 +25,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from household import VISITOR, HouseholdDoor, frames, make_replay  # noqa: E402
+from household import VISITOR, HouseholdDoor, frames, make_replay
 
-from edge.manifest import default_cache_dir  # noqa: E402
+from edge.manifest import default_cache_dir
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -102,8 +102,9 @@ def main() -> int:
         finally:
             door.stop()
     print(f"bridge without the web app:  RSS {plain[0]:.0f} MB (peak {plain[1]:.0f} MB)")
+    at_start = f"RSS {started[0]:.0f} MB at start"
     print(
-        f"bridge with the web app:     RSS {started[0]:.0f} MB at start, {after[0]:.0f} MB after every page (peak {after[1]:.0f} MB)"
+        f"bridge with the web app:     {at_start}, {after[0]:.0f} MB after every page (peak {after[1]:.0f} MB)"
     )
     print(
         f"enroll 5 photos (upload, daemon's checks and embedding, save): {enroll_s * 1000:.0f} ms"
