@@ -426,3 +426,25 @@ def test_a_capture_at_the_door_camera_is_judged_shown_and_enrolled_when_ticked(w
         "/enroll", data={"name": "0009", "capture": "made-up", "csrf": csrf(web.client, "/enroll")}
     )
     assert r.status_code == 422 and gallery(web).count("0009") == 1
+
+
+def test_a_phone_photo_is_enrolled_the_way_up_its_exif_orientation_says(web):
+    """Phones store the sensor's pixels and an EXIF orientation; the face is upright only once it is applied."""
+    import io
+
+    from PIL import Image
+
+    log_in(web.client)
+    rotated = []
+    for p in frames("0009", "01"):
+        sideways = np.ascontiguousarray(
+            np.rot90(cv2.imread(str(p))[:, :, ::-1])
+        )  # as the sensor saw it
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+        buf = io.BytesIO()
+        Image.fromarray(sideways).save(buf, "JPEG", quality=92, exif=exif.tobytes())
+        rotated.append((p.name, buf.getvalue()))
+    r = enroll(web, rotated)
+    assert r.status_code == 200, r.text
+    assert gallery(web).count("0009") == len(rotated)
