@@ -214,6 +214,30 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     return run_bridge(config)
 
 
+def cmd_reenroll(args: argparse.Namespace) -> int:
+    from edge.enroll import Attempt
+    from edge.gallery import validate_name
+    from edge.kept_photos import rebuild
+    from edge.pipeline import build_pipeline
+
+    config = _config(args)
+    names = [validate_name(n) for n in args.names] or None
+    pipeline = build_pipeline(config)
+
+    def report(a: Attempt) -> None:
+        print(f"  {'ok  ' if a.accepted else 'skip'} {a.source}: {a.reason}", file=sys.stderr)
+
+    done, missing, backup = rebuild(config, pipeline, names, report)
+    for name, n in done.items():
+        print(f"re-enrolled {name}: {n} template(s) from the kept photos")
+    for name in missing:
+        print(f"NOT re-enrolled {name}: no kept photo passed (enroll them again in person)")
+    if backup is not None:
+        print(f"the gallery of the old model is kept as {backup}")
+    _report_taken(config)
+    return ExitCode.OK if not missing else ExitCode.NO_FACE
+
+
 def cmd_web_password(args: argparse.Namespace) -> int:
     from edge.web.auth import new_password, set_password
     from edge.web.server import prepare_state_dir
@@ -379,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the MQTT bridge to Home Assistant (systemd/facegate-bridge.service runs this)",
     )
     s.set_defaults(func=cmd_bridge)
+
+    s = sub.add_parser(
+        "reenroll",
+        help="enroll people again from the photos the web app kept (after a model change)",
+    )
+    s.add_argument("names", nargs="*", help="default: everyone in the gallery")
+    s.set_defaults(func=cmd_reenroll)
 
     s = sub.add_parser(
         "web-password",

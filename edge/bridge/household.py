@@ -1,13 +1,14 @@
 """The household's requests to the daemon (from the web app, through the bridge socket).
 
 In: a command dict from the bridge (``people``, ``enroll``, ``capture``, ``rename``,
-``remove``, ``decisions``, ``snapshot``, ``face``, ``rules_get``, ``rules_set``,
+``remove``, ``reenroll``, ``decisions``, ``snapshot``, ``face``, ``rules_get``, ``rules_set``,
 ``threshold_set``, ``settings``).  Out: ``(ok, why, data)`` for its result line.
 
 Everything runs on the daemon's own thread, between frames, and the daemon stays the only
 writer of its state: the gallery (through the same locked load-add-save as ``facegate
-enroll``), the access rules file, ``settings.json`` (the applied threshold) and ``faces/``
-(one small aligned face per person, for the review page).  What goes back is names,
+enroll``), the access rules file, ``settings.json`` (the applied threshold), ``faces/``
+(one small aligned face per person, for the review page) and ``photos/`` (the accepted
+enrollment photos, :mod:`edge.kept_photos`, so a model change needs no new sitting).  What goes back is names,
 counts, decision records and JPEGs -- never an embedding.
 """
 
@@ -29,6 +30,7 @@ from typing import Any, TypeGuard
 import cv2
 import numpy as np
 
+from edge import kept_photos
 from edge.access import parse_rules
 from edge.config import Config
 from edge.decisions import iso_utc_ms, log_files, read_records
@@ -150,7 +152,12 @@ class Household:
             []
             if g is None
             else [
-                {"name": n, "templates": g.count(n), "face": face_file(self.config, n).exists()}
+                {
+                    "name": n,
+                    "templates": g.count(n),
+                    "face": face_file(self.config, n).exists(),
+                    "photos": len(kept_photos.kept(self.config, n)),
+                }
                 for n in g.names()
             ]
         )
@@ -162,18 +169,39 @@ class Household:
         photos = cmd.get("photos")
         if not isinstance(photos, list) or not 1 <= len(photos) <= MAX_PHOTOS:
             return False, f"enroll needs 1 to {MAX_PHOTOS} photos", {}
-        attempts, good, first_face = [], [], None
-        for i, b64 in enumerate(photos, 1):
-            where = f"photo {i}"
+        raws: list[bytes | None] = []
+        for b64 in photos:
             try:
                 if not isinstance(b64, str):
                     raise ValueError
-                raw = base64.b64decode(b64, validate=True)
+                raws.append(base64.b64decode(b64, validate=True))
             except (ValueError, binascii.Error):
+                raws.append(None)
+        return self._enroll_from(name, raws, replace=cmd.get("replace") is True, keep_photos=True)
+
+    def _reenroll(self, cmd: dict[str, Any]) -> Result:
+        """A person's templates made again from the photos kept when they were enrolled here."""
+        name = validate_name(cmd.get("name"))
+        paths = kept_photos.kept(self.config, name)
+        if not paths:
+            return (
+                False,
+                f"{name}: no kept photos (enrolled at the command line): enroll with new photos",
+                {},
+            )
+        raws: list[bytes | None] = [p.read_bytes() for p in paths[-kept_photos.MAX_KEPT :]]
+        return self._enroll_from(name, raws, replace=True, keep_photos=False)
+
+    def _enroll_from(
+        self, name: str, raws: list[bytes | None], *, replace: bool, keep_photos: bool
+    ) -> Result:
+        attempts, good, used, first_face = [], [], [], None
+        for i, raw in enumerate(raws, 1):
+            if raw is None:
                 attempts.append({"photo": i, "ok": False, "why": "not a base64 image"})
                 continue
             try:
-                frame = decode(raw, where)
+                frame = decode(raw, f"photo {i}")
             except FacegateError as exc:
                 attempts.append({"photo": i, "ok": False, "why": first_line(exc)})
                 continue
@@ -181,6 +209,7 @@ class Household:
             attempts.append({"photo": i, "ok": result is not None, "why": why})
             if result is not None:
                 good.append((result.embedding, f"web upload {i}"))
+                used.append(raw)
                 first_face = first_face if first_face is not None else result.aligned.rgb
         if not good:
             return (
@@ -188,10 +217,12 @@ class Household:
                 "no photo passed the enrollment checks: nothing enrolled",
                 {"attempts": attempts},
             )
-        if cmd.get("replace") is True:
+        if replace:
             self._edit(lambda g: g.remove(name) if name in g.names() else None)
         gallery = add_to_gallery(self.config, name, good, self.pipeline.embedder)
         self._save_face(name, first_face)
+        if keep_photos:
+            kept_photos.keep(self.config, name, used, replace=replace)
         log.warning("bridge: enrolled %s (%d template(s)) from the web app", name, len(good))
         return (
             True,
@@ -212,6 +243,7 @@ class Household:
         src, dst = face_file(self.config, old), face_file(self.config, new)
         if src.exists():
             os.replace(src, dst)
+        kept_photos.move(self.config, old, new)
         log.warning("bridge: renamed %s to %s from the web app", old, new)
         return True, f"renamed {old} to {new}", {}
 
@@ -219,6 +251,7 @@ class Household:
         name = validate_name(cmd.get("name"))
         self._edit(lambda g: g.remove(name))
         face_file(self.config, name).unlink(missing_ok=True)
+        kept_photos.forget(self.config, name)
         log.warning("bridge: removed %s from the web app", name)
         return True, f"removed {name}", {}
 

@@ -27,6 +27,7 @@ HOUSEHOLD_ACTIONS = (
     "capture",
     "rename",
     "remove",
+    "reenroll",
     "decisions",
     "snapshot",
     "face",

@@ -462,6 +462,21 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
             "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
         )
 
+    @app.post("/people/reenroll")
+    async def reenroll(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        name = str(data.get("name", ""))
+        res = st.ask("reenroll", name=name, timeout_s=120.0)
+        st.audit.write(
+            ui.address(request), "reenroll", bool(res.get("ok")), person=name, result=res.get("why")
+        )
+        st.forget_face(name)
+        return RedirectResponse(
+            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
+        )
+
     @app.post("/people/remove")
     async def remove(request: Request) -> Response:
         data = await ui.form(request)

@@ -76,7 +76,7 @@ def test_people_are_names_and_counts_and_a_face_file_is_named_by_a_digest(door):
     config, _, h = door
     ok, _, data = ask(h, "people")
     assert ok and data == {
-        "people": [{"name": "0005", "templates": 5, "face": False}],
+        "people": [{"name": "0005", "templates": 5, "face": False, "photos": 0}],
         "model_current": True,
     }
     ok, why, data = ask(h, "enroll", name="../../x", photos=[b64(p) for p in frames("0009", "01")])
@@ -93,6 +93,73 @@ def test_people_are_names_and_counts_and_a_face_file_is_named_by_a_digest(door):
     ok, _, _ = ask(h, "remove", name="zoe")
     assert ok and not face_file(config, "zoe").exists()
     assert Gallery.load(config.gallery.path).names() == ["0005"]
+
+
+def test_the_accepted_photos_are_kept_privately_and_follow_a_rename_and_a_removal(door):
+    from edge.kept_photos import kept, person_dir
+
+    config, _, h = door
+    bad = base64.b64encode(b"nope").decode()
+    ok, why, _ = ask(h, "enroll", name="zoe", photos=[bad, *(b64(p) for p in frames("0009", "01"))])
+    assert ok, why
+    photos = kept(config, "zoe")
+    assert [p.read_bytes() for p in photos] == [p.read_bytes() for p in frames("0009", "01")]
+    assert person_dir(config, "zoe").stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in photos} == {0o600}
+    assert ask(h, "people")[2]["people"][1] == {
+        "name": "zoe",
+        "templates": 5,
+        "face": True,
+        "photos": 5,
+    }
+    # Re-enrolled from them (with the model the daemon runs): the same five, replacing the old.
+    ok, why, data = ask(h, "reenroll", name="zoe")
+    assert ok and data["templates"] == 5 and len(kept(config, "zoe")) == 5
+    assert not ask(h, "reenroll", name="0005")[0]  # enrolled at the command line: nothing kept
+    ask(h, "rename", old="zoe", new="zoey")
+    assert len(kept(config, "zoey")) == 5 and not kept(config, "zoe")
+    ask(h, "remove", name="zoey")
+    assert not person_dir(config, "zoey").exists()
+
+
+def test_facegate_reenroll_after_a_model_change_rebuilds_the_gallery_from_the_kept_photos(
+    door, tmp_path, capsys
+):
+    """Enrolled under FaceNet in the web app, then the embedder changed to SFace (the default)."""
+    import yaml
+
+    from edge.cli import main
+    from edge.pipeline import build_pipeline
+
+    config, svc, _ = door
+    old_cfg = replace(
+        config,
+        models=replace(config.models, embedder="facenet-keras.float32.tflite"),
+        gallery=replace(config.gallery, path=str(tmp_path / "new" / "gallery.json")),
+    )
+    (tmp_path / "new").mkdir(mode=0o700)
+    old = Household(
+        old_cfg, pipeline=build_pipeline(old_cfg), policy=svc.policy, last_frame=lambda: None
+    )
+    assert ask(old, "enroll", name="zoe", photos=[b64(p) for p in frames("0009", "01")])[0]
+    facenet_sha = Gallery.load(old_cfg.gallery.path).model_sha256
+    data = {
+        "runtime": {"backend": config.runtime.backend, "threads": 1},
+        "models": {"dir": config.models.dir},
+        "liveness": {"enabled": False},
+        "gallery": {"path": old_cfg.gallery.path},
+    }
+    (tmp_path / "sface.yaml").write_text(yaml.safe_dump(data))
+    assert main(["-c", str(tmp_path / "sface.yaml"), "reenroll"]) == 0
+    out = capsys.readouterr().out
+    assert "re-enrolled zoe: 5 template(s)" in out and f"{facenet_sha[:12]}.bak" in out
+    sface = build_pipeline(replace(config, gallery=old_cfg.gallery)).embedder
+    g = Gallery.load(
+        old_cfg.gallery.path, model_sha256=sface.sha256, preprocessing=sface.preprocessing
+    )
+    assert g.count("zoe") == 5
+    backup = Path(old_cfg.gallery.path + f".{facenet_sha[:12]}.bak")
+    assert Gallery.load(backup).model_sha256 == facenet_sha
 
 
 def test_re_enrolling_replaces_the_templates(door):

@@ -212,13 +212,27 @@ def test_enroll_from_uploads_says_why_each_bad_photo_is_refused(web):
         1
     ].tobytes()
     good = [(p.name, p.read_bytes()) for p in frames("0009", "01")]
-    r = enroll(web, [("blank.jpg", blank), ("notes.txt", b"not an image"), ("two.jpg", two), *good])
+    # A PNG header declaring 100,000 x 100,000 pixels: refused before anything is decoded.
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + b"\x00\x00\x00\rIHDR"
+        + (100_000).to_bytes(4, "big") * 2
+        + b"\x08\x02\x00\x00\x00"
+    )
+    files = [
+        ("blank.jpg", blank),
+        ("notes.txt", b"not an image"),
+        ("two.jpg", two),
+        ("bomb.png", bomb),
+    ]
+    r = enroll(web, [*files, *good])
     assert r.status_code == 200, r.text
     rows = re.findall(r"<tr class=\"(ok|deny)\"><td>(\d+)</td><td>([^<]*)</td>", r.text)
     assert rows[0][2] == "no face found"
     assert "not a decodable image" in rows[1][2]
     assert rows[2][2].startswith("2 faces")
-    assert [x[0] for x in rows[3:]] == ["ok"] * len(good)
+    assert "100000 x 100000 pixels" in rows[3][2] and "refusing to decode it" in rows[3][2]
+    assert [x[0] for x in rows[4:]] == ["ok"] * len(good)
     assert gallery(web).count("0009") == len(good)
     entry = audit(web)[-1]
     assert (entry["action"], entry["ok"], entry["person"]) == ("enroll", True, "0009")
@@ -448,3 +462,15 @@ def test_a_phone_photo_is_enrolled_the_way_up_its_exif_orientation_says(web):
     r = enroll(web, rotated)
     assert r.status_code == 200, r.text
     assert gallery(web).count("0009") == len(rotated)
+
+
+def test_a_person_enrolled_here_is_re_enrolled_from_the_kept_photos_in_one_click(web):
+    log_in(web.client)
+    enroll(web, [(p.name, p.read_bytes()) for p in frames("0009", "01")])
+    page = web.client.get("/people").text
+    assert 'action="/people/reenroll"' in page and "<td>5 <form" in page
+    r = web.client.post("/people/reenroll", data={"name": "0009", "csrf": csrf(web.client)})
+    assert "0009: 5 template(s) added, 5 in all" in r.text
+    assert (audit(web)[-1]["action"], audit(web)[-1]["ok"]) == ("reenroll", True)
+    r = web.client.post("/people/reenroll", data={"name": "0005", "csrf": csrf(web.client)})
+    assert "no kept photos" in r.text and gallery(web).count("0005") == 5
