@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "bridge",
-        help="the MQTT bridge to Home Assistant (systemd/facegate-bridge.service runs this)",
+        help="the MQTT bridge to Home Assistant and the web app (facegate-bridge.service runs this)",
     )
     s.set_defaults(func=cmd_bridge)
 

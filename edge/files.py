@@ -86,6 +86,21 @@ def save_state(path: str | Path, state: Any, what: str) -> bool:
     return True
 
 
+def read_state(path: str | Path, key: str) -> tuple[Any, str | None]:
+    """``key`` of a small JSON state file: (value, None); (None, None) if there is no file;
+    (None, why) if it cannot be read or is not a JSON object.  The caller says what a missing
+    or unusable value means (always the safe side)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable ({exc})"
+    if not isinstance(raw, dict):
+        return None, "not a JSON object"
+    return raw.get(key), None
+
+
 def read_regular(
     path: str | Path,
     *,

@@ -34,6 +34,8 @@ from edge.pipeline import build_pipeline
 NUAA = Path(__file__).resolve().parent / "data" / "nuaa" / "ClientRaw"
 ENROLLED = "0005"
 VISITOR = "0009"
+# Every page of the web app (none of them open without a login).
+PAGES = ("/", "/enroll", "/people", "/review", "/report", "/access", "/audit", "/api/status")
 
 
 def frames(subject: str, session: str) -> list[Path]:

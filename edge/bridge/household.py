@@ -18,7 +18,6 @@ import base64
 import binascii
 import dataclasses
 import hashlib
-import json
 import logging
 import math
 import os
@@ -36,7 +35,7 @@ from edge.config import Config
 from edge.decisions import iso_utc_ms, log_files, read_records
 from edge.enroll import add_to_gallery, judge
 from edge.errors import FacegateError
-from edge.files import atomic_write_bytes, read_regular, save_state
+from edge.files import atomic_write_bytes, read_regular, read_state, save_state
 from edge.gallery import Gallery, gallery_writer, validate_name
 from edge.images import decode
 from edge.text import first_line
@@ -69,14 +68,12 @@ def face_file(config: Config, name: str) -> Path:
 def load_threshold(config: Config) -> float | None:
     """The threshold applied from the web app (``settings.json``), or None: the config's."""
     path = settings_path(config)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
+    value, why = read_state(path, "min_cosine_similarity")
+    if why is not None:
+        log.warning("%s: %s: the config's threshold is used", path, why)
         return None
-    except (OSError, ValueError) as exc:
-        log.warning("%s: unreadable (%s): the config's threshold is used", path, exc)
+    if value is None and not path.exists():
         return None
-    value = raw.get("min_cosine_similarity") if isinstance(raw, dict) else None
     if not _threshold_ok(value):
         log.warning("%s: min_cosine_similarity is not a number in [0, 1): ignored", path)
         return None

@@ -11,7 +11,6 @@ requests (:mod:`edge.bridge.household`).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import pwd
@@ -26,7 +25,7 @@ from edge.bridge.protocol import HOUSEHOLD_ACTIONS
 from edge.bridge.server import BridgeServer
 from edge.closeable import Closeable
 from edge.config import Config
-from edge.files import save_state
+from edge.files import read_state, save_state
 from edge.policy import Policy
 from edge.types import Decision, Frame
 
@@ -198,14 +197,12 @@ class DaemonLink(Closeable):
 
     def _load_face_unlock(self) -> bool:
         path = switches_path(self.config)
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            return True
-        except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable (%s): face unlock stays OFF until switched on", path, exc)
+        value, why = read_state(path, "face_unlock")
+        if why is not None:
+            log.warning("%s: %s: face unlock stays OFF until switched on", path, why)
             return False
-        value = raw.get("face_unlock") if isinstance(raw, dict) else None
+        if value is None and not path.exists():
+            return True
         if not isinstance(value, bool):
             log.warning("%s: face_unlock is not true or false: face unlock stays OFF", path)
             return False

@@ -20,6 +20,7 @@ import math
 import re
 import secrets
 import tempfile
+import textwrap
 import threading
 import time
 import urllib.parse
@@ -35,6 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+import edge.access
 from edge.bridge.household import MAX_PHOTOS
 from edge.config import Config
 from edge.errors import FacegateError
@@ -58,6 +60,10 @@ PERIODS = {
     "365": "the last year",
     "all": "everything",
 }
+# The rules file's format, as edge.access documents it (its docstring's indented example).
+RULES_EXAMPLE = textwrap.dedent(
+    "\n".join(line for line in (edge.access.__doc__ or "").splitlines() if line.startswith("    "))
+)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -442,25 +448,26 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
             current=d.get("model_current", True),
         )
 
+    def back(why: Any) -> Response:
+        return RedirectResponse(
+            "/people?" + urllib.parse.urlencode({"flash": why}), status_code=303
+        )
+
+    def change(request: Request, action: str, person: str, **fields: Any) -> Response:
+        """Ask the daemon for a change to ``person``, audit it, and show the People page again."""
+        res = st.ask(action, timeout_s=120.0, **fields)
+        ok, why = bool(res.get("ok")), res.get("why")
+        st.audit.write(ui.address(request), action, ok, person=person, result=why, **fields)
+        st.forget_face(person)
+        return back(why)
+
     @app.post("/people/rename")
     async def rename(request: Request) -> Response:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
         old, new = str(data.get("old", "")), str(data.get("new", "")).strip()
-        res = st.ask("rename", old=old, new=new)
-        st.audit.write(
-            ui.address(request),
-            "rename",
-            bool(res.get("ok")),
-            person=old,
-            to=new,
-            result=res.get("why"),
-        )
-        st.forget_face(old)
-        return RedirectResponse(
-            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
-        )
+        return change(request, "rename", old, old=old, new=new)
 
     @app.post("/people/reenroll")
     async def reenroll(request: Request) -> Response:
@@ -468,14 +475,7 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         name = str(data.get("name", ""))
-        res = st.ask("reenroll", name=name, timeout_s=120.0)
-        st.audit.write(
-            ui.address(request), "reenroll", bool(res.get("ok")), person=name, result=res.get("why")
-        )
-        st.forget_face(name)
-        return RedirectResponse(
-            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
-        )
+        return change(request, "reenroll", name, name=name)
 
     @app.post("/people/remove")
     async def remove(request: Request) -> Response:
@@ -484,18 +484,8 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
             return ui.forged()
         name = str(data.get("name", ""))
         if data.get("confirm") != name:
-            why = f"Not removed: type {name} to confirm."
-            return RedirectResponse(
-                "/people?" + urllib.parse.urlencode({"flash": why}), status_code=303
-            )
-        res = st.ask("remove", name=name)
-        st.audit.write(
-            ui.address(request), "remove", bool(res.get("ok")), person=name, result=res.get("why")
-        )
-        st.forget_face(name)
-        return RedirectResponse(
-            "/people?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
-        )
+            return back(f"Not removed: type {name} to confirm.")
+        return change(request, "remove", name, name=name)
 
 
 def _review_routes(app: FastAPI, ui: Ui) -> None:
@@ -683,6 +673,7 @@ def _access_routes(app: FastAPI, ui: Ui) -> None:
         return ui.page(
             request,
             "access.html",
+            example=RULES_EXAMPLE,
             text=d.get("text", ""),
             path=d.get("path"),
             why=res.get("why"),
@@ -703,6 +694,7 @@ def _access_routes(app: FastAPI, ui: Ui) -> None:
             request,
             "access.html",
             200 if ok else 422,
+            example=RULES_EXAMPLE,
             text=text,
             path=rules.get("path"),
             why=None,

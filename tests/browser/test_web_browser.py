@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from household import VISITOR, HouseholdDoor, frames
+from household import PAGES, VISITOR, HouseholdDoor, frames
 
 SHOTS = os.environ.get("FACEGATE_SCREENSHOTS")
 
@@ -114,16 +114,7 @@ def apply_a_threshold_and_a_rule(page: Any, door: HouseholdDoor) -> None:
 
 def test_a_logged_out_browser_gets_nothing(page, household_door):
     door = household_door
-    for path in (
-        "/",
-        "/enroll",
-        "/people",
-        "/review",
-        "/report",
-        "/access",
-        "/audit",
-        "/api/status",
-    ):
+    for path in PAGES:
         page.goto(door.url + path)
         assert page.url == door.url + "/login", path
     response = page.request.get(door.url + "/img/face/0005.jpg", max_redirects=0)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import PASSWORD
-from household import NUAA, frames
+from household import NUAA, PAGES, frames
 
 from edge.gallery import Gallery
 from edge.web.app import HERE
@@ -66,16 +66,7 @@ def routes(web: Any, method: str) -> list[str]:
 
 def test_every_page_image_and_api_needs_a_login(web):
     gets, posts = routes(web, "GET"), routes(web, "POST")
-    assert {
-        "/",
-        "/enroll",
-        "/people",
-        "/review",
-        "/report",
-        "/access",
-        "/audit",
-        "/api/status",
-    } <= set(gets)
+    assert set(PAGES) <= set(gets)
     assert "/img/snapshot/x.jpg" in gets and "/img/face/x.jpg" in gets
     for path in gets:
         r = web.client.get(path, follow_redirects=False)
@@ -474,3 +465,11 @@ def test_a_person_enrolled_here_is_re_enrolled_from_the_kept_photos_in_one_click
     assert (audit(web)[-1]["action"], audit(web)[-1]["ok"]) == ("reenroll", True)
     r = web.client.post("/people/reenroll", data={"name": "0005", "csrf": csrf(web.client)})
     assert "no kept photos" in r.text and gallery(web).count("0005") == 5
+
+
+def test_the_format_the_access_page_shows_is_edge_access_own_and_loads():
+    from edge.access import parse_rules
+    from edge.web.app import RULES_EXAMPLE
+
+    rules = parse_rules(RULES_EXAMPLE, "the access page")
+    assert sorted(rules.people) == ["alice", "bob", "carol"]
