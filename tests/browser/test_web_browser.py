@@ -117,6 +117,9 @@ def test_a_logged_out_browser_gets_nothing(page, household_door):
     for path in PAGES:
         page.goto(door.url + path)
         assert page.url == door.url + "/login", path
+    # The same over the app's own self-signed certificate, verified (its SAN names 127.0.0.1).
+    status, body = door.get("/people")
+    assert status == 200 and b'id="password"' in body and b"0005" not in body
     response = page.request.get(door.url + "/img/face/0005.jpg", max_redirects=0)
     assert response.status == 303
     response = page.request.post(
