@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 import threading
 from pathlib import Path
@@ -48,6 +49,23 @@ def announce_first_password(state_dir: Path) -> None:
         )
 
 
+def listen(host: str, port: int, where: str = "") -> socket.socket:
+    """The app's listening socket, bound before the bridge starts serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(64)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"{where or '<config>'}: web.port: cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 class WebServer:
     def __init__(self, config: Config, bridge: Any) -> None:
         import uvicorn
@@ -57,9 +75,16 @@ class WebServer:
 
         w = config.web
         state_dir = prepare_state_dir(w.state_dir)
-        announce_first_password(state_dir)
-        cert, key = certificate(w)
-        app = create_app(config, bridge)
+        # The port first: a port in use is a ConfigError now (not a log line in uvicorn's
+        # thread), and comes before the first password is made and printed.
+        self.sock = listen(w.listen, w.port, config.source)
+        try:
+            announce_first_password(state_dir)
+            cert, key = certificate(w)
+            app = create_app(config, bridge)
+        except BaseException:
+            self.sock.close()
+            raise
         self.config = uvicorn.Config(
             app,
             host=w.listen,
@@ -74,7 +99,9 @@ class WebServer:
         )
         self.server = uvicorn.Server(self.config)
         # Run in a thread, uvicorn leaves the signals to the bridge (the main thread).
-        self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="web", daemon=True
+        )
         self.url = f"https://{w.listen}:{w.port}/"
 
     def start(self) -> None:
@@ -83,4 +110,6 @@ class WebServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.sock.close()

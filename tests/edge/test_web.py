@@ -473,3 +473,43 @@ def test_the_format_the_access_page_shows_is_edge_access_own_and_loads():
 
     rules = parse_rules(RULES_EXAMPLE, "the access page")
     assert sorted(rules.people) == ["alice", "bob", "carol"]
+
+
+def test_a_web_port_in_use_stops_the_bridge_with_one_line_before_it_serves(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cfg = tmp_path / "door.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "mqtt": {"enabled": True, "broker": False, "socket": str(tmp_path / "s.sock")},
+                "web": {
+                    "enabled": True,
+                    "listen": "127.0.0.1",
+                    "port": port,
+                    "state_dir": str(tmp_path / "web"),
+                },
+            }
+        )
+    )
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "edge", "-c", str(cfg), "bridge"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        busy.close()
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"door.yaml: web.port: cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert not (tmp_path / "web" / "password.argon2").exists() and "password" not in r.stdout
