@@ -94,6 +94,7 @@ class WebState:
     wall: Callable[[], float]
     images: collections.OrderedDict[str, bytes] = field(default_factory=collections.OrderedDict)
     captures: dict[str, bytes] = field(default_factory=dict)
+    reports: dict[tuple[Any, ...], ReportView] = field(default_factory=dict)  # the newest one
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ask(self, action: str, **fields: Any) -> dict[str, Any]:
@@ -800,9 +801,6 @@ class ReportView:
         return self._plots.get(name)
 
 
-_REPORT_CACHE: dict[tuple[Any, ...], ReportView] = {}
-
-
 def _report(st: WebState, period: str) -> ReportView:
     """tools/report on the app's copy of the log and its labels, for ``period`` (cached until either changes)."""
     import json
@@ -817,11 +815,13 @@ def _report(st: WebState, period: str) -> ReportView:
     records = st.mirror.records()
     since = "" if period == "all" else _iso(st.wall() - int(period) * 86400)
     chosen = [r for r in records if r["time"] >= since]
-    labels_mtime = st.labels.stat().st_mtime_ns if st.labels.exists() else 0
-    key = (id(st), period, len(records), chosen[0]["event_id"] if chosen else "", labels_mtime)
+    labels_seen = (
+        (st.labels.stat().st_mtime_ns, st.labels.stat().st_size) if st.labels.exists() else ()
+    )
+    key = (period, len(records), chosen[0]["event_id"] if chosen else "", labels_seen)
     with st.lock:
-        if key in _REPORT_CACHE:
-            return _REPORT_CACHE[key]
+        if key in st.reports:
+            return st.reports[key]
     if not chosen:
         return ReportView(None, error=f"No decisions in {PERIODS[period]}.")
     labels = st.label_map()
@@ -837,8 +837,8 @@ def _report(st: WebState, period: str) -> ReportView:
             return ReportView(None, error=first_line(exc))
     view = ReportView(rep, to_text(rep))
     with st.lock:
-        _REPORT_CACHE.clear()
-        _REPORT_CACHE[key] = view
+        st.reports.clear()
+        st.reports[key] = view
     return view
 
 
