@@ -94,7 +94,7 @@ class HouseholdDoor:
             "liveness": {"enabled": False},
             "gallery": {"path": str(gallery)},
             "camera": {"fps": 10.0},
-            "policy": {"retry_after_s": 1.0},
+            "policy": {"retry_after_s": 1.0, "track_timeout_s": 1.0},  # a new attempt every 2 s
             "log": {"decisions": str(tmp / "decisions.jsonl"), "snapshots_dir": str(tmp / "snaps")},
             "access": {"rules": str(self.rules)},
             "mqtt": {"enabled": True, "broker": False, "socket": str(tmp / "bridge.sock")},

@@ -31,6 +31,7 @@ import numpy as np
 
 from edge import kept_photos
 from edge.access import parse_rules
+from edge.bridge.protocol import HOUSEHOLD_ACTIONS
 from edge.config import Config
 from edge.decisions import iso_utc_ms, log_files, read_records
 from edge.enroll import add_to_gallery, judge
@@ -126,6 +127,8 @@ class Household:
 
     def handle(self, cmd: dict[str, Any]) -> Result:
         action = cmd["action"]
+        if action not in HOUSEHOLD_ACTIONS:
+            return False, f"{action!r}: not a household request", {}
         try:
             return getattr(self, "_" + action)(cmd)
         except FacegateError as exc:

@@ -325,6 +325,30 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
     def api_status(request: Request) -> dict[str, Any]:
         return {"door": st.daemon.state, "decisions": recent(10)}
 
+    # The door itself: lock it now, switch face unlock off or on. Never an unlock: that is
+    # the face's (or, opt-in, Home Assistant's with its code), not a web page's.
+    @app.post("/door/lock")
+    async def lock(request: Request) -> Response:
+        if await ui.form(request) is None:
+            return ui.forged()
+        return door_command(request, "lock")
+
+    @app.post("/door/face_unlock")
+    async def face_unlock(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        return door_command(request, "face_unlock", value=data.get("value") == "on")
+
+    def door_command(request: Request, action: str, **fields: Any) -> Response:
+        res = st.ask(action, **fields)
+        st.audit.write(
+            ui.address(request), action, bool(res.get("ok")), result=res.get("why"), **fields
+        )
+        return RedirectResponse(
+            "/?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
+        )
+
 
 def _images_routes(app: FastAPI, ui: Ui) -> None:
     st = ui.st

@@ -43,6 +43,7 @@ def test_log_in_enroll_watch_an_attempt_label_it_and_see_the_report_change(page,
 
     enroll_the_visitor(page, door)
     label_an_attempt(page, door)
+    switch_face_unlock_off_and_on(page, door)
 
     # The report counts the new label.
     page.goto(door.url + "/report?period=all")
@@ -90,6 +91,21 @@ def label_an_attempt(page: Any, door: HouseholdDoor) -> None:
     assert re.search(rf"^{event_id},\S+$", labels, re.M)
 
 
+def switch_face_unlock_off_and_on(page: Any, door: HouseholdDoor) -> None:
+    """Off: the enrolled visitor is refused with face_unlock_off; on again: let in again."""
+    page.goto(door.url + "/")
+    with page.expect_navigation():
+        page.click("#face-unlock")
+    assert page.inner_text("#flash") == "face unlock off"
+    page.wait_for_selector("#decisions td:text-is('face_unlock_off')", timeout=60_000)
+    with page.expect_navigation():
+        page.click("#face-unlock")
+    assert page.inner_text("#flash") == "face unlock on"
+    with page.expect_navigation():
+        page.click("#lock-now")
+    assert page.inner_text("#flash") == "locked"
+
+
 def apply_a_threshold_and_a_rule(page: Any, door: HouseholdDoor) -> None:
     # Applying a threshold asks first, saying what it changes; then the daemon has it.
     page.fill("#threshold", "0.600")
@@ -108,7 +124,9 @@ def apply_a_threshold_and_a_rule(page: Any, door: HouseholdDoor) -> None:
     shot(page, "access")
     page.goto(door.url + "/audit")
     actions = page.locator("#audit td:nth-child(3)").all_inner_texts()
-    assert {"login", "enroll", "label", "threshold", "access_rules"} <= set(actions)
+    assert {"login", "enroll", "label", "face_unlock", "lock", "threshold", "access_rules"} <= set(
+        actions
+    )
     shot(page, "audit")
 
 

@@ -323,3 +323,10 @@ def test_a_daemon_that_does_not_answer_times_the_request_out(tmp_path):
         runner.join(10)
         conn.close()
         listener.close()
+
+
+def test_a_door_command_or_an_unknown_one_is_not_a_household_request(door):
+    _, _, h = door
+    for action in ("unlock", "open", "lock", "face_unlock", "__init__", "_edit"):
+        ok, why, data = ask(h, action)
+        assert not ok and "not a household request" in why and data == {}
