@@ -130,9 +130,9 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def household_door(tmp_path: Path, model_dir: Path) -> Iterator[HouseholdDoor]:
+def household_door(tmp_path: Path, model_dir: Path, runtime: str) -> Iterator[HouseholdDoor]:
     """The daemon and the bridge serving the web app, as processes (tests/household.py)."""
-    d = HouseholdDoor(tmp_path, model_dir).start()
+    d = HouseholdDoor(tmp_path, model_dir, runtime).start()
     try:
         yield d
     finally:

@@ -79,7 +79,7 @@ def make_replay(tmp: Path) -> Path:
 
 
 class HouseholdDoor:
-    def __init__(self, tmp: Path, model_dir: Path) -> None:
+    def __init__(self, tmp: Path, model_dir: Path, runtime: str = "ai-edge-litert") -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -89,7 +89,7 @@ class HouseholdDoor:
         self.rules.write_text("people: {}\n")
         self.rules.chmod(0o600)
         data: dict[str, Any] = {
-            "runtime": {"backend": "ai-edge-litert", "threads": 1},
+            "runtime": {"backend": runtime, "threads": 1},
             "models": {"dir": str(model_dir)},
             "liveness": {"enabled": False},
             "gallery": {"path": str(gallery)},
