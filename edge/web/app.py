@@ -95,6 +95,7 @@ class WebState:
     images: collections.OrderedDict[str, bytes] = field(default_factory=collections.OrderedDict)
     captures: dict[str, bytes] = field(default_factory=dict)
     reports: dict[tuple[Any, ...], ReportView] = field(default_factory=dict)  # the newest one
+    lockouts_audited: dict[str, float] = field(default_factory=dict)  # address -> its lockout's end
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ask(self, action: str, **fields: Any) -> dict[str, Any]:
@@ -222,8 +223,11 @@ def create_app(
         open_path = path.startswith("/static/") or path == "/login"
         session = st.sessions.get(request.cookies.get(COOKIE))
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            response: Response = Response("upload too large", status_code=413)
+        if request.method != "GET" and length is None:
+            # A body of unknown length (chunked) could be any size: browsers always say it.
+            response: Response = Response("a request body needs a Content-Length", status_code=411)
+        elif length is not None and (not length.isdigit() or int(length) > max_body):
+            response = Response("upload too large", status_code=413)
         elif session is None and not open_path:
             if request.method == "GET" and "hx-request" not in request.headers:
                 response = RedirectResponse("/login", status_code=303)
@@ -270,11 +274,12 @@ def _login_routes(app: FastAPI, ui: Ui) -> None:
         data = await request.form(max_files=0, max_fields=10)
         cookie, given = request.cookies.get(LOGIN_COOKIE), data.get("login_csrf")
         if not cookie or not isinstance(given, str) or not secrets.compare_digest(cookie, given):
-            st.audit.write(who, "login_csrf_refused", False)
-            return ui.forged()
+            return ui.forged()  # not a login attempt (and not audited: anyone can send these)
         wait = st.limiter.locked(who)
         if wait is not None:
-            st.audit.write(who, "login_locked_out", False)
+            if st.lockouts_audited.get(who, 0.0) < st.limiter.clock():  # once per lockout
+                st.lockouts_audited[who] = st.limiter.clock() + wait
+                st.audit.write(who, "login_locked_out", False)
             return ui.page(
                 request,
                 "login.html",
