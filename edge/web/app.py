@@ -536,8 +536,9 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
         rows = unlabelled()
         people = (st.ask("people").get("data") or {}).get("people") or []
         faces = {p["name"] for p in people if p.get("face")}
+        truths = {p["name"]: f"that was {p['name']}" for p in people} | TRUTHS
         return ui.page(
-            request, "review.html", rows=rows, truths=TRUTHS, left=len(rows), faces=faces
+            request, "review.html", rows=rows, truths=truths, left=len(rows), faces=faces
         )
 
     @app.post("/review/label")

@@ -288,8 +288,17 @@ def test_review_answers_are_the_labels_csv_tools_report_reads(web):
         assert f'data-event="{r["event_id"]}"' in page
         assert f"/img/snapshot/{r['event_id']}.jpg" in page
     assert web.client.get(f"/img/snapshot/{logged[1]['event_id']}.jpg").content[:2] == b"\xff\xd8"
-    # One answer by its htmx button, one by the bulk form.
+    # The bulk form offers each enrolled person, a stranger and an attack, and no answer by default.
+    assert (
+        '<option value="">choose who it was' in page
+        and '<option value="0005">that was 0005' in page
+    )
     token = csrf(web.client, "/review")
+    r = web.client.post(
+        "/review/label", data={"event_id": [logged[1]["event_id"]], "truth": "", "csrf": token}
+    )
+    assert r.status_code == 422 and not (Path(web.config.web.state_dir) / "labels.csv").exists()
+    # One answer by its htmx button, one by the bulk form.
     r = web.client.post(
         "/review/label",
         data={"event_id": logged[0]["event_id"], "truth": "0005"},
