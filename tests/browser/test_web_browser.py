@@ -63,6 +63,10 @@ def enroll_the_visitor(page: Any, door: HouseholdDoor) -> None:
     page.wait_for_selector("#attempts")
     assert "template(s) added" in page.inner_text("#flash")
     shot(page, "enroll")
+    if SHOTS:  # as a phone shows it
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page, "enroll-phone")
+        page.set_viewport_size({"width": 1100, "height": 800})
     page.goto(door.url + "/people")
     names = page.locator("#people td.name").all_inner_texts()
     assert VISITOR in names
