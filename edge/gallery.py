@@ -77,6 +77,12 @@ def validate_name(name: object) -> str:
     return name
 
 
+def file_stem(name: str) -> str:
+    """A file name for a person's own files (face picture, kept photos): a digest of the name,
+    so that no name can make a path."""
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 def model_mismatch_message(enrolled: str, embedder: str) -> str:
     """The one wording for 'templates from another model', shared with edge.match."""
     return (
@@ -361,6 +367,13 @@ class Gallery:
     @property
     def embedding_size(self) -> int:
         return self._size
+
+    def made_by(self, model_sha256: str, preprocessing: dict[str, Any]) -> bool:
+        """Whether these templates come from that embedder (its weights and its preprocessing)."""
+        return (
+            model_sha256 == self._model_sha256
+            and preprocessing_digest(preprocessing) == self._digest
+        )
 
     def names(self) -> list[str]:
         """Enrolled names, in enrollment order."""

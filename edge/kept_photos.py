@@ -9,7 +9,6 @@ as a backup beside it.  A person enrolled only at the command line has no kept p
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 from edge.config import Config
 from edge.enroll import Attempt, from_images
 from edge.files import atomic_write_bytes, fsync_dir
-from edge.gallery import Gallery, gallery_writer
+from edge.gallery import Gallery, file_stem, gallery_writer
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +27,7 @@ MAX_KEPT = 20  # per person: the newest; the gallery keeps fewer templates than 
 
 
 def person_dir(config: Config, name: str) -> Path:
-    """Named by a digest of the name: no name can make a path."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return Path(config.gallery.path).with_name("photos") / digest
+    return Path(config.gallery.path).with_name("photos") / file_stem(name)
 
 
 def kept(config: Config, name: str) -> list[Path]:
@@ -83,16 +80,14 @@ def rebuild(
     embedder = pipeline.embedder
     with gallery_writer(path):
         old = Gallery.load(path) if path.exists() else None
-        fresh = Gallery.empty(embedder.sha256, embedder.card.embedding_size, embedder.preprocessing)
-        current = old is not None and (
-            old.model_sha256 == fresh.model_sha256
-            and old.preprocessing_digest == fresh.preprocessing_digest
-        )
+        current = old is not None and old.made_by(embedder.sha256, embedder.preprocessing)
         wanted = names if names is not None else (old.names() if old else [])
         new = (
-            Gallery.load(path, model_sha256=embedder.sha256, preprocessing=embedder.preprocessing)
-            if current
-            else fresh
+            old
+            if old is not None and current
+            else Gallery.empty(
+                embedder.sha256, embedder.card.embedding_size, embedder.preprocessing
+            )
         )
         done: dict[str, int] = {}
         missing: list[str] = []

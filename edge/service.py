@@ -385,21 +385,24 @@ class Service:
         for tid in self.tracker.expired(now):
             if self.liveness is not None:
                 self.liveness.forget(tid)
-            d = self.policy.end_track(tid, now)
-            crop = self._last_crop.pop(tid, None)
+            d = self._end_track(tid, now)
             if d is not None:
-                self.act(d, crop)
                 out.append(d)
         return out
+
+    def _end_track(self, tid: int, now: float) -> Decision | None:
+        """A track that left: its pending decision (if any) acted on, with its last face."""
+        d = self.policy.end_track(tid, now)
+        crop = self._last_crop.pop(tid, None)
+        if d is not None:
+            self.act(d, crop)
+        return d
 
     def flush(self) -> None:
         """End every open attempt (end of replay, shutdown) so each one is logged."""
         now = self.clock() + self.config.policy.track_timeout_s + 1.0
         for tid in self.tracker.expired(now):
-            d = self.policy.end_track(tid, now)
-            crop = self._last_crop.pop(tid, None)
-            if d is not None:
-                self.act(d, crop)
+            self._end_track(tid, now)
 
     def _prune_snapshots(self) -> None:
         """Apply the snapshot retention (days, MB) at most every ten minutes."""

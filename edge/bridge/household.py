@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from edge.decisions import iso_utc_ms, log_files, read_records
 from edge.enroll import add_to_gallery, judge
 from edge.errors import FacegateError
 from edge.files import atomic_write_bytes, read_regular, read_state, save_state
-from edge.gallery import Gallery, gallery_writer, validate_name
+from edge.gallery import Gallery, file_stem, gallery_writer, validate_name
 from edge.images import decode
 from edge.text import first_line
 from edge.types import Frame
@@ -62,8 +61,8 @@ def faces_dir(config: Config) -> Path:
 
 
 def face_file(config: Config, name: str) -> Path:
-    """A person's face thumbnail: named by a digest, so no name can make a path."""
-    return faces_dir(config) / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".jpg")
+    """A person's face thumbnail."""
+    return faces_dir(config) / (file_stem(name) + ".jpg")
 
 
 def load_threshold(config: Config) -> float | None:
@@ -90,13 +89,25 @@ def _threshold_ok(value: Any) -> TypeGuard[float]:
     )
 
 
-def _jpeg(rgb: np.ndarray, quality: int = 85) -> str:
+def _jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     ok, buf = cv2.imencode(
         ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
     )
     if not ok:
         raise ValueError("JPEG encoding failed")
-    return base64.b64encode(buf.tobytes()).decode()
+    return buf.tobytes()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _jpeg_file(path: Path, what: str) -> Result:
+    """An image file for the app, never through a symbolic link."""
+    data, _ = read_regular(
+        path, what=what, error=FacegateError, max_bytes=2 << 20, follow_symlinks=False
+    )
+    return True, "", {"jpeg_b64": _b64(data)}
 
 
 class Household:
@@ -145,9 +156,7 @@ class Household:
     def _people(self, cmd: dict[str, Any]) -> Result:
         g = self._load()
         embedder = self.pipeline.embedder
-        current = g is None or (
-            g.model_sha256 == embedder.sha256 and g.preprocessing_digest == _digest(embedder)
-        )
+        current = g is None or g.made_by(embedder.sha256, embedder.preprocessing)
         people = (
             []
             if g is None
@@ -235,7 +244,7 @@ class Household:
         if frame is None:
             return False, "no frame from the camera yet", {}
         result, why = judge(self.pipeline, frame, self.config.policy)
-        return True, why, {"jpeg_b64": _jpeg(frame.rgb, 90), "ok": result is not None}
+        return True, why, {"jpeg_b64": _b64(_jpeg(frame.rgb, 90)), "ok": result is not None}
 
     def _rename(self, cmd: dict[str, Any]) -> Result:
         old, new = validate_name(cmd.get("old")), validate_name(cmd.get("new"))
@@ -266,8 +275,7 @@ class Household:
             return
         d = faces_dir(self.config)
         d.mkdir(mode=0o700, exist_ok=True)
-        data = base64.b64decode(_jpeg(rgb))
-        atomic_write_bytes(face_file(self.config, name), data, mode=0o600)
+        atomic_write_bytes(face_file(self.config, name), _jpeg(rgb), mode=0o600)
 
     # ------------------------------------------------------------------ decisions and images
 
@@ -304,14 +312,7 @@ class Household:
         for day in sorted(Path(root).glob("????-??-??"), reverse=True):
             p = day / f"{event_id}.jpg"
             if p.exists():
-                data, _ = read_regular(
-                    p,
-                    what="a snapshot",
-                    error=FacegateError,
-                    max_bytes=2 << 20,
-                    follow_symlinks=False,
-                )
-                return True, "", {"jpeg_b64": base64.b64encode(data).decode()}
+                return _jpeg_file(p, "a snapshot")
         return False, "no such snapshot", {}
 
     def _face(self, cmd: dict[str, Any]) -> Result:
@@ -319,10 +320,7 @@ class Household:
         p = face_file(self.config, name)
         if not p.exists():
             return False, f"{name}: no face picture (enrolled from the command line)", {}
-        data, _ = read_regular(
-            p, what="a face picture", error=FacegateError, max_bytes=2 << 20, follow_symlinks=False
-        )
-        return True, "", {"jpeg_b64": base64.b64encode(data).decode()}
+        return _jpeg_file(p, "a face picture")
 
     # ------------------------------------------------------------------ rules and threshold
 
@@ -393,11 +391,6 @@ class Household:
                 "rules": self.config.access.rules is not None,
             },
         )
-
-
-def _digest(embedder: Any) -> str:
-    g = Gallery.empty(embedder.sha256, embedder.card.embedding_size, embedder.preprocessing)
-    return g.preprocessing_digest
 
 
 def _mtime_iso(path: Path) -> str:

@@ -254,26 +254,23 @@ class Bridge:
             return self._next_id
 
     def run(self) -> ExitCode:
-        if self._client is None:
-            while not self._stop.is_set():
-                self._serve_daemon()
-                if not self._stop.is_set():
-                    self._stop.wait(self.reconnect_s)
-            return ExitCode.OK
-        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
-        self._client.loop_start()
+        client = self._client  # None with mqtt.broker false: the daemon's socket alone
+        if client is not None:
+            client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
+            client.loop_start()
         try:
             while not self._stop.is_set():
                 self._serve_daemon()
                 if not self._stop.is_set():
                     self._stop.wait(self.reconnect_s)
         finally:
-            info = self._client.publish(self.topics.availability, "offline", qos=1, retain=True)
-            # Not connected: the broker's last will says offline instead.
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=2.0)
-            self._client.disconnect()
-            self._client.loop_stop()
+            if client is not None:
+                info = client.publish(self.topics.availability, "offline", qos=1, retain=True)
+                # Not connected: the broker's last will says offline instead.
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(timeout=2.0)
+                client.disconnect()
+                client.loop_stop()
         return ExitCode.OK
 
     def _serve_daemon(self) -> None:
