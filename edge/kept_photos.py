@@ -31,12 +31,12 @@ def person_dir(config: Config, name: str) -> Path:
 
 
 def kept(config: Config, name: str) -> list[Path]:
+    """The person's kept photos, oldest first (by number: 999 comes before 1000)."""
     d = person_dir(config, name)
-    return (
-        sorted(p for p in d.glob("*.jpg") if p.is_file() and not p.is_symlink())
-        if d.is_dir()
-        else []
-    )
+    if not d.is_dir():
+        return []
+    photos = [p for p in d.glob("*.jpg") if p.is_file() and not p.is_symlink()]
+    return sorted(photos, key=lambda p: (len(p.stem), p.stem))
 
 
 def keep(config: Config, name: str, jpegs: list[bytes], *, replace: bool) -> None:

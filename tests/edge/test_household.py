@@ -330,3 +330,20 @@ def test_a_door_command_or_an_unknown_one_is_not_a_household_request(door):
     for action in ("unlock", "open", "lock", "face_unlock", "__init__", "_edit"):
         ok, why, data = ask(h, action)
         assert not ok and "not a household request" in why and data == {}
+
+
+def test_the_newest_kept_photos_stay_when_their_numbers_grow_a_digit(tmp_path):
+    from edge.config import load_config
+    from edge.kept_photos import MAX_KEPT, keep, kept, person_dir
+
+    base = load_config()
+    config = replace(base, gallery=replace(base.gallery, path=str(tmp_path / "gallery.json")))
+    d = person_dir(config, "zoe")
+    d.mkdir(parents=True)
+    for i in range(999 - MAX_KEPT + 1, 1000):
+        (d / f"{i:03d}.jpg").write_bytes(b"old")
+    keep(config, "zoe", [b"new1", b"new2"], replace=False)
+    photos = kept(config, "zoe")
+    assert len(photos) == MAX_KEPT
+    assert [p.name for p in photos[-3:]] == ["999.jpg", "1000.jpg", "1001.jpg"]
+    assert photos[-1].read_bytes() == b"new2"
