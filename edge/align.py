@@ -11,7 +11,12 @@ Two families of recipe, because models were trained on two kinds of crop:
   tools/bench/crops.py);
 - a template warp (ArcFace-style models such as SFace): the similarity
   transform (rotation, uniform scale, shift) that puts the face's named
-  landmarks closest, in least squares, onto the card's template points.
+  landmarks closest, in least squares, onto the card's template points;
+- a context patch (anti-spoofing models such as MiniFASNet): the detector's
+  box reshaped to the box the model's makers drew, widened ``scale`` times
+  about its centre (less when that would not fit the frame), moved back inside
+  the frame, and stretched to the input: the region, not the face, keeps its
+  place, so screen and paper edges stay in view as in the makers' training.
 """
 
 from __future__ import annotations
@@ -174,10 +179,44 @@ def _warp_template(
     return AlignedFace(rgb=crop, face=face, crop_box=box)
 
 
+def patch_region(
+    face: Face, recipe: CropRecipe, frame_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a "patch" recipe's region in a frame of ``frame_size`` (height, width).
+
+    The box is first reshaped to the model makers' convention (box_width, box_height, shift),
+    then widened ``scale`` times about its centre -- by less when the frame cannot hold it --
+    and moved back inside the frame where it crosses an edge.
+    """
+    fh, fw = frame_size
+    x0, y0, x1, y1 = face.box
+    w = max(x1 - x0, 1.0) * recipe.box_width
+    h = max(y1 - y0, 1.0) * recipe.box_height
+    cx = (x0 + x1) / 2.0
+    cy = (y0 + y1) / 2.0 + recipe.shift * (y1 - y0)
+    scale = min(recipe.scale, (fh - 1) / h, (fw - 1) / w)
+    half_w, half_h = w * scale / 2.0, h * scale / 2.0
+    left = min(max(cx - half_w, 0.0), (fw - 1) - 2 * half_w)
+    top = min(max(cy - half_h, 0.0), (fh - 1) - 2 * half_h)
+    return left, top, left + 2 * half_w, top + 2 * half_h
+
+
+def _cut_patch(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
+    out_h, out_w = size
+    rgb = frame.rgb
+    x0, y0, x1, y1 = patch_region(face, recipe, (rgb.shape[0], rgb.shape[1]))
+    # Whole pixels, both ends included, as the makers cut their training patches.
+    region = rgb[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1]
+    crop = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    return AlignedFace(rgb=crop, face=face, crop_box=(x0, y0, x1, y1))
+
+
 def align(frame: Frame, face: Face, recipe: CropRecipe, size: tuple[int, int]) -> AlignedFace:
     """Cut, level and resize the face to ``size`` (height, width)."""
     if recipe.method == "template":
         return _warp_template(frame, face, recipe, size)
+    if recipe.method == "patch":
+        return _cut_patch(frame, face, recipe, size)
     out_h, out_w = size
     cx, cy, side, angle = crop_geometry(face, recipe)
     rgb = frame.rgb

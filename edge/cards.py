@@ -28,7 +28,7 @@ CARD_SUFFIX = ".card.json"
 CARD_ROLES = ("embedder", "liveness")
 
 
-CROP_METHODS = ("box", "landmarks", "template")
+CROP_METHODS = ("box", "landmarks", "template", "patch")
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,16 @@ class CropRecipe:
     """How to cut the embedder's input out of a frame (see edge.align).
 
     method: "box" (the detector's box), "landmarks" (a box derived from the
-    eyes and mouth) or "template" (a similarity warp of named landmarks onto
-    fixed points of the output, as ArcFace-style models were trained);
+    eyes and mouth), "template" (a similarity warp of named landmarks onto
+    fixed points of the output, as ArcFace-style models were trained) or
+    "patch" (an anti-spoofing model's context patch: the detector's box reshaped
+    to the box its makers' detector drew, widened ``scale`` times about its
+    centre, kept inside the frame, and stretched to the input; see edge.align);
     margin: fraction of the face size added on every side;
-    rotate: level the eyes first; shift: move the crop down by this fraction;
+    rotate: level the eyes first; shift: move the crop down by this fraction
+    (for "patch": the box's centre, by this fraction of the box's height);
     aspect: height / width of the region cut (its width shrinks as aspect grows);
+    box_width, box_height: "patch" only, the detector's box width and height times these;
     template: landmark name -> (x, y) in output pixels (method "template" only).
     """
 
@@ -53,10 +58,14 @@ class CropRecipe:
         1.0  # crop height / width; >1 is taller, stretched to the model's input like MTCNN's boxes
     )
     template: tuple[tuple[str, float, float], ...] = ()
+    box_width: float = 1.0
+    box_height: float = 1.0
 
     @property
     def landmarks(self) -> tuple[str, ...]:
         """The landmark names this recipe needs from the detector."""
+        if self.method == "patch":
+            return ()
         if self.method == "template":
             return tuple(name for name, _, _ in self.template)
         if self.method == "landmarks":
@@ -97,14 +106,19 @@ class CropRecipe:
             scale=float(d.get("scale", 1.0)),
             aspect=float(d.get("aspect", 1.0)),
             template=tuple(template),
+            box_width=float(d.get("box_width", 1.0)),
+            box_height=float(d.get("box_height", 1.0)),
         )
         for key, lo, hi in (
             ("margin", -0.4, 2.0),
             ("shift", -1.0, 1.0),
             ("scale", 0.1, 10.0),
             ("aspect", 0.2, 5.0),
+            ("box_width", 0.2, 5.0),
+            ("box_height", 0.2, 5.0),
         ):
             value = getattr(recipe, key)
+            # "not lo <= value" also refuses NaN
             if not lo <= value <= hi:
                 raise ValueError(f"{where}.{key}: must be between {lo:g} and {hi:g}, got {value!r}")
         return recipe
@@ -113,6 +127,14 @@ class CropRecipe:
         """The recipe as a card holds it (what a gallery's templates are bound to)."""
         if self.method == "template":
             return {"method": "template", "template": {n: [x, y] for n, x, y in self.template}}
+        if self.method == "patch":
+            return {
+                "method": "patch",
+                "scale": self.scale,
+                "box_width": self.box_width,
+                "box_height": self.box_height,
+                "shift": self.shift,
+            }
         return {
             "method": self.method,
             "margin": self.margin,

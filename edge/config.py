@@ -80,9 +80,13 @@ class MatchConfig:
 @dataclass(frozen=True)
 class LivenessConfig:
     enabled: bool = _opt(True)
-    model: str | None = _opt(None)
-    min_live_probability: float = _opt(0.829, lo=0.0, hi=1.0)
     min_frames: int = _opt(5, lo=1, hi=100)
+    texture: bool = _opt(True)
+    model: str | None = _opt(None)
+    min_live_probability: float = _opt(0.018, lo=0.0, hi=1.0)
+    minifasnet: bool = _opt(True)
+    minifasnet_models: str | None = _opt(None)
+    minifasnet_min_live_probability: float = _opt(0.46, lo=0.0, hi=1.0)
     planar_motion: bool = _opt(True)
 
 
@@ -236,12 +240,21 @@ class Config:
         return self._model_path(self.models.embedder)
 
     def liveness_model_path(self) -> Path:
-        """liveness.model, or the model shipped with facegate when it is null."""
+        """liveness.model (the texture cue's), or the model shipped with facegate when it is null."""
         if self.liveness.model is None:
             from edge.liveness import shipped_model
 
             return shipped_model()
         return self._model_path(self.liveness.model)
+
+    def minifasnet_paths(self) -> tuple[Path, ...]:
+        """The MiniFASNet cue's two networks: in liveness.minifasnet_models, or the shipped ones."""
+        from edge.liveness import MINIFASNET_MODELS, shipped_model
+
+        folder = self.liveness.minifasnet_models
+        if folder is None:
+            return tuple(shipped_model(n) for n in MINIFASNET_MODELS)
+        return tuple(self._model_path(folder) / n for n in MINIFASNET_MODELS)
 
 
 _INVALID = object()  # a value that failed its check (its error is already recorded)
@@ -352,6 +365,11 @@ def _cross_checks(config: Config) -> list[str]:
         )
     errors += _mqtt_checks(config.mqtt)
     errors += _web_checks(config.web, config.mqtt)
+    if live.enabled and not (live.texture or live.minifasnet):
+        errors.append(
+            "liveness.minifasnet: liveness is on but no score cue is (texture and minifasnet are "
+            "both false): nobody could ever be accepted; turn one on, or set liveness.enabled: false"
+        )
     if live.enabled and live.min_frames > policy.frames:
         errors.append(
             f"liveness.min_frames: must be at most policy.frames ({policy.frames}), got {live.min_frames}: "

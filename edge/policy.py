@@ -38,7 +38,13 @@ from typing import Any
 
 from edge.access import AccessRules
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
-from edge.liveness import LivenessSample, LivenessVerdict, enabled_vetoes, judge
+from edge.liveness import (
+    LivenessSample,
+    LivenessVerdict,
+    enabled_vetoes,
+    judge,
+    operating_points,
+)
 from edge.quality import Quality, failed_gates
 from edge.types import UNLOCKING, Decision, Match, Reason
 
@@ -301,7 +307,7 @@ class Policy:
         assert cfg is not None
         return judge(
             [o.liveness for o in window],
-            min_live_probability=cfg.min_live_probability,
+            points=operating_points(cfg),
             min_frames=cfg.min_frames if min_frames is None else min_frames,
             vetoes=enabled_vetoes(cfg),
         )
@@ -431,7 +437,7 @@ class Policy:
             frames_matched=s.votes.get(person, 0) if person is not None else 0,
             track_id=track_id,
             quality=_median_quality(track.window),
-            liveness=verdict.as_dict(self.liveness.min_live_probability)
+            liveness=verdict.as_dict()
             if verdict is not None and self.liveness is not None
             else None,
             sources=tuple(o.source for o in track.window),

@@ -1,4 +1,4 @@
-"""The score cue: a liveness model's live logit for a face and its surroundings.
+"""The texture score cue: a liveness model's live logit for a face and its surroundings.
 
 In: a Frame and a Face.  Out: a float logit (> 0 leans live).  The model is the one named by
 ``liveness.model`` (``models/liveness-nuaa.int8.tflite`` shipped: FaceNet's frozen stem,
@@ -10,6 +10,7 @@ fingers holding them in view.  It sees the detection stream (640x480), as it was
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from edge.align import align
 from edge.embed import normalize, open_with_card
 from edge.errors import ModelError
 from edge.types import Face, Frame
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 
 class PassiveClassifier:
@@ -41,3 +45,12 @@ class PassiveClassifier:
     def __call__(self, frame: Frame, face: Face) -> float:
         """The frame's live logit."""
         return self.logit(self.crop(frame, face))
+
+
+def from_config(config: Config) -> PassiveClassifier:
+    """The texture cue: liveness.model, or the shipped NUAA classifier."""
+    return PassiveClassifier(
+        config.liveness_model_path(),
+        runtime=config.runtime.backend,
+        threads=config.runtime.threads,
+    )

@@ -20,12 +20,30 @@ from edge.liveness.planar import PlanarMotion, planar_pair
 from edge.pipeline import build_detector
 from edge.types import Face, Frame
 
-JUDGE = {"min_live_probability": 0.5, "min_frames": 3, "vetoes": ("planar_pairs",)}
+JUDGE = {"points": {"texture": 0.5}, "min_frames": 3, "vetoes": ("planar_pairs",)}
+
+
+def one(z: float, **more: float) -> LivenessSample:
+    return LivenessSample((("texture", z), *more.items()))
 
 
 def samples(*logits, planar=None):
     planar = planar or [None] * len(logits)
-    return [LivenessSample(z, (("planar_pairs", f),)) for z, f in zip(logits, planar, strict=True)]
+    return [
+        LivenessSample((("texture", z),), (("planar_pairs", f),))
+        for z, f in zip(logits, planar, strict=True)
+    ]
+
+
+def two(pairs, points=(0.5, 0.5)):
+    """Samples of two score cues, judged at their points."""
+    s = [LivenessSample((("texture", a), ("minifasnet", b))) for a, b in pairs]
+    return judge(
+        s,
+        points={"texture": points[0], "minifasnet": points[1]},
+        min_frames=len(pairs),
+        vetoes=(),
+    )
 
 
 # -- judge: the attempt's verdict --------------------------------------------------------
@@ -33,7 +51,8 @@ def samples(*logits, planar=None):
 
 def test_live_when_enough_frames_average_above_the_operating_point():
     v = judge(samples(2.0, 0.5, -1.0), **JUDGE)  # mean logit 0.5 -> p 0.62
-    assert v.live and v.frames == 3 and v.mean_logit == pytest.approx(0.5) and v.why == ""
+    assert v.live and v.frames == 3 and v.cue("texture").mean_logit == pytest.approx(0.5)
+    assert v.why == "" and v.refused_by == ""
 
 
 def test_the_mean_is_taken_over_logits_so_one_confident_frame_cannot_outvote_the_rest():
@@ -44,7 +63,8 @@ def test_the_mean_is_taken_over_logits_so_one_confident_frame_cannot_outvote_the
     v = judge(
         samples(9.0, -5.0, -5.0), **JUDGE
     )  # mean probability 0.33, mean logit -0.33 -> p 0.42
-    assert not v.live and "live probability 0.417 < 0.5" in v.why
+    assert not v.live and "texture live probability 0.417 < 0.5" in v.why
+    assert v.refused_by == "texture"
 
 
 def test_exactly_at_the_operating_point_is_live():
@@ -52,9 +72,40 @@ def test_exactly_at_the_operating_point_is_live():
 
 
 def test_too_few_scored_frames_fail_secure():
-    v = judge([LivenessSample(5.0), None, LivenessSample(math.nan)], **JUDGE)
-    assert not v.live and v.frames == 1 and "only 1 of 3" in v.why
+    v = judge([one(5.0), None, one(math.nan)], **JUDGE)
+    assert not v.live and v.frames == 1 and "only 1 of 3" in v.why and v.refused_by == "frames"
     assert not judge([], **JUDGE).live
+
+
+def test_each_score_cue_vetoes_on_its_own_and_the_refusal_names_it():
+    # texture is sure it is live, MiniFASNet sure it is not: averaging would let it in.
+    v = two([(6.0, -2.0)] * 3)
+    assert not v.live and v.refused_by == "minifasnet" and "MiniFASNet live probability" in v.why
+    assert two([(-2.0, 6.0)] * 3).refused_by == "texture"
+    assert two([(1.0, 1.0)] * 3).live
+    # each cue against its own point
+    assert two([(-2.0, 1.0)] * 3, points=(0.1, 0.5)).live
+    assert not two([(-2.0, 1.0)] * 3, points=(0.2, 0.5)).live
+    # both below: the one further below its point names the refusal
+    assert two([(-1.0, -3.0)] * 3).refused_by == "minifasnet"
+
+
+def test_a_cue_that_cannot_score_refuses_even_when_the_other_is_sure():
+    v = two([(5.0, math.nan)] * 3)
+    assert not v.live and v.refused_by == "frames" and v.frames == 0
+
+
+def test_operating_points_at_the_ends_and_no_cue_at_all():
+    assert two([(-30.0, 30.0)] * 3, points=(0.0, 0.5)).live  # 0 passes every finite score
+    assert not two([(30.0, 30.0)] * 3, points=(1.0, 0.5)).live  # 1 passes none
+    v = judge([one(5.0)] * 3, points={}, min_frames=1, vetoes=())
+    assert not v.live and v.refused_by == "frames"
+
+
+def test_the_rules_margin_is_the_lowest_cue_margin():
+    v = two([(2.0, 1.0)] * 3)
+    assert v.margin == pytest.approx(1.0) and v.deciding.key == "minifasnet"
+    assert math.isnan(two([(2.0, math.nan)] * 3).margin)
 
 
 def test_one_rigid_planar_pair_is_an_attack_unless_the_cue_is_off():
@@ -66,15 +117,18 @@ def test_one_rigid_planar_pair_is_an_attack_unless_the_cue_is_off():
 
 def test_verdict_as_log_object_is_strict_json():
     v = judge(samples(2.0, 1.0, 0.0), **JUDGE)
-    assert v.as_dict(0.5) == {
+    assert v.as_dict() == {
         "live": True,
+        "refused_by": None,
         "live_probability": 0.7311,
         "min_live_probability": 0.5,
         "frames": 3,
+        "cues": {"texture": {"live_probability": 0.7311, "min_live_probability": 0.5, "frames": 3}},
         "planar_pairs": 0,
     }
-    empty = judge([], **JUDGE).as_dict(0.5)
-    assert json.loads(json.dumps(empty, allow_nan=False))["live_probability"] is None
+    empty = judge([], **JUDGE).as_dict()
+    doc = json.loads(json.dumps(empty, allow_nan=False))
+    assert doc["live_probability"] is None and doc["refused_by"] == "frames"
 
 
 def test_sigmoid_is_stable_at_the_extremes():
@@ -152,13 +206,13 @@ def test_shipped_model_has_a_liveness_card_with_its_training_split(classifier):
     assert 0.0 < card.raw["operating_point"]["min_live_probability"] < 1.0
 
 
-def test_the_default_config_uses_the_shipped_models_operating_point(classifier):
+def test_the_default_config_vetoes_with_the_texture_cue_only_when_it_is_sure(classifier):
+    """Its card keeps the point placed on NUAA's webcam; the door's default is far lower
+    (docs/liveness.md, "Choosing the operating points"): off its home camera it is at chance."""
     from edge.config import load_config
 
-    assert (
-        load_config().liveness.min_live_probability
-        == classifier.card.raw["operating_point"]["min_live_probability"]
-    )
+    door = load_config().liveness.min_live_probability
+    assert door < 0.05 < classifier.card.raw["operating_point"]["min_live_probability"]
 
 
 def test_live_frames_score_higher_than_a_photo_of_a_held_out_subject(
@@ -233,14 +287,16 @@ def test_checker_compares_frames_of_the_same_track_only_and_forgets(texture):
     dst = np.float32([[215, 105], [430, 135], [430, 365], [215, 395]])
     moved = cv2.warpPerspective(texture, cv2.getPerspectiveTransform(src, dst), (640, 480))
     rgb = lambda g: np.repeat(g[..., None], 3, axis=2)  # noqa: E731
-    c = LivenessChecker(ConstantClassifier(), cues={"planar_pairs": PlanarMotion()})
+    c = LivenessChecker({"texture": ConstantClassifier()}, cues={"planar_pairs": PlanarMotion()})
     face = _face(BOX)
 
     def planar(track: int, image: np.ndarray, now: float) -> bool | None:
         return c.sample(track, Frame(rgb(image)), face, now).fired("planar_pairs")
 
     first = c.sample(1, Frame(rgb(texture)), face, 0.0)
-    assert first.logit == 1.5 and first.fired("planar_pairs") is None  # nothing to compare with yet
+    assert (
+        first.score("texture") == 1.5 and first.fired("planar_pairs") is None
+    )  # nothing to compare with yet
     assert planar(2, moved, 0.1) is None  # another track
     assert planar(1, moved, 0.1) is True
     c.forget(1)
@@ -252,7 +308,7 @@ def test_checker_compares_frames_of_the_same_track_only_and_forgets(texture):
 
 def test_checker_keeps_a_bounded_number_of_tracks(texture):
     cue = PlanarMotion(max_tracks=3)
-    c = LivenessChecker(ConstantClassifier(), cues={"planar_pairs": cue})
+    c = LivenessChecker({"texture": ConstantClassifier()}, cues={"planar_pairs": cue})
     frame = Frame(np.repeat(texture[..., None], 3, axis=2))
     for tid in range(10):
         c.sample(tid, frame, _face(BOX), 0.0)

@@ -578,9 +578,9 @@ def test_settled_tracks_are_skipped_until_retry():
 from edge.config import LivenessConfig  # noqa: E402
 from edge.liveness import LivenessSample  # noqa: E402
 
-LC = LivenessConfig(min_live_probability=0.5, min_frames=5)
-LIVE_S = LivenessSample(2.0)  # logits
-PHOTO_S = LivenessSample(-2.0)
+LC = LivenessConfig(min_live_probability=0.5, min_frames=5, minifasnet=False)
+LIVE_S = LivenessSample((("texture", 2.0),))  # logits
+PHOTO_S = LivenessSample((("texture", -2.0),))
 
 
 def make_live(live: LivenessConfig = LC, **policy) -> Policy:
@@ -602,9 +602,11 @@ def test_with_liveness_an_accept_waits_for_min_frames_and_logs_the_verdict():
     assert d.unlock and d.reason == Reason.ACCEPTED and d.frames_used == 5
     assert d.liveness == {
         "live": True,
+        "refused_by": None,
         "live_probability": 0.8808,
         "min_live_probability": 0.5,
         "frames": 5,
+        "cues": {"texture": {"live_probability": 0.8808, "min_live_probability": 0.5, "frames": 5}},
         "planar_pairs": 0,
     }
 
@@ -614,13 +616,26 @@ def test_a_photo_of_an_enrolled_person_is_a_presentation_attack():
     d = only(feed_live(p, [(ALICE, PHOTO_S)] * 5))
     assert not d.unlock and d.reason == Reason.PRESENTATION_ATTACK and d.person == "alice"
     assert d.liveness["live"] is False and d.liveness["live_probability"] == 0.1192
+    assert d.liveness["refused_by"] == "texture"
+
+
+def test_the_cross_domain_cue_refuses_what_the_texture_cue_would_let_in():
+    both = replace(LC, minifasnet=True, minifasnet_min_live_probability=0.5)
+    p = make_live(both)
+    frame = LivenessSample((("texture", 4.0), ("minifasnet", -3.0)))
+    d = only(feed_live(p, [(ALICE, frame)] * 5))
+    assert d.reason == Reason.PRESENTATION_ATTACK and d.liveness["refused_by"] == "minifasnet"
+    assert set(d.liveness["cues"]) == {"texture", "minifasnet"}
 
 
 def test_one_rigid_planar_pair_refuses_an_otherwise_live_attempt():
     p = make_live()
-    frames = [(ALICE, LIVE_S)] * 4 + [(ALICE, LivenessSample(2.0, (("planar_pairs", True),)))]
+    frames = [(ALICE, LIVE_S)] * 4 + [
+        (ALICE, LivenessSample((("texture", 2.0),), (("planar_pairs", True),)))
+    ]
     d = only(feed_live(p, frames))
     assert d.reason == Reason.PRESENTATION_ATTACK and d.liveness["planar_pairs"] == 1
+    assert d.liveness["refused_by"] == "planar_motion"
 
 
 def test_a_missing_liveness_sample_can_never_help_an_accept():

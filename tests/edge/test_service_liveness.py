@@ -11,6 +11,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.camera.replay import ReplayCamera
 from edge.decisions import log_files, read_records
+from edge.liveness import REFUSERS, operating_points
 from edge.types import Reason
 from tools import nuaa, replay
 
@@ -36,17 +37,21 @@ def test_photo_of_an_enrolled_person_is_refused_and_the_person_is_let_in(door, s
             live = r["liveness"]
             assert set(live) == {
                 "live",
+                "refused_by",
                 "live_probability",
                 "min_live_probability",
                 "frames",
+                "cues",
                 "planar_pairs",
             }
-            assert live["min_live_probability"] == door.liveness.min_live_probability
+            points = operating_points(door.liveness)
+            assert {k: c["min_live_probability"] for k, c in live["cues"].items()} == points
             if attempt.label == "attack":
                 assert (
                     r["decision"] == "deny"
                     and r["reason"] == Reason.PRESENTATION_ATTACK
                     and live["live"] is False
+                    and live["refused_by"] in REFUSERS
                 )
             else:
                 assert (

@@ -1,12 +1,16 @@
-"""Evaluate presentation-attack detection on NUAA subjects the model never saw (ISO/IEC 30107-3 terms).
+"""Evaluate presentation-attack detection (ISO/IEC 30107-3 terms): NUAA's held-out subjects, or stills.
 
-In: ../shared/data/nuaa, the liveness model and operating point from a
-facegate config (default: the shipped ones).  Out: APCER (attack attempts
-accepted as live) and BPCER (live attempts refused as attacks) per attempt --
-``liveness.min_frames`` consecutive frames, the frames the policy judges for
-one decision -- at the configured operating point, for the daemon's rule
-(classifier + rigid planar motion) and for each cue alone; the APCER/BPCER
-curve over thresholds (PNG + JSON); the per-frame cost of detect and liveness.
+NUAA (the default).  In: ../shared/data/nuaa, the liveness cues and operating points from
+a facegate config (default: the shipped ones).  Out: APCER (attack attempts accepted as
+live) and BPCER (live attempts refused as attacks) per attempt -- ``liveness.min_frames``
+consecutive frames, the frames the policy judges for one decision -- at the configured
+operating points, for the daemon's rule (each score cue vetoes, and rigid planar motion)
+and for each cue alone; the APCER/BPCER curve of the rule's margin (PNG + JSON); the
+per-frame cost of detect and liveness.
+
+Stills (``--images LIVE_DIR ATTACK_DIR``): every image is one attempt of one frame, scored
+through the device code (tools.liveness.stills): AUC, APCER and BPCER at the configured
+points, APCER at BPCER 1/2/5/10%, per cue too, images without a face, the worst by name.
 
 Attempts are runs of consecutive frames of one recording (ID_glasses_pos_session),
 live or printed.  Frames go through the device code (edge.detect,
@@ -15,6 +19,7 @@ edge.liveness) as in the daemon: the largest face, one track per attempt,
 Subjects that trained the model (its card's training.subjects) are refused.
 
     python -m tools.liveness.evaluate [-c CONFIG] [--subjects 0008 0009 0010] [--out DIR]
+    python -m tools.liveness.evaluate --images LIVE_DIR ATTACK_DIR [-c CONFIG] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from edge.config import Config, load_config
 from edge.detect import largest_first
 from edge.errors import DataError, ExitCode
 from edge.images import read_image
-from edge.liveness import LivenessSample, build_liveness, enabled_vetoes, judge
+from edge.liveness import (
+    SCORE_CUES,
+    LivenessSample,
+    build_liveness,
+    enabled_vetoes,
+    judge,
+    operating_points,
+)
 from edge.pipeline import build_detector
 from tools.liveness import TEST_SUBJECTS
 from tools.liveness.data import DEFAULT_NUAA
@@ -60,9 +72,11 @@ def score_attempts(
 ) -> dict[str, Any]:
     """Every attempt (n consecutive frames of a recording) through the device code, as its own track."""
     detector = build_detector(config)
-    # Planar motion is always measured (its own figures); the configured rule decides in judge().
+    # Every cue is measured (its own figures); the configured rule decides in judge().
     checker = build_liveness(
-        replace(config, liveness=replace(config.liveness, enabled=True, planar_motion=True))
+        replace(config, liveness=replace(config.liveness, enabled=True)),
+        scores=list(SCORE_CUES),
+        vetoes=["planar_motion"],
     )
     assert checker is not None
     cfg = config.liveness
@@ -86,18 +100,18 @@ def score_attempts(
                 samples.append(checker.sample(track, frame, face, (i + 1) / FPS))
             checker.forget(track)
             v = judge(
-                samples,
-                min_live_probability=cfg.min_live_probability,
-                min_frames=n,
-                vetoes=enabled_vetoes(cfg),
+                samples, points=operating_points(cfg), min_frames=n, vetoes=enabled_vetoes(cfg)
             )
+            every = judge(samples, points=dict.fromkeys(SCORE_CUES, 0.5), min_frames=n, vetoes=[])
             out.append(
                 {
                     "recording": key,
                     "live_truth": live,
                     "accepted": v.live,
                     "why": v.why,
-                    "score": v.live_probability,
+                    "refused_by": v.refused_by,
+                    "margin": v.margin,
+                    "cues": {c.key: c.live_probability for c in every.cues},
                     "planar_pairs": v.count("planar_pairs"),
                     "frames": [str(p) for p in frames[j : j + n]],
                 }
@@ -112,30 +126,33 @@ def score_attempts(
 
 def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
     truth = np.array([a["live_truth"] for a in att], bool)
-    scores = np.nan_to_num(np.array([a["score"] for a in att], float), nan=-np.inf)
+    margin = np.nan_to_num(np.array([a["margin"] for a in att], float), nan=-np.inf)
     planar = np.array([a["planar_pairs"] > 0 for a in att], bool)
     accepted = np.array([a["accepted"] for a in att], bool)
-    threshold = config.liveness.min_live_probability
-    # The daemon's rule over every threshold: planar-flagged attempts are refused at any.
-    full = np.where(planar, -np.inf, scores) if config.liveness.planar_motion else scores
+    points = operating_points(config.liveness)
+    # The daemon's rule with every point moved together: a threshold on the margin;
+    # planar-flagged attempts are refused at any.
+    full = np.where(planar, -np.inf, margin) if config.liveness.planar_motion else margin
     th, apcer_c, bpcer_c = curve(full, truth)
     ok = bpcer_c <= MAX_BPCER
-    c_apcer, c_bpcer = rates(scores, truth, threshold)
 
     def share(mask: np.ndarray, of: np.ndarray) -> float:
         return float(mask[of].mean()) if of.any() else float("nan")
 
+    alone = {}
+    for key in SCORE_CUES:
+        p = np.nan_to_num(np.array([a["cues"].get(key, np.nan) for a in att], float), nan=-1.0)
+        point = points.get(key, getattr(config.liveness, SCORE_CUES[key].point))
+        c_apcer, c_bpcer = rates(p, truth, point)
+        alone[key] = {"point": point, "on": key in points, "apcer": c_apcer, "bpcer": c_bpcer}
     return {
         "attempts": {"live": int(truth.sum()), "attack": int((~truth).sum())},
-        "operating_point": {
-            "min_live_probability": threshold,
-            "planar_motion": config.liveness.planar_motion,
-        },
+        "operating_point": {"points": points, "planar_motion": config.liveness.planar_motion},
         "apcer": share(accepted, ~truth),
         "bpcer": share(~accepted, truth),
         "attacks_accepted": int(accepted[~truth].sum()),
         "live_refused": int((~accepted[truth]).sum()),
-        "classifier_only": {"apcer": c_apcer, "bpcer": c_bpcer},
+        "cues_alone": alone,
         "planar_only": {
             "attacks_flagged": int(planar[~truth].sum()),
             "live_flagged": int(planar[truth].sum()),
@@ -149,8 +166,8 @@ def summarize(att: list[dict[str, Any]], config: Config) -> dict[str, Any]:
             "bpcer": [float(x) for x in bpcer_c],
         },
         "scores": {
-            "live": sorted(float(x) for x in scores[truth]),
-            "attack": sorted(float(x) for x in scores[~truth]),
+            "live": sorted(float(x) for x in margin[truth]),
+            "attack": sorted(float(x) for x in margin[~truth]),
         },
     }
 
@@ -169,7 +186,7 @@ def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
         [100 * summary["apcer"]],
         color="red",
         zorder=3,
-        label=f"operating point {summary['operating_point']['min_live_probability']:g}",
+        label="the configured operating points",
     )
     a.axvline(5, color="grey", ls=":", lw=1)
     a.axhline(2, color="grey", ls=":", lw=1)
@@ -179,7 +196,7 @@ def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
     a.set_ylim(-1, 101)
     a.legend(loc="upper right")
     a.set_title("APCER vs BPCER per attempt")
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(-8, 8, 41)
     b.hist(
         [v for v in summary["scores"]["live"] if np.isfinite(v)], bins=bins, alpha=0.6, label="live"
     )
@@ -189,8 +206,8 @@ def plot(summary: dict[str, Any], out: Path, title: str) -> list[Path]:
         alpha=0.6,
         label="printed photo",
     )
-    b.axvline(summary["operating_point"]["min_live_probability"], color="red", lw=1)
-    b.set_xlabel("attempt live probability (mean logit over its frames)")
+    b.axvline(0.0, color="red", lw=1)
+    b.set_xlabel("attempt margin: the lowest cue's mean logit minus its point's (>= 0 passes)")
     b.set_ylabel("attempts")
     b.legend()
     b.set_title("scores")
@@ -212,6 +229,36 @@ def _finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_finite(v) for v in x]
     return x
+
+
+def evaluate_stills(
+    config: Config, live_dir: Path, attack_dir: Path, out: Path | None, worst: int
+) -> int:
+    """--images: every still through the device code; the figures printed, and as JSON in ``out``."""
+    from tools.liveness.stills import images_in, report_lines, score_images
+    from tools.liveness.stills import summarize as summarize_stills
+
+    t = time.perf_counter()
+    scored = score_images(config, images_in(live_dir), images_in(attack_dir))
+    s = summarize_stills(scored, config, worst=worst)
+    for line in report_lines(s, live_dir, attack_dir):
+        print(line)
+    print(f"  {time.perf_counter() - t:.0f} s in all")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        doc = _finite(
+            {
+                **s,
+                "per_image": [
+                    {"image": str(r.path), "live": r.live, "logits": r.logits or None}
+                    for r in scored
+                ],
+            }
+        )
+        path = out / "liveness_stills.json"
+        path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        print(f"  json: {path}")
+    return ExitCode.OK
 
 
 def check_held_out(config: Config, subjects: list[str]) -> None:
@@ -237,7 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-c", "--config", help="facegate config (default: the shipped defaults)")
     ap.add_argument("--nuaa", type=Path, default=DEFAULT_NUAA)
     ap.add_argument("--subjects", nargs="+", default=list(TEST_SUBJECTS))
-    ap.add_argument("--model", help="liveness .tflite (default: liveness.model of the config)")
+    ap.add_argument(
+        "--model", help="the texture cue's .tflite (default: liveness.model of the config)"
+    )
+    ap.add_argument(
+        "--images",
+        nargs=2,
+        type=Path,
+        metavar=("LIVE_DIR", "ATTACK_DIR"),
+        help="still images instead of NUAA: a folder of live faces and one of attacks",
+    )
+    ap.add_argument("--worst", type=int, default=5, help="--images: how many worst images to name")
     ap.add_argument("--out", type=Path, help="write liveness_eval.json and liveness_curve.png here")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -249,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(
                 config, liveness=replace(config.liveness, model=str(Path(args.model).resolve()))
             )
+        if args.images:
+            return evaluate_stills(config, args.images[0], args.images[1], args.out, args.worst)
         check_held_out(config, args.subjects)
         n = config.liveness.min_frames
         t = time.perf_counter()
@@ -270,10 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['attempts']['live']} live attempts of {n} consecutive frames "
             f"({scored['no_face']} frames without a face)"
         )
-        print(
-            f"operating point min_live_probability {op['min_live_probability']:g}, planar motion "
-            f"{'on' if op['planar_motion'] else 'off'}:"
-        )
+        pts = ", ".join(f"{k} {v:g}" for k, v in op["points"].items())
+        print(f"operating points {pts}; planar motion {'on' if op['planar_motion'] else 'off'}:")
         print(
             f"  APCER {100 * s['apcer']:.1f}% "
             f"({s['attacks_accepted']}/{s['attempts']['attack']} attacks accepted as live)"
@@ -281,10 +338,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  BPCER {100 * s['bpcer']:.1f}% ({s['live_refused']}/{s['attempts']['live']} live attempts refused)"
         )
+        for key, c in s["cues_alone"].items():
+            print(
+                f"  {key} alone at {c['point']:g}{'' if c['on'] else ' (off in this config)'}: "
+                f"APCER {100 * c['apcer']:.1f}%, BPCER {100 * c['bpcer']:.1f}%"
+            )
         print(
-            f"  classifier alone: APCER {100 * s['classifier_only']['apcer']:.1f}%, "
-            f"BPCER {100 * s['classifier_only']['bpcer']:.1f}%; planar motion alone flagged "
-            f"{s['planar_only']['attacks_flagged']} attack and {s['planar_only']['live_flagged']} live attempts"
+            f"  planar motion alone flagged {s['planar_only']['attacks_flagged']} attack and "
+            f"{s['planar_only']['live_flagged']} live attempts"
         )
         best = s["best_apcer_at_bpcer_5pct_on_this_set"]
         print(
@@ -293,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"  cost per frame: detect {scored['detect_ms']:.1f} ms, liveness {scored['liveness_ms']:.1f} ms "
-            f"(classifier + planar motion, {config.runtime.threads} threads); {time.perf_counter() - t:.0f} s in all"
+            f"(every cue, {config.runtime.threads} threads); {time.perf_counter() - t:.0f} s in all"
         )
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
