@@ -57,7 +57,7 @@ DECIMALS = 4
 class LogField:
     """One field of a record: its JSON kind, whether null is allowed, whether old logs may lack it."""
 
-    kind: str  # "int", "number", "string", "name" (a person or null), "choice", "list", "object"
+    kind: str  # "int", "number", "string", "name" (a person or null), "choice", "list", "object", "bool"
     nullable: bool = False
     required: bool = True
     choices: tuple[str, ...] = ()
@@ -90,6 +90,8 @@ FIELDS: dict[str, LogField] = {
     "snapshot": LogField("string", nullable=True),
     # Logs written before doors had ids have none.
     "door": LogField("string", nullable=True, required=False),
+    # Logs written before attack drills have none: read as false.
+    "drill": LogField("bool", required=False),
 }
 
 
@@ -97,11 +99,11 @@ def read_field(rec: dict[str, Any], key: str) -> Any:
     """The value of ``key`` in a parsed record, checked against FIELDS; FieldError ("key: expected ...") if not.
 
     A nullable number reads null as NaN; a field that old logs may lack reads as None
-    (NaN for a number) when missing.
+    (NaN for a number, false for a boolean) when missing.
     """
     spec = FIELDS[key]
     if key not in rec and not spec.required:
-        return math.nan if spec.kind == "number" else None
+        return math.nan if spec.kind == "number" else False if spec.kind == "bool" else None
     if spec.nullable and spec.kind != "number" and rec.get(key) is None and key in rec:
         return None
     if spec.kind == "number":
@@ -116,6 +118,8 @@ def read_field(rec: dict[str, Any], key: str) -> Any:
         return jsonfields.choice(rec, key, spec.choices)
     if spec.kind == "list":
         return jsonfields.listed(rec, key)
+    if spec.kind == "bool":
+        return jsonfields.boolean(rec, key)
     return jsonfields.mapping(rec, key)
 
 
@@ -176,6 +180,7 @@ def decision_record(
         "sources": [str(s) for s in d.sources],
         "snapshot": None if snapshot is None else str(snapshot),
         "door": d.door or None,
+        "drill": bool(d.drill),
     }
 
 

@@ -95,6 +95,14 @@ def choice(obj: Mapping[str, Any], key: str, choices: Collection[str]) -> str:
     return v
 
 
+def boolean(obj: Mapping[str, Any], key: str, *, name: str | None = None) -> bool:
+    """true or false (not 0 or 1)."""
+    v = _got(obj, key)
+    if type(v) is not bool:
+        raise FieldError(f"{name or key}: expected true or false, got {v!r}")
+    return v
+
+
 def listed(obj: Mapping[str, Any], key: str, *, name: str | None = None) -> list[Any]:
     """A list (its items are the caller's to check)."""
     v = _got(obj, key)

@@ -5,7 +5,8 @@ it passed the quality gates, its gallery Match), with the time passed in.
 Out: at most one :class:`~edge.types.Decision` per attempt -- ACCEPTED (the
 only ``unlock=True``) once ``min_matching_frames`` of the attempt's ``frames``
 frames vote for one enrolled person and none votes for anybody else; otherwise
-a denial whose reason says why; LOCKED_OUT while a lockout runs.
+a denial whose reason says why; LOCKED_OUT while a lockout runs; ATTACK_DRILL
+instead of ACCEPTED while an attack drill runs (every decision then has ``drill``).
 
 A false accept is far worse than a false reject, so every doubt denies: a frame
 votes only if it passes every gate, scores >= the threshold *and* leads the
@@ -156,6 +157,10 @@ class Policy:
         # Off (from Home Assistant, say, when the house is empty): a face that would be let in
         # is refused with reason face_unlock_off.
         self.face_unlock = True
+        # An attack drill (from the web app) runs until this wall-clock time, Unix seconds:
+        # meanwhile a face that would be let in is refused with reason attack_drill, and every
+        # decision is marked drill=True (see drilling()).
+        self.drill_until: float | None = None
         # Who may come in when (edge.access), judged on the wall clock; guests' entries used.
         self.access = access
         self.wall = wall
@@ -316,6 +321,10 @@ class Policy:
         """When the current lockout ends, or None if there is none at ``now``."""
         return self._locked_until if now < self._locked_until else None
 
+    def drilling(self) -> bool:
+        """True while an attack drill runs (``drill_until`` is on the wall clock; NaN: none)."""
+        return self.drill_until is not None and self.wall() < self.drill_until
+
     # -- decisions and lockout -------------------------------------------------------------
 
     def _decide(
@@ -329,6 +338,7 @@ class Policy:
         person: str | None,
         verdict: LivenessVerdict | None = None,
     ) -> Decision:
+        drill = self.drilling()
         if self.liveness is not None:
             verdict = verdict or self._verdict(track.window)
             reason = self._liveness_reason(track_id, track, verdict, reason)
@@ -345,6 +355,11 @@ class Policy:
                     refusal,
                 )
                 reason = refusal
+        if reason == Reason.ACCEPTED and drill:
+            # Not accepted, so neither counted towards the lockout nor resetting its doubling,
+            # and no guest's entry is used: the household tries its own photos at the door.
+            log.info("track %d: %s would be let in, but an attack drill runs", track_id, person)
+            reason = Reason.ATTACK_DRILL
         locked = now < self._locked_until
         reason = self._lockout_reason(track_id, reason, person, now, locked=locked)
         track.decided_at = now
@@ -357,7 +372,7 @@ class Policy:
         ):
             self.entries[person] = self.entries.get(person, 0) + 1
         decision = self._decision(
-            track_id, track, s, now, reason=reason, person=person, verdict=verdict
+            track_id, track, s, now, reason=reason, person=person, verdict=verdict, drill=drill
         )
         if not locked:
             log.info(
@@ -423,6 +438,7 @@ class Policy:
         reason: Reason,
         person: str | None,
         verdict: LivenessVerdict | None,
+        drill: bool,
     ) -> Decision:
         top = s.top
         return self._new_decision(
@@ -441,6 +457,7 @@ class Policy:
             if verdict is not None and self.liveness is not None
             else None,
             sources=tuple(o.source for o in track.window),
+            drill=drill,
         )
 
     def _new_decision(
@@ -459,6 +476,7 @@ class Policy:
         quality: dict[str, float] | None = None,
         liveness: dict[str, float | int | bool | None] | None = None,
         sources: tuple[str, ...] = (),
+        drill: bool = False,
     ) -> Decision:
         """A Decision with this door's settings; the rest is what the attempt's frames said
         (a remote command has none: no score, no frames, track -1)."""
@@ -483,6 +501,7 @@ class Policy:
             camera=self.camera,
             sources=sources,
             door=self.door,
+            drill=drill,
         )
 
     def remote(self, now: float, *, sender: str, code_ok: bool) -> Decision:
@@ -495,7 +514,8 @@ class Policy:
         else:
             reason = Reason.REMOTE_UNLOCK
         log.info("remote unlock from %s: %s", sender, reason)
-        return self._new_decision(now, reason, sender)
+        # A command with the right code is not an attempt at the door: a drill leaves it alone.
+        return self._new_decision(now, reason, sender, drill=self.drilling())
 
     def lockout_state(self, now: float, wall: float) -> dict[str, Any]:
         """The lockout's state in Unix time (the policy's clock is monotonic), for the state directory.

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.access import AccessWatcher, load_rules
+from edge.bridge.household import drill_path, load_drill
 from edge.bridge.link import DaemonLink
 from edge.camera import Camera, CameraStopped, CorruptFrame, EndOfStream, build_camera
 from edge.config import Config
@@ -317,6 +318,18 @@ class Service:
                 until - self.clock(),
             )
 
+    def restore_drill(self) -> None:
+        """Take back an attack drill a previous run started: a restart never ends one early
+        (an unreadable file is no drill, with a warning)."""
+        until = load_drill(self.config, self.wall())
+        self.policy.drill_until = until
+        if until is not None and self.policy.drilling():
+            log.warning(
+                "restored an attack drill from %s: no face is let in for %.0f s more",
+                drill_path(self.config),
+                until - self.wall(),
+            )
+
     def stage_ms(self) -> dict[str, float]:
         """Mean ms per call of each stage (detect per frame, the rest per judged face); NaN if never run."""
         t, live = self.pipeline.times, self.liveness
@@ -571,6 +584,7 @@ def build_service(
         watcher  # a revocation or enrollment reaches the running door within a second
     )
     service.restore_lockout()  # a restart or power cut does not clear an attacker's lockout
+    service.restore_drill()  # nor end an attack drill early
     if config.access.rules is not None and access is not None:
         service.policy.access = access
         service.access_watcher = AccessWatcher(config.access.rules, access)

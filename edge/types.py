@@ -149,6 +149,9 @@ class Reason(enum.StrEnum):
     NOT_YET_VALID = "not_yet_valid"  # a guest before their valid_from
     EXPIRED = "expired"  # a guest after their valid_to
     NO_ENTRIES_LEFT = "no_entries_left"  # a guest who used their max_entries
+    # A face that would have been let in, during an attack drill (started from the web app):
+    # never unlocks, and does not count towards the lockout.
+    ATTACK_DRILL = "attack_drill"
 
 
 # The only reasons that open the door.
@@ -186,3 +189,4 @@ class Decision:
     camera: str = ""
     sources: tuple[str, ...] = ()  # frame sources (file paths on replay) for labelled review
     door: str = ""  # the door's id (mqtt.door_id), so one report can read many doors' logs
+    drill: bool = False  # made while an attack drill ran (edge.policy.Policy.drilling)

@@ -74,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                 who = truth.label
             verdict = "UNLOCK" if d.unlock else "deny  "
             live = d.liveness or {}
+            # the deciding cue's live probability, and the cue that refused
             lv = (
                 f" live={live['live_probability']:.2f}"
                 if live.get("live_probability") is not None
                 else ""
             )
+            if live.get("refused_by"):
+                lv += f" ({live['refused_by']})"
             print(
                 f"  {verdict} {d.reason:19} person={d.person or '-':12} best={d.best_score:+.3f} "
                 f"({d.best_score - threshold:+.3f}) frames {d.frames_matched}/{d.frames_used}{lv}   <- {who}"

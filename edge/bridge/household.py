@@ -2,11 +2,14 @@
 
 In: a command dict from the bridge (``people``, ``enroll``, ``capture``, ``rename``,
 ``remove``, ``reenroll``, ``decisions``, ``snapshot``, ``face``, ``rules_get``, ``rules_set``,
-``threshold_set``, ``settings``).  Out: ``(ok, why, data)`` for its result line.
+``threshold_set``, ``liveness_set``, ``drill``, ``settings``).  Out: ``(ok, why, data)`` for
+its result line.
 
 Everything runs on the daemon's own thread, between frames, and the daemon stays the only
 writer of its state: the gallery (through the same locked load-add-save as ``facegate
-enroll``), the access rules file, ``settings.json`` (the applied threshold), ``faces/``
+enroll``), the access rules file, ``settings.json`` (the applied threshold and liveness
+operating points, each writer keeping the other's), ``drill.json`` (when an attack drill
+ends: restored at start by the daemon, :func:`load_drill`), ``faces/``
 (one small aligned face per person, for the review page) and ``photos/`` (the accepted
 enrollment photos, :mod:`edge.kept_photos`, so a model change needs no new sitting).  What goes back is names,
 counts, decision records and JPEGs -- never an embedding.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -38,6 +42,7 @@ from edge.errors import FacegateError
 from edge.files import atomic_write_bytes, read_regular, read_state, save_state
 from edge.gallery import Gallery, file_stem, gallery_writer, validate_name
 from edge.images import decode
+from edge.liveness import SCORE_CUES, operating_points
 from edge.text import first_line
 from edge.types import Frame
 
@@ -46,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_PHOTOS = 10  # one enrollment
 MAX_RECORDS = 500  # one page of decisions
 MAX_RULES_BYTES = 256 << 10
+MAX_DRILL_MINUTES = 30
 _EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
@@ -54,6 +60,11 @@ Result = tuple[bool, str, dict[str, Any]]
 
 def settings_path(config: Config) -> Path:
     return Path(config.gallery.path).with_name("settings.json")
+
+
+def drill_path(config: Config) -> Path:
+    """When the attack drill ends, beside the gallery with the door's other state."""
+    return Path(config.gallery.path).with_name("drill.json")
 
 
 def faces_dir(config: Config) -> Path:
@@ -78,6 +89,65 @@ def load_threshold(config: Config) -> float | None:
         log.warning("%s: min_cosine_similarity is not a number in [0, 1): ignored", path)
         return None
     return float(value)
+
+
+def load_liveness_points(config: Config) -> dict[str, float]:
+    """The liveness operating points applied from the web app (``settings.json``), by score cue
+    (edge.liveness.SCORE_CUES); empty: the config's.  A bad entry is ignored with a warning."""
+    path = settings_path(config)
+    value, why = read_state(path, "liveness_points")
+    if why is not None:
+        log.warning("%s: %s: the config's liveness operating points are used", path, why)
+        return {}
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        log.warning("%s: liveness_points is not an object: ignored", path)
+        return {}
+    points = {}
+    for key, p in value.items():
+        if key in SCORE_CUES and _point_ok(p):
+            points[key] = float(p)
+        else:
+            log.warning(
+                "%s: liveness_points: %s: not a score cue with a number in (0, 1): ignored",
+                path,
+                ascii(key)[:40],
+            )
+    return points
+
+
+def load_drill(config: Config, now: float) -> float | None:
+    """When the attack drill saved in ``drill.json`` ends (Unix seconds), or None: no drill.
+
+    An unreadable file, or an end further off than a drill can last, is no drill (a warning).
+    """
+    path = drill_path(config)
+    value, why = read_state(path, "until")
+    if why is not None:
+        log.warning("%s: %s: no attack drill", path, why)
+        return None
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value > now + (MAX_DRILL_MINUTES + 1) * 60.0
+    ):
+        log.warning("%s: until is not the end of a drill (Unix seconds): no attack drill", path)
+        return None
+    return float(value)
+
+
+def _point_ok(value: Any) -> TypeGuard[float]:
+    """A liveness operating point: a live probability strictly between 0 and 1."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 < value < 1.0
+    )
 
 
 def _threshold_ok(value: Any) -> TypeGuard[float]:
@@ -135,6 +205,20 @@ class Household:
                 config.match.min_cosine_similarity,
             )
             self._set_threshold(applied)
+        points = load_liveness_points(config)
+        if points and self.policy.liveness is None:
+            log.warning(
+                "liveness operating points in %s ignored: liveness is off in the config",
+                settings_path(config),
+            )
+        elif points:
+            log.warning(
+                "liveness operating points %s applied from the web app (%s) instead of the config's %s",
+                _points_text(points),
+                settings_path(config),
+                _points_text(operating_points(self.policy.liveness)),
+            )
+            self._set_points(points)
 
     def handle(self, cmd: dict[str, Any]) -> Result:
         action = cmd["action"]
@@ -361,9 +445,7 @@ class Household:
         if not _threshold_ok(value):
             return False, "threshold: a number from 0 to 1", {}
         old = self.policy.match.min_cosine_similarity
-        if not save_state(
-            settings_path(self.config), {"min_cosine_similarity": value}, "the threshold"
-        ):
+        if not self._save_settings("min_cosine_similarity", value, "the threshold"):
             return (
                 False,
                 f"{settings_path(self.config)}: cannot be written; threshold unchanged",
@@ -376,14 +458,104 @@ class Household:
     def _set_threshold(self, value: float) -> None:
         self.policy.match = dataclasses.replace(self.policy.match, min_cosine_similarity=value)
 
+    def _liveness_set(self, cmd: dict[str, Any]) -> Result:
+        """Score cue -> operating point (a live probability), for any of SCORE_CUES: saved in
+        ``settings.json`` beside the threshold, and judged by from the next attempt on."""
+        points = cmd.get("points")
+        usage = (
+            f"points: an object of score cue ({', '.join(SCORE_CUES)}) -> a number between 0 and 1"
+        )
+        if not isinstance(points, dict) or not points:
+            return False, usage, {}
+        for key, p in points.items():
+            if key not in SCORE_CUES:
+                return (
+                    False,
+                    f"points: {ascii(key)[:40]} is not a liveness score cue ({', '.join(SCORE_CUES)})",
+                    {},
+                )
+            if not _point_ok(p):
+                return (
+                    False,
+                    f"points.{key}: a number strictly between 0 and 1, got {ascii(p)[:40]}",
+                    {},
+                )
+        live = self.policy.liveness
+        if live is None:
+            return False, "liveness is off in the config (liveness.enabled): no point to set", {}
+        new = {k: float(p) for k, p in points.items()}
+        old = {k: float(getattr(live, SCORE_CUES[k].point)) for k in new}
+        saved = load_liveness_points(self.config) | new
+        if not self._save_settings("liveness_points", saved, "the liveness operating points"):
+            return (
+                False,
+                f"{settings_path(self.config)}: cannot be written; operating points unchanged",
+                {},
+            )
+        self._set_points(new)
+        log.warning(
+            "bridge: liveness operating points changed from %s to %s from the web app",
+            _points_text(old),
+            _points_text(new),
+        )
+        why = "; ".join(f"{k} {old[k]:.3f} -> {new[k]:.3f}" for k in new)
+        return True, f"liveness operating points: {why}", {"old": old, "new": new}
+
+    def _set_points(self, points: dict[str, float]) -> None:
+        self.policy.liveness = dataclasses.replace(
+            self.policy.liveness, **{SCORE_CUES[k].point: p for k, p in points.items()}
+        )
+
+    def _save_settings(self, key: str, value: Any, what: str) -> bool:
+        """``settings.json`` with ``key`` set and every other value in it kept."""
+        path = settings_path(self.config)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raw = {}
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable (%s): written afresh", path, exc)
+            raw = {}
+        settings = raw if isinstance(raw, dict) else {}
+        return save_state(path, {**settings, key: value}, what)
+
+    def _drill(self, cmd: dict[str, Any]) -> Result:
+        """An attack drill for ``minutes`` (0: stop it): no face is let in until it ends."""
+        minutes = cmd.get("minutes")
+        if type(minutes) is not int or not 0 <= minutes <= MAX_DRILL_MINUTES:
+            return False, f"minutes: a whole number from 0 to {MAX_DRILL_MINUTES}", {}
+        until = self.policy.wall() + 60.0 * minutes if minutes else None
+        if not save_state(drill_path(self.config), {"until": until}, "the attack drill"):
+            return False, f"{drill_path(self.config)}: cannot be written; drill unchanged", {}
+        self.policy.drill_until = until
+        if until is None:
+            log.warning("bridge: attack drill stopped from the web app")
+            return True, "attack drill stopped", {"drill_until": None}
+        log.warning(
+            "bridge: attack drill for %d min from the web app: no face is let in until %s",
+            minutes,
+            iso_utc_ms(until),
+        )
+        return (
+            True,
+            f"attack drill until {iso_utc_ms(until)[11:19]} UTC: no face is let in",
+            {"drill_until": until},
+        )
+
     def _settings(self, cmd: dict[str, Any]) -> Result:
         m = self.policy.match
+        live = self.policy.liveness
         return (
             True,
             "",
             {
                 "min_cosine_similarity": m.min_cosine_similarity,
                 "config_min_cosine_similarity": self.config.match.min_cosine_similarity,
+                "liveness_points": {} if live is None else operating_points(live),
+                "config_liveness_points": operating_points(self.config.liveness)
+                if self.config.liveness.enabled
+                else {},
+                "drill_until": self.policy.drill_until if self.policy.drilling() else None,
                 "min_margin": m.min_margin,
                 "model": self.config.models.embedder,
                 "door": self.config.mqtt.door_id,
@@ -391,6 +563,10 @@ class Household:
                 "rules": self.config.access.rules is not None,
             },
         )
+
+
+def _points_text(points: dict[str, float]) -> str:
+    return ", ".join(f"{k} {p:.3f}" for k, p in points.items()) or "none"
 
 
 def _mtime_iso(path: Path) -> str:

@@ -130,6 +130,8 @@ class DaemonLink(Closeable):
             "problem": not camera_ok,
             "problem_why": "" if camera_ok else "camera lost",
             "locked_out": self.policy.locked_out_until(self.clock()) is not None,
+            # Unix seconds while an attack drill runs (no face is let in), else None.
+            "drill_until": self.policy.drill_until if self.policy.drilling() else None,
         }
 
     def decided(self, d: Decision, record: dict[str, Any], snapshot: str | None) -> None:

@@ -44,6 +44,7 @@ EVENT_TYPES = (
     "remote_unlock",
     "exit_button",
     "door_held_open",
+    "attack_drill",
 )
 # decision log reason -> event type (every other denial is denied_unknown, with its reason)
 REASON_EVENTS = {
@@ -51,6 +52,8 @@ REASON_EVENTS = {
     "presentation_attack": "presentation_attack",
     "locked_out": "lockout",
     "remote_unlock": "remote_unlock",
+    # A face that would have been let in during an attack drill: denied, and not an alarm.
+    "attack_drill": "attack_drill",
 }
 LOCK_ACTIONS = {"LOCK": "lock", "UNLOCK": "unlock", "OPEN": "open"}
 # Home Assistant renders this with the code typed in, and a fresh timestamp and nonce.
@@ -367,6 +370,7 @@ class Bridge:
             "event_id": rec.get("event_id"),
             "door": self.cfg.door_id,
             "time": rec.get("unix_time"),
+            "drill": rec.get("drill") is True,
         }
         self._publish(self.topics.event, json.dumps(event).encode())
         jpeg = msg.get("snapshot_jpeg_b64")

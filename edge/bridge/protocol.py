@@ -10,7 +10,9 @@ Daemon -> bridge: ``{"type": "state", ...}``, ``{"type": "decision", "record": {
 Bridge -> daemon: ``{"type": "command", "id": ..., "action": "lock" | "unlock" | "open" |
 "face_unlock", ...}``; an unlock carries ``code``, ``nonce``, ``ts`` (Unix seconds) and
 ``sender``, a face_unlock ``value`` (bool).  The web app's requests (HOUSEHOLD_ACTIONS,
-:mod:`edge.bridge.household`) answer with their ``data``.
+:mod:`edge.bridge.household`) answer with their ``data``: e.g. ``drill`` with ``minutes``
+(0 stops it) answers ``drill_until``; ``liveness_set`` takes ``points`` (score cue -> live
+probability).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ HOUSEHOLD_ACTIONS = (
     "rules_get",
     "rules_set",
     "threshold_set",
+    "liveness_set",
+    "drill",
     "settings",
 )
 ACTIONS = DOOR_ACTIONS + HOUSEHOLD_ACTIONS

@@ -32,13 +32,15 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import edge.access
-from edge.bridge.household import MAX_PHOTOS
+from edge.bridge.household import MAX_DRILL_MINUTES, MAX_PHOTOS
 from edge.config import Config
+from edge.decisions import iso_utc_ms
 from edge.errors import FacegateError
 from edge.gallery import validate_name
 from edge.images import decode
@@ -133,6 +135,30 @@ class WebState:
             rec = self.mirror.get(event_id)
         return rec
 
+    def set_liveness_points(self, points: dict[str, float], *, address: str) -> dict[str, Any]:
+        """Ask the daemon to judge liveness at these operating points (score cue -> live
+        probability, edge.liveness.SCORE_CUES) from the next attempt on, kept across restarts;
+        the change (or its refusal) is in the audit trail before this returns the answer."""
+        bad = next((k for k, p in points.items() if not _finite(p)), None)
+        if bad is not None:  # the socket carries strict JSON only: refused here
+            res: dict[str, Any] = {
+                "ok": False,
+                "why": f"points.{bad}: a number strictly between 0 and 1, got {points[bad]!r}",
+                "data": {},
+            }
+        else:
+            res = self.ask("liveness_set", points=points)
+        data = res.get("data") or {}
+        self.audit.write(
+            address,
+            "liveness_points",
+            bool(res.get("ok")),
+            points={k: p if _finite(p) else repr(p) for k, p in points.items()},
+            was=data.get("old"),
+            result=res.get("why"),
+        )
+        return res
+
     def label_map(self) -> dict[str, str]:
         from tools.report.labels import read_labels
 
@@ -146,6 +172,7 @@ class Ui:
         self.st = st
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["quote"] = lambda s: urllib.parse.quote(str(s), safe="")
+        self.templates.env.filters["utc_time"] = lambda t: iso_utc_ms(float(t))[11:19]
 
     @staticmethod
     def address(request: Request) -> str:
@@ -163,6 +190,7 @@ class Ui:
                 "csrf": session.csrf if session else "",
                 "nav": template.split(".", maxsplit=1)[0],
                 "door": self.st.daemon.state,
+                "now": self.st.wall(),  # e.g. a drill's end, in the door's state, is past
                 **ctx,
             },
             status_code=status_code,
@@ -320,7 +348,9 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/")
     def status(request: Request) -> Response:
-        return ui.page(request, "status.html", decisions=recent(10))
+        return ui.page(
+            request, "status.html", decisions=recent(10), max_drill_minutes=MAX_DRILL_MINUTES
+        )
 
     @app.get("/status/panel")
     def status_panel(request: Request) -> Response:
@@ -344,6 +374,19 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         return door_command(request, "face_unlock", value=data.get("value") == "on")
+
+    # An attack drill: for the next N minutes no face is let in (attack_drill); 0 stops it.
+    @app.post("/door/drill")
+    async def drill(request: Request) -> Response:
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        raw = str(data.get("minutes", ""))
+        if not re.fullmatch(r"[0-9]{1,3}", raw):
+            return Response(
+                f"minutes: a whole number from 0 to {MAX_DRILL_MINUTES}", status_code=422
+            )
+        return door_command(request, "drill", minutes=int(raw))
 
     def door_command(request: Request, action: str, **fields: Any) -> Response:
         res = st.ask(action, **fields)
@@ -637,6 +680,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
             periods=PERIODS,
             settings=settings,
             statement=statement,
+            lv=_liveness_view(rep.door_liveness if rep is not None else None),
         )
 
     @app.get("/report/plot/{period}/{name}.png")
@@ -686,6 +730,41 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
             value=value,
             was=settings.get("min_cosine_similarity"),
             result=res.get("why"),
+        )
+        return RedirectResponse(
+            f"/report?period={urllib.parse.quote(period)}&"
+            + urllib.parse.urlencode({"flash": res.get("why")}),
+            status_code=303,
+        )
+
+    @app.post("/report/liveness")
+    async def apply_liveness(request: Request) -> Response:
+        """The recommended liveness operating points: what they change first, then (confirmed) set."""
+        data = await ui.form(request)
+        if data is None:
+            return ui.forged()
+        points = _posted_points(data)
+        if isinstance(points, str):
+            return Response(points, status_code=422)
+        period = str(data.get("period", "30"))
+        period = period if period in PERIODS else "30"
+        if data.get("confirm") != "yes":
+            view = await run_in_threadpool(_report, st, period)
+            settings = (await run_in_threadpool(st.ask, "settings")).get("data") or {}
+            dl = view.report.door_liveness if view.report is not None else None
+            door = settings.get("liveness_points")
+            return ui.page(
+                request,
+                "apply_liveness.html",
+                points=points,
+                points_text=_points_text(points),
+                changes=_liveness_changes(dl, points),
+                door_points=_points_text(door) if isinstance(door, dict) and door else None,
+                period=period,
+                periods=PERIODS,
+            )
+        res = await run_in_threadpool(
+            lambda: st.set_liveness_points(points, address=ui.address(request))
         )
         return RedirectResponse(
             f"/report?period={urllib.parse.quote(period)}&"
@@ -876,6 +955,105 @@ def _iso(t: float) -> str:
     from edge.decisions import iso_utc_ms
 
     return iso_utc_ms(t)
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number the socket can carry (not bool, not NaN or infinite); the daemon checks the rest."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _liveness_view(dl: Any) -> dict[str, Any] | None:
+    """The Report page's liveness at this door (tools.report.door_liveness.DoorLiveness), or None."""
+    if dl is None:
+        return None
+    from tools.report.wording import liveness_points_statement, point_text
+
+    rule = dl.rule
+    rows = [
+        (c.title, point_text(c.point), c.apcer.text(), c.bpcer.text())
+        for c in dl.cues
+        if c.in_force
+    ]
+    rows.append(
+        (
+            "all together",
+            _points_text(rule.points),
+            rule.attacks_accepted.text(),
+            rule.live_refused.text(),
+        )
+    )
+    advice = dl.advice
+    return {
+        "shown": dl.attacks > 0,
+        "attacks": dl.attacks,
+        "drilled": dl.attacks_by_drill,
+        "live": dl.live,
+        "rows": rows,
+        "statement": liveness_points_statement(dl),
+        "apply": dict(advice.together.points) if advice.changes else None,
+    }
+
+
+def _points_text(points: dict[str, Any]) -> str:
+    """``texture 0.02, MiniFASNet 0.20``."""
+    from tools.report.door_liveness import cue_title
+    from tools.report.wording import point_text
+
+    return ", ".join(
+        f"{cue_title(k)} {point_text(p) if isinstance(p, float) else p}" for k, p in points.items()
+    )
+
+
+def _posted_points(data: Any) -> dict[str, float] | str:
+    """The form's ``point_<cue>`` fields as score cue -> live probability, or why they are refused."""
+    from edge.liveness import SCORE_CUES
+
+    points: dict[str, float] = {}
+    for key in data:
+        if not key.startswith("point_"):
+            continue
+        cue = key.removeprefix("point_")
+        if cue not in SCORE_CUES:
+            return f"{key}: not a liveness score cue ({', '.join(SCORE_CUES)})"
+        try:
+            p = float(str(data.get(key)))
+        except ValueError:
+            return f"{key}: not a number"
+        if not 0.0 < p < 1.0:  # NaN fails too
+            return f"{key}: a number strictly between 0 and 1"
+        points[cue] = p
+    return points or "no operating point given"
+
+
+def _liveness_changes(dl: Any, points: dict[str, float]) -> list[tuple[str, bool]]:
+    """What ``points`` would have done to the reviewed attempts, a line per cue and one for all
+    of them together; each with whether it lets more attacks in than now.  Empty without any."""
+    if dl is None or dl.rule.attacks_accepted.n + dl.rule.live_refused.n == 0:
+        return []
+    from tools.report.door_liveness import cue_title
+    from tools.report.wording import point_change
+
+    now = dl.rule
+    judged = {k: p for k, p in points.items() if k in dl.points}
+    lines = []
+    for cue, p in judged.items():
+        at = dl.at({cue: p})
+        line = point_change(cue_title(cue), dl.points[cue], p, now, at, rates=False)
+        lines.append((line, at.attacks_accepted.k > now.attacks_accepted.k))
+    for cue in points.keys() - judged.keys():
+        lines.append((f"{cue_title(cue)}: not judged in these attempts' logs", False))
+    if len(judged) > 1:
+        at = dl.at(judged)
+        live, att = at.live_refused, at.attacks_accepted
+        lines.append(
+            (
+                f"All together: live attempts refused {now.live_refused.k}/{live.n} -> "
+                f"{live.k}/{live.n}, attacks accepted {now.attacks_accepted.k}/{att.n} -> "
+                f"{att.k}/{att.n}",
+                att.k > now.attacks_accepted.k,
+            )
+        )
+    return lines
 
 
 def _at_threshold(rep: Any, value: float) -> Any:

@@ -523,6 +523,63 @@ def _card_cases() -> Iterator[Case]:
     yield Case("card: the landmark model replaced", "card", yunet_garbage)
 
 
+def _liveness_cases() -> Iterator[Case]:
+    """The MiniFASNet cue's networks and cards broken: the daemon must not start (nor unlock alice)."""
+    from edge.liveness import MINIFASNET_MODELS, shipped_model
+
+    def door(change: Callable[[Path], object]) -> Callable[[Path, World], list[str]]:
+        def make(d: Path, w: World) -> list[str]:
+            nets = made_dir(d / "minifasnet")
+            for n in MINIFASNET_MODELS:
+                shutil.copyfile(shipped_model(n), nets / n)
+                shutil.copyfile(f"{shipped_model(n)}.card.json", nets / f"{n}.card.json")
+            change(nets)
+            cfg = w.enrolled_door(d)
+            cfg.write_text(
+                cfg.read_text().replace(
+                    "liveness: {enabled: false}",
+                    f"liveness: {{enabled: true, minifasnet_models: {nets}}}",
+                )
+            )
+            return ["-c", str(cfg), "run", "--mock-gpio", "--replay", str(w.replay(d, "0005"))]
+
+        return make
+
+    def card(edit: Callable[[dict], object]) -> Callable[[Path], object]:
+        def change(nets: Path) -> None:
+            path = nets / f"{MINIFASNET_MODELS[1]}.card.json"
+            doc = json.loads(path.read_text())
+            edit(doc)
+            path.write_text(json.dumps(doc))
+
+        return change
+
+    def tamper(nets: Path) -> None:
+        data = bytearray((nets / MINIFASNET_MODELS[0]).read_bytes())
+        data[4000:4004] = b"\x00\x01\x02\x03"
+        (nets / MINIFASNET_MODELS[0]).write_bytes(bytes(data))
+
+    def folder_a_file(nets: Path) -> None:
+        shutil.rmtree(nets)
+        nets.write_text("")
+
+    changes: dict[str, Callable[[Path], object]] = {
+        "a network that fails its sha256": tamper,
+        "a network missing": lambda n: (n / MINIFASNET_MODELS[0]).unlink(),
+        "a card missing": lambda n: (n / f"{MINIFASNET_MODELS[0]}.card.json").unlink(),
+        "patch box_width NaN": card(lambda c: c["crop"].update(box_width=float("nan"))),
+        "patch box_height 0": card(lambda c: c["crop"].update(box_height=0)),
+        "patch scale 1e9": card(lambda c: c["crop"].update(scale=1e9)),
+        "patch method unknown": card(lambda c: c["crop"].update(method="patchwork")),
+        "card of an embedder": card(lambda c: c.update(role="embedder")),
+        "output of three classes": card(lambda c: c.update(output={"kind": "logit", "size": 3})),
+        "the network world-writable": lambda n: (n / MINIFASNET_MODELS[1]).chmod(0o666),
+        "the folder a file": folder_a_file,
+    }
+    for name, change in changes.items():
+        yield Case(f"liveness: MiniFASNet {name}", "card", door(change))
+
+
 def _log_cases() -> Iterator[Case]:
     def record(**over: object) -> dict:
         base = {
@@ -809,6 +866,7 @@ def cases() -> list[Case]:
         *_image_cases(),
         *_gallery_cases(),
         *_card_cases(),
+        *_liveness_cases(),
         *_log_cases(),
         *_cli_cases(),
     ]

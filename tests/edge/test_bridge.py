@@ -258,6 +258,7 @@ def test_discovery_payloads_are_exact_and_retained_over_tls(broker, tmp_path):
             "remote_unlock",
             "exit_button",
             "door_held_open",
+            "attack_drill",
         ]
         for topic, value in (
             ("lock/state", b"LOCKED"),
@@ -283,6 +284,41 @@ def test_remote_unlock_discovery_asks_for_a_code_and_snapshots_add_an_image():
     assert (
         image["image_topic"] == "facegate/back/snapshot" and image["content_type"] == "image/jpeg"
     )
+
+
+def test_a_drill_decision_is_an_attack_drill_event_the_discovery_declares():
+    """No broker: a stand-in MQTT client records what the bridge publishes."""
+    sent: list[tuple[str, bytes]] = []
+
+    class Client:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None  # will_set, reconnect_delay_set, ...
+
+        def is_connected(self) -> bool:
+            return True
+
+        def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
+            sent.append((topic, payload))
+
+    cfg = replace(MqttConfig(), enabled=True, door_id="front")
+    bridge = Bridge(cfg, client_factory=Client)
+    declared = discovery(cfg)["homeassistant/event/facegate_front/decision/config"]["event_types"]
+    record = {"event_id": "e1", "decision": "deny", "best": "alice", "best_score": 0.8}
+    for reason, drill, event_type in (
+        ("attack_drill", True, "attack_drill"),
+        ("presentation_attack", True, "presentation_attack"),  # a drill keeps other reasons
+        ("accepted", False, "granted"),
+    ):
+        bridge._from_daemon(
+            {"type": "decision", "record": {**record, "reason": reason, "drill": drill}}
+        )
+        topic, payload = sent[-1]
+        event = json.loads(payload)
+        assert topic == "facegate/front/event" and event["event_type"] == event_type, reason
+        assert event["event_type"] in declared and event["drill"] is drill
 
 
 def test_rediscovery_when_home_assistant_comes_online(broker, tmp_path):

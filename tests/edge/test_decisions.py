@@ -37,6 +37,7 @@ DOC_TYPES = {
     "choice": "string",
     "list": "list of strings",
     "object": "object",
+    "bool": "boolean",
 }
 
 
@@ -440,4 +441,25 @@ def test_fields_old_logs_lack_read_as_missing(decision):
         if not spec.required:
             del rec[name]
             got = read_field(rec, name)
-            assert got is None or math.isnan(got), name  # None, or NaN for a number
+            if spec.kind == "bool":
+                assert got is False, name  # false: e.g. no drill ran
+            else:
+                assert got is None or math.isnan(got), name  # None, or NaN for a number
+
+
+def test_every_record_says_whether_a_drill_ran_and_old_logs_read_as_none_did(decision, tmp_path):
+    assert decision_record(decision, unix_time=0.0)["drill"] is False
+    drilled = replace(decision, unlock=False, reason=Reason.ATTACK_DRILL, drill=True)
+    rec = decision_record(drilled, unix_time=0.0)
+    assert rec["drill"] is True and rec["decision"] == "deny" and rec["reason"] == "attack_drill"
+    assert read_field(rec, "drill") is True
+    old = {k: v for k, v in rec.items() if k != "drill"}  # a log from before drills
+    assert read_field(old, "drill") is False
+    for bad in (1, 0, "true", None):
+        with pytest.raises(FieldError, match="drill: expected true or false"):
+            read_field({**rec, "drill": bad}, "drill")
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, max_bytes=1 << 20, backups=1) as dlog:
+        dlog.append(rec)
+        dlog.append(old)
+    assert [r.get("drill") for r in _read_all(path)] == [True, None]

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from household import door_config, frames, run_door
 
-from edge.bridge.household import Household, face_file, load_threshold, settings_path
+from edge.bridge.household import (
+    Household,
+    drill_path,
+    face_file,
+    load_drill,
+    load_threshold,
+    settings_path,
+)
 from edge.bridge.mqtt import Bridge, DaemonUnavailable
 from edge.bridge.server import BridgeServer
 from edge.config import MqttConfig
@@ -226,6 +233,134 @@ def test_an_applied_threshold_survives_a_restart_and_a_bad_settings_file_is_igno
     assert load_threshold(config) is None
     settings_path(config).write_text("{not json")
     assert load_threshold(config) is None
+
+
+T0 = 1_700_000_000.0  # the wall clock of the light households below, Unix seconds
+
+
+def light(tmp_path: Path, wall: list[float], *, liveness: bool = True) -> tuple[Any, Household]:
+    """A Household over a bare Policy (no models: these requests need none) on ``wall[0]``."""
+    from edge.config import load_config
+    from edge.policy import Policy
+
+    base = load_config()
+    config = replace(
+        base,
+        gallery=replace(base.gallery, path=str(tmp_path / "gallery.json")),
+        liveness=replace(base.liveness, enabled=liveness),
+    )
+    policy = Policy(config.policy, config.match, liveness=config.liveness, wall=lambda: wall[0])
+    return config, Household(config, pipeline=None, policy=policy, last_frame=lambda: None)
+
+
+def test_a_drill_is_started_stopped_and_its_minutes_checked(tmp_path):
+    wall = [T0]
+    config, h = light(tmp_path, wall)
+    path = drill_path(config)
+    for bad in (-1, 31, 5.0, "5", True, None, [5]):
+        ok, why, _ = ask(h, "drill", minutes=bad)
+        assert not ok and why == "minutes: a whole number from 0 to 30", bad
+    assert not path.exists() and not h.policy.drilling()
+    ok, why, data = ask(h, "drill", minutes=5)
+    assert ok and data == {"drill_until": T0 + 300.0} and "no face is let in" in why
+    assert h.policy.drilling() and json.loads(path.read_text()) == {"until": T0 + 300.0}
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert ask(h, "settings")[2]["drill_until"] == T0 + 300.0
+    assert not ask(h, "drill", minutes=31)[0] and h.policy.drill_until == T0 + 300.0
+    ok, why, data = ask(h, "drill", minutes=0)
+    assert ok and why == "attack drill stopped" and data == {"drill_until": None}
+    assert not h.policy.drilling() and json.loads(path.read_text()) == {"until": None}
+    assert ask(h, "settings")[2]["drill_until"] is None
+    assert ask(h, "drill", minutes=30)[0] and h.policy.drill_until == T0 + 1800.0
+    wall[0] = T0 + 1800.0  # it ends by itself
+    assert not h.policy.drilling() and ask(h, "settings")[2]["drill_until"] is None
+
+
+def test_a_saved_drill_is_read_back_and_a_bad_file_is_no_drill(tmp_path, caplog):
+    wall = [T0]
+    config, h = light(tmp_path, wall)
+    path = drill_path(config)
+    assert load_drill(config, T0) is None and not caplog.text  # no file: no drill, nothing to say
+    assert ask(h, "drill", minutes=10)[0]
+    assert load_drill(config, T0 + 60.0) == T0 + 600.0
+    for text in ("{not json", '["until"]', '{"until": "soon"}', '{"until": true}'):
+        path.write_text(text)
+        caplog.clear()
+        assert load_drill(config, T0) is None, text
+        assert "no attack drill" in caplog.text, text
+    path.write_text(json.dumps({"until": T0 + 32 * 60.0}))  # longer than any drill lasts
+    assert load_drill(config, T0) is None
+    path.write_text('{"until": NaN}')
+    assert load_drill(config, T0) is None
+
+
+def test_liveness_points_are_checked_merged_with_the_threshold_and_applied_again_at_start(
+    tmp_path, caplog
+):
+    wall = [T0]
+    config, h = light(tmp_path, wall)
+    settings = settings_path(config)
+    assert ask(h, "threshold_set", value=0.8)[0]
+    ok, why, data = ask(h, "liveness_set", points={"texture": 0.3})
+    assert ok and why == "liveness operating points: texture 0.018 -> 0.300"
+    assert data == {"old": {"texture": 0.018}, "new": {"texture": 0.3}}
+    assert h.policy.liveness.min_live_probability == 0.3
+    assert json.loads(settings.read_text()) == {
+        "min_cosine_similarity": 0.8,
+        "liveness_points": {"texture": 0.3},
+    }
+    assert ask(h, "liveness_set", points={"minifasnet": 0.5})[0]
+    assert ask(h, "threshold_set", value=0.7)[0]  # keeps the points
+    assert json.loads(settings.read_text()) == {
+        "min_cosine_similarity": 0.7,
+        "liveness_points": {"texture": 0.3, "minifasnet": 0.5},
+    }
+    assert (h.policy.liveness.min_live_probability, h.policy.match.min_cosine_similarity) == (
+        0.3,
+        0.7,
+    )
+    assert h.policy.liveness.minifasnet_min_live_probability == 0.5
+    answer = ask(h, "settings")[2]
+    assert answer["liveness_points"] == {"texture": 0.3, "minifasnet": 0.5}
+    assert answer["config_liveness_points"] == {"texture": 0.018, "minifasnet": 0.46}
+    # Every bad point is refused with one line, and nothing is written or applied.
+    before = settings.read_bytes()
+    for points, said in (
+        ({"texture": float("nan")}, "points.texture: a number strictly between 0 and 1"),
+        ({"texture": float("inf")}, "points.texture: a number strictly between 0 and 1"),
+        ({"texture": 0}, "points.texture: a number strictly between 0 and 1, got 0"),
+        ({"texture": 1.0}, "points.texture: a number strictly between 0 and 1, got 1.0"),
+        ({"texture": -1}, "points.texture: a number strictly between 0 and 1, got -1"),
+        ({"texture": "0.3"}, "points.texture: a number strictly between 0 and 1, got '0.3'"),
+        ({"texture": True}, "points.texture: a number strictly between 0 and 1, got True"),
+        ({"minifasnet": 0.4, "eyes": 0.3}, "points: 'eyes' is not a liveness score cue"),
+        ({"te\nxture": 0.3}, "points: 'te\\nxture' is not a liveness score cue"),
+        ({}, "points: an object of score cue"),
+        ([0.3], "points: an object of score cue"),
+    ):
+        ok, why, _ = ask(h, "liveness_set", points=points)
+        assert not ok and why.startswith(said) and "\n" not in why, (points, why)
+    assert settings.read_bytes() == before
+    assert h.policy.liveness.minifasnet_min_live_probability == 0.5
+    # A restarted daemon (a fresh policy, a new Household) applies both again, saying so.
+    caplog.clear()
+    _, h2 = light(tmp_path, wall)
+    assert h2.policy.match.min_cosine_similarity == 0.7
+    assert h2.policy.liveness.min_live_probability == 0.3
+    assert h2.policy.liveness.minifasnet_min_live_probability == 0.5
+    assert "liveness operating points texture 0.300, minifasnet 0.500 applied" in caplog.text
+    # A bad entry in the file is ignored, the rest applied; liveness off: nothing to set.
+    settings.write_text('{"liveness_points": {"texture": 2, "minifasnet": 0.4}}')
+    _, h3 = light(tmp_path, wall)
+    assert h3.policy.liveness.min_live_probability == 0.018
+    assert h3.policy.liveness.minifasnet_min_live_probability == 0.4
+    _, off = light(tmp_path, wall, liveness=False)
+    ok, why, _ = ask(off, "liveness_set", points={"texture": 0.3})
+    assert not ok and "liveness is off" in why
+    assert json.loads(settings.read_text()) == {
+        "liveness_points": {"texture": 2, "minifasnet": 0.4}
+    }
+    assert ask(off, "settings")[2]["liveness_points"] == {}
 
 
 def test_a_capture_is_the_cameras_last_frame_with_its_guidance(door):

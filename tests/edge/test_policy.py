@@ -724,3 +724,75 @@ def test_the_lockout_survives_a_restart_in_unix_time():
     ):
         with pytest.raises(ValueError):
             make().restore_lockout(bad, now=0.0, wall=0.0)
+
+
+# -- attack drill ------------------------------------------------------------------------------
+
+from edge.types import UNLOCKING  # noqa: E402
+
+T0 = 1_700_000_000.0  # the wall clock, Unix seconds
+
+
+def make_drill(wall: list[float], **policy) -> Policy:
+    """A policy on the wall clock ``wall[0]`` with a five-minute attack drill running."""
+    counter = itertools.count(1)
+    p = Policy(
+        replace(PC, **policy),
+        MC,
+        wall=lambda: wall[0],
+        id_factory=lambda: f"ev{next(counter)}",
+    )
+    p.drill_until = wall[0] + 300.0
+    return p
+
+
+def test_during_a_drill_a_would_be_accept_is_attack_drill_and_never_unlocks():
+    assert Reason.ATTACK_DRILL not in UNLOCKING
+    wall = [T0]
+    p = make_drill(wall)
+    d = only(feed(p, [ALICE] * 3))
+    assert (d.reason, d.unlock, d.drill, d.person, d.frames_matched) == (
+        Reason.ATTACK_DRILL,
+        False,
+        True,
+        "alice",
+        3,
+    )
+    assert not p.settled(1, 0.2 + PC.retry_after_s)  # not accepted: the track may try again
+    wall[0] = T0 + 299.9
+    assert only(feed(p, [ALICE] * 3, track=2)).reason == Reason.ATTACK_DRILL
+    wall[0] = T0 + 300.0  # the drill is over: let in again, not marked
+    d = only(feed(p, [ALICE] * 3, track=3))
+    assert d.unlock and d.reason == Reason.ACCEPTED and not d.drill
+
+
+def test_during_a_drill_every_other_reason_is_kept_and_marked():
+    wall = [T0]
+    p = make_drill(wall)
+    unknown = only(feed(p, [WEAK] * 5, track=1))
+    dark = only(feed(p, [(ALICE, DARK)] * 5, track=2))
+    ambiguous = only(feed(p, [ALICE, ALICE, BOB, ALICE, ALICE], track=3))
+    assert [(d.reason, d.drill) for d in (unknown, dark, ambiguous)] == [
+        (Reason.UNKNOWN_FACE, True),
+        (Reason.TOO_DARK, True),
+        (Reason.AMBIGUOUS, True),
+    ]
+    p.face_unlock = False  # switched off: refused as before, whatever the drill
+    assert only(feed(p, [ALICE] * 3, track=4)).reason == Reason.FACE_UNLOCK_OFF
+    # A remote command with the right code is not an attempt at the door: kept, and marked.
+    remote = p.remote(1.0, sender="alice", code_ok=True)
+    assert remote.reason == Reason.REMOTE_UNLOCK and remote.unlock and remote.drill
+    p.drill_until = None
+    assert not only(feed(p, [WEAK] * 5, track=5)).drill
+    p.drill_until = math.nan  # never a drill by accident
+    assert not p.drilling()
+
+
+def test_drill_refusals_do_not_count_towards_the_lockout_but_denials_during_it_do():
+    wall = [T0]
+    p = make_drill(wall, frames=1, min_matching_frames=1, lockout_attempts=2)
+    for t in range(5):
+        assert deny(p, float(t), ALICE).reason == Reason.ATTACK_DRILL
+    assert p.locked_out_until(5.0) is None
+    deny(p, 6.0), deny(p, 7.0)  # two strangers: the lockout works as ever
+    assert deny(p, 8.0, ALICE).reason == Reason.LOCKED_OUT

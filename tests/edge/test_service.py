@@ -705,6 +705,31 @@ def test_a_restart_does_not_clear_the_lockout(enrolled, lfw_samples, tmp_path):
     assert True not in relay_history(pins)
 
 
+def test_a_restart_does_not_end_an_attack_drill(enrolled, lfw_samples, tmp_path, caplog):
+    """The web app's drill is kept beside the gallery (drill.json): a daemon started during it
+    refuses colin as attack_drill; an unreadable file is no drill, and the door works."""
+    from edge.bridge.household import drill_path
+
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((250, 250, 3), 90, np.uint8))
+    visit = [lfw_samples["Colin_Powell_0040"]] * 3 + [blank] * 30
+    drill_path(enrolled).write_text(json.dumps({"until": time.time() + 600.0}))
+    pins = MockFactory()
+    with caplog.at_level(logging.WARNING, logger="edge.service"):
+        assert service_for(enrolled, visit, pins).run() == ExitCode.OK
+    assert "restored an attack drill" in caplog.text
+    assert [(r["reason"], r["decision"], r["drill"]) for r in records(enrolled)] == [
+        (Reason.ATTACK_DRILL, "deny", True)
+    ]
+    assert True not in relay_history(pins)
+    drill_path(enrolled).write_text("{not json")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert service_for(enrolled, visit, MockFactory()).run() == ExitCode.OK
+    assert "no attack drill" in caplog.text
+    assert [(r["reason"], r["drill"]) for r in records(enrolled)[1:]] == [(Reason.ACCEPTED, False)]
+
+
 def stat_mode(path: Path) -> int:
     import stat as _stat
 

@@ -109,3 +109,36 @@ def test_a_failing_liveness_check_leaves_the_door_locked(door, samples, tmp_path
     assert not Path(cfg.log.decisions).exists() or not any(
         r["decision"] == "unlock" for r in read_records(log_files(cfg.log.decisions))
     )
+
+
+def test_a_cue_that_raises_leaves_the_door_locked_whatever_the_other_cues_say(
+    door, samples, tmp_path, monkeypatch
+):
+    """The texture cue and planar motion work; only the MiniFASNet cue fails, on every frame."""
+    from edge import service as service_mod
+    from edge.liveness import minifasnet
+
+    def exploding(config):
+        def cue(frame, face):
+            raise RuntimeError("MiniFASNet exploded")
+
+        return cue
+
+    monkeypatch.setattr(minifasnet, "from_config", exploding)
+    people, attempts = nuaa.split(samples / "nuaa", ["0009"])
+    genuine = [a for a in attempts if a.label == "subject0009"]
+    cfg = replay.replay_config(door, tmp_path)
+    replay.enroll_all(cfg, people)
+    clock = FakeClock()
+    pins = MockFactory()
+    svc = service_mod.build_service(
+        cfg,
+        pin_factory=pins,
+        camera=ReplayCamera(
+            [f for a in genuine for f in a.frames], fps=10, clock=clock, sleep=clock.sleep
+        ),
+        clock=clock,
+    )
+    svc.run()
+    assert svc.stats.unlocks == 0 and svc.stats.errors >= 1
+    assert not any(s.state for s in pins.pin(cfg.lock.relay_pin).states)

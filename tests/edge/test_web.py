@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +424,155 @@ def test_status_shows_the_door_and_the_last_decisions_with_thumbnails(web):
     web.daemon._state = None
     assert "not connected" in web.client.get("/").text
     assert NUAA.is_dir()
+
+
+def test_the_status_page_starts_and_stops_an_attack_drill_and_the_audit_records_it(web):
+    log_in(web.client)
+    assert 'id="drill-start"' in web.client.get("/").text and not web.policy.drilling()
+    token = csrf(web.client)
+    r = web.client.post("/door/drill", data={"minutes": "5", "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303 and "attack+drill+until" in r.headers["location"]
+    until = web.policy.drill_until
+    assert web.policy.drilling() and abs(until - time.time() - 300.0) < 60.0
+    saved = Path(web.config.gallery.path).with_name("drill.json")
+    assert json.loads(saved.read_text()) == {"until": until}
+    entry = audit(web)[-1]
+    assert (entry["action"], entry["ok"], entry["minutes"]) == ("drill", True, 5)
+    # The daemon's state says so (the bridge's copy); the page offers to stop it.
+    web.daemon._state = {**(web.daemon.state or {}), "drill_until": until}
+    page = web.client.get("/").text
+    assert 'id="drill-stop"' in page and 'id="drill-start"' not in page
+    panel = web.client.get("/status/panel", headers={"HX-Request": "true"}).text
+    assert 'id="drill-until"' in panel
+    # Minutes the form cannot mean are refused here; 31 by the daemon (and audited).
+    for bad in ("five", "", "-1", "1.5", "\u00b2"):
+        r = web.client.post("/door/drill", data={"minutes": bad, "csrf": token})
+        assert r.status_code == 422, bad
+    r = web.client.post(
+        "/door/drill", data={"minutes": "31", "csrf": token}, follow_redirects=False
+    )
+    assert r.status_code == 303 and (audit(web)[-1]["ok"], audit(web)[-1]["minutes"]) == (False, 31)
+    assert web.policy.drill_until == until
+    r = web.client.post("/door/drill", data={"minutes": "0", "csrf": token}, follow_redirects=False)
+    assert "attack+drill+stopped" in r.headers["location"] and not web.policy.drilling()
+    assert (audit(web)[-1]["action"], audit(web)[-1]["minutes"]) == ("drill", 0)
+    assert json.loads(saved.read_text()) == {"until": None}
+    web.daemon._state = {**(web.daemon.state or {}), "drill_until": None}
+    assert 'id="drill-start"' in web.client.get("/").text
+
+
+def test_liveness_points_set_from_the_app_are_applied_and_audited(web):
+    from dataclasses import replace
+
+    st = web.app.state.web
+    settings = Path(web.config.gallery.path).with_name("settings.json")
+    res = st.set_liveness_points({"texture": 0.3}, address="192.0.2.7")
+    assert not res["ok"] and "liveness is off" in res["why"] and not settings.exists()
+    assert audit(web)[-1]["action"] == "liveness_points" and not audit(web)[-1]["ok"]
+    web.policy.liveness = replace(web.config.liveness, enabled=True)  # as a door with it on
+    res = st.set_liveness_points({"texture": 0.3, "minifasnet": 0.5}, address="192.0.2.7")
+    assert res["ok"] and web.policy.liveness.min_live_probability == 0.3
+    entry = audit(web)[-1]
+    assert (entry["from"], entry["action"], entry["ok"]) == ("192.0.2.7", "liveness_points", True)
+    assert entry["points"] == {"texture": 0.3, "minifasnet": 0.5}
+    assert entry["was"] == {"texture": 0.018, "minifasnet": 0.46}
+    assert json.loads(settings.read_text())["liveness_points"] == {
+        "texture": 0.3,
+        "minifasnet": 0.5,
+    }
+    answer = st.ask("settings")["data"]
+    assert answer["liveness_points"] == {"texture": 0.3, "minifasnet": 0.5}
+    # Not JSON the socket carries: refused in the app, and still audited.
+    for bad in (float("nan"), float("inf"), True):
+        res = st.set_liveness_points({"texture": bad}, address="192.0.2.7")
+        assert not res["ok"] and "points.texture" in res["why"]
+        assert audit(web)[-1]["points"] == {"texture": repr(bad)} and not audit(web)[-1]["ok"]
+    assert web.policy.liveness.min_live_probability == 0.3
+
+
+def test_the_report_recommends_liveness_points_and_applies_them_only_when_confirmed(web):
+    """A drill's photos (unlabelled) and the household's reviewed attempts: MiniFASNet refuses 9
+    of 40 live attempts at 0.46; at 0.15 it refuses none and still every photo."""
+    from dataclasses import replace
+
+    from edge.decisions import decision_record
+    from edge.liveness import LivenessSample, judge, logit
+    from edge.types import Decision, Reason
+    from tools.report.labels import append_label
+
+    st = web.app.state.web
+    points = {"texture": 0.46, "minifasnet": 0.46}
+    attempts = [(f"x{i}", 0.7, 0.06 + 0.002 * i, True) for i in range(12)]
+    attempts += [(f"a{i}", 0.8, 0.3 if i < 9 else 0.9, False) for i in range(40)]
+    for n, (ident, texture, minifasnet, drill) in enumerate(attempts):
+        frame = LivenessSample(
+            scores=(("texture", logit(texture)), ("minifasnet", logit(minifasnet)))
+        )
+        verdict = judge([frame], points=points, min_frames=1, vetoes=())
+        decision = Decision(
+            event_id=ident,
+            at=0.0,
+            unlock=False,
+            reason=Reason.UNKNOWN_FACE if verdict.live else Reason.PRESENTATION_ATTACK,
+            person="0005",
+            best="0005",
+            best_score=0.5,
+            second=None,
+            second_score=-1.0,
+            threshold=0.6,
+            min_margin=0.1,
+            frames_used=5,
+            frames_matched=0,
+            liveness=verdict.as_dict(),
+            drill=drill,
+        )
+        st.mirror.add(decision_record(decision, unix_time=st.wall() - 3600 + n))
+        if not drill:
+            append_label(st.labels, ident, "0005")
+    log_in(web.client)
+    page = web.client.get("/report?period=all").text
+    assert re.search(
+        r"<td>MiniFASNet</td><td>0.46</td><td>0.00% \(95% CI 0.00-24.25%, 0/12\)</td><td>22.50%",
+        page,
+    )
+    assert "MiniFASNet 0.46 -&gt; 0.15: live attempts refused 22.50%" in page
+    assert 'name="point_minifasnet" value="0.15"' in page
+    # texture refuses nobody and no photo here: nothing to gain by moving it, so it stays
+    assert 'name="point_texture" value="0.46"' in page
+    token = csrf(web.client, "/report")
+    form = {"point_texture": "0.46", "point_minifasnet": "0.15", "period": "all", "csrf": token}
+    r = web.client.post("/report/liveness", data=form)
+    assert r.status_code == 200 and "Change the liveness operating points?" in r.text
+    assert (
+        "MiniFASNet 0.46 -&gt; 0.15: live attempts refused 9/40 -&gt; 0/40, attacks accepted "
+        "0/12 -&gt; 0/12 at this door&#39;s reviewed attempts"
+    ) in r.text
+    assert (
+        "All together: live attempts refused 9/40 -&gt; 0/40, attacks accepted 0/12 -&gt; 0/12"
+        in r.text
+    )
+    assert 'class="bad"' not in r.text
+    settings = Path(web.config.gallery.path).with_name("settings.json")
+    assert not settings.exists() and all(e["action"] != "liveness_points" for e in audit(web))
+    # A point that lets the photos through says so.
+    r = web.client.post("/report/liveness", data={**form, "point_minifasnet": "0.05"})
+    assert re.search(
+        r'<li class="bad">MiniFASNet 0.46 -&gt; 0.05: [^<]*attacks accepted 0/12 -&gt; 12/12',
+        r.text,
+    )
+    # Points the daemon would not take are refused before anything is asked.
+    for bad in ({"point_texture": "1.5"}, {"point_eyes": "0.2"}, {"point_texture": "nan"}, {}):
+        r = web.client.post("/report/liveness", data={**bad, "period": "all", "csrf": token})
+        assert r.status_code == 422, bad
+    assert not settings.exists()
+    web.policy.liveness = replace(web.config.liveness, enabled=True)  # as a door with it on
+    r = web.client.post("/report/liveness", data={**form, "confirm": "yes"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/report?period=all&flash=")
+    live = web.policy.liveness
+    assert (live.min_live_probability, live.minifasnet_min_live_probability) == (0.46, 0.15)
+    entry = audit(web)[-1]
+    assert (entry["action"], entry["ok"]) == ("liveness_points", True)
+    assert entry["points"] == {"texture": 0.46, "minifasnet": 0.15}
 
 
 def test_a_capture_at_the_door_camera_is_judged_shown_and_enrolled_when_ticked(web):

@@ -108,6 +108,59 @@ def test_evaluate_on_a_folder_without_nuaa_frames_is_one_clear_error(
     assert len(err) == 1 and "no NUAA frames of subjects 0009" in err[0]
 
 
+def test_evaluate_images_scores_every_still_and_names_the_worst(
+    samples, model_dir, tmp_path, capsys, monkeypatch
+):
+    from tools.liveness.evaluate import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    live, attack = tmp_path / "live", tmp_path / "attack"
+    shutil.copytree(samples / "nuaa" / "ClientRaw" / "0009", live)
+    shutil.copytree(samples / "nuaa" / "ImposterRaw" / "0009", attack)
+    (attack / "broken.jpg").write_bytes(b"not a jpeg")
+    blank = np.zeros((240, 320, 3), np.uint8)
+    import cv2
+
+    cv2.imwrite(str(live / "blank.png"), blank)
+    out = tmp_path / "out"
+    assert main(["--images", str(live), str(attack), "--out", str(out), "--worst", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "1 without a face" in text and "1 unreadable" in text
+    assert "AUC" in text and "APCER at BPCER 1%" in text and "minifasnet alone" in text
+    data = json.loads((out / "liveness_stills.json").read_text())
+    assert data["images"] == {"live": 16, "attack": 11} and data["no_face"]["live"] == 1
+    rule = data["rule"]
+    # the committed live frames of 0009 and its printed photo: the rule separates them
+    assert rule["auc"] == 1.0 and rule["apcer"] == 0.0 and rule["bpcer"] == 0.0
+    assert set(data["cues"]) == {"texture", "minifasnet"} and len(data["worst_live"]) == 2
+    assert sum(1 for r in data["per_image"] if r["logits"] is None) == 2
+
+
+def test_evaluate_images_of_an_empty_folder_is_one_clear_error(
+    tmp_path, capsys, model_dir, monkeypatch
+):
+    from tools.liveness.evaluate import main
+
+    monkeypatch.setenv("FACEGATE_MODEL_DIR", str(model_dir))
+    (tmp_path / "a").mkdir()
+    assert main(["--images", str(tmp_path / "a"), str(tmp_path / "b")]) == ExitCode.DATA
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no images" in err[0]
+
+
+def test_still_metrics_auc_and_apcer_at_a_bpcer():
+    from tools.liveness.stills import apcer_at_bpcer, auc
+
+    live = np.array([True] * 10 + [False] * 4)
+    score = np.array([*range(10, 20), 0, 1, 15, 25], float)
+    # attacks 0 and 1 lose to all ten; 15 beats five (one tie, half); 25 beats all
+    assert auc(score, live) == pytest.approx((10 + 10 + 4.5 + 0) / 40)
+    assert auc(np.array([1.0, 0.0]), np.array([True, False])) == 1.0
+    assert auc(np.array([np.nan, 0.0]), np.array([True, False])) == 0.0
+    apcer, t = apcer_at_bpcer(score, live, 0.10)  # one of ten live may fall below: t = 11
+    assert t == 11 and apcer == 0.5
+
+
 def _tiny_nuaa(samples: Path, root: Path) -> Path:
     """A NUAA-layout folder: subject 0005's live frames and, as its 'photos', the committed printed frames."""
     (root / "ClientRaw" / "0005").mkdir(parents=True)

@@ -11,7 +11,8 @@ and JSON.  ``python -m tools.report review`` labels attempts interactively.
 Modules: stats (intervals), labels (truth), collect (streaming the logs into
 compact columns); the numbers: confusion (classes, confusion matrix), sweep
 (threshold sweep, recommendation), breakdowns (per person, reason, week,
-exposure), metrics (all of them assembled into a Report); the words: wording
+exposure), door_liveness (each liveness cue at this door, its recommended
+point), metrics (all of them assembled into a Report); the words: wording
 (sentences about the numbers), sections (the report's sections), render (text,
 Markdown, HTML), json_report (JSON), plots; review (labelling at the
 terminal); __main__ is the command line.

@@ -34,6 +34,7 @@ from edge.errors import DecisionLogError
 from edge.jsonfields import FieldError
 from edge.types import REMOTE, UNLOCKING, Reason
 from tools.report import ReportError
+from tools.report.door_liveness import LivenessCollector, LivenessTable, read_cues
 from tools.report.labels import ATTACK, IMPOSTOR, Labeller
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ HARD_DENIALS = frozenset(
         Reason.NOT_YET_VALID,
         Reason.EXPIRED,
         Reason.NO_ENTRIES_LEFT,
+        # a drill attempt is never let in, whatever its score
+        Reason.ATTACK_DRILL,
     }
 )
 _HARD = frozenset(REASON_CODE[r] for r in HARD_DENIALS)
@@ -139,6 +142,7 @@ class Columns:
     redecide_unlock_only_replayed: int  # logged deny, best-frame re-decision accepts
     false_accept_examples: tuple[Example, ...]
     locked_out_examples: tuple[Example, ...]
+    liveness: LivenessTable  # the attempts liveness can be judged on (tools.report.door_liveness)
     skipped_bad: int = 0
 
     @property
@@ -196,6 +200,8 @@ class Fields(NamedTuple):
     exposure: float  # exposure_stops; NaN when not face-metered
     sources: list[Any]
     door: str  # "" when the log has no door ids
+    cues: dict[str, tuple[float, float]] | None  # liveness score cue -> (score, point); None: off
+    drill: bool  # made during an attack drill (false in logs from before drills)
 
 
 def check_fields(rec: dict[str, Any]) -> Fields:
@@ -230,7 +236,19 @@ def check_fields(rec: dict[str, Any]) -> Fields:
         _field(rec, "exposure_stops"),  # NaN in logs from before face metering, or with it off
         _field(rec, "sources"),
         _field(rec, "door") or "",
+        _cues(_field(rec, "liveness")),
+        _field(rec, "drill"),
     )
+
+
+def _cues(liveness: dict[str, Any] | None) -> dict[str, tuple[float, float]] | None:
+    """The liveness object's score cues (tools.report.door_liveness.read_cues), checked."""
+    if liveness is None:
+        return None
+    try:
+        return read_cues(liveness)
+    except FieldError as exc:
+        raise _BadField(str(exc)) from None
 
 
 def _line_of(path: Path, index: int) -> int:
@@ -286,6 +304,7 @@ class Collector:
         self._fa: list[Example] = []
         self._locked: list[Example] = []
         self._skipped = 0
+        self._liveness = LivenessCollector()
         # Hashes of event ids: a record given twice (a log copied beside itself) counts once.
         self._seen: set[int] = set()
         self.duplicates = 0
@@ -365,6 +384,7 @@ class Collector:
         truth = self.labeller(event_id, f.sources)
         self._gallery.update(n for n in (f.person, f.best, f.second) if n is not None)
         self._settings[(f.threshold, f.min_margin)] += 1
+        self._liveness.add(f.cues, drill=f.drill, truth=truth, time=f.time)
         self._append(f, score, eligible, truth, week)
         self._keep_example(rec, path, f, truth)
 
@@ -473,6 +493,7 @@ class Collector:
             redecide_unlock_only_replayed=self._only_replayed,
             false_accept_examples=tuple(self._fa),
             locked_out_examples=tuple(self._locked),
+            liveness=self._liveness.table(),
             skipped_bad=self._skipped,
         )
 

@@ -13,13 +13,17 @@ from typing import Any
 import numpy as np
 
 from tools.report.collect import Example
+from tools.report.door_liveness import GRID, MIN_ATTACKS, MIN_LIVE
 from tools.report.metrics import Report
 from tools.report.stats import far_bound_text
 from tools.report.sweep import Recommendation
 from tools.report.wording import (
+    LIVENESS_METHOD,
     SWEEP_METHOD,
     enrolled_source,
     label_notes,
+    liveness_point_method,
+    liveness_points_statement,
     recommendation_statement,
 )
 
@@ -73,6 +77,19 @@ def _recommendation_json(rec: Recommendation) -> dict[str, Any]:
     return {**head, "statement": recommendation_statement(rec), **numbers}
 
 
+def _door_liveness_json(report: Report) -> dict[str, Any] | None:
+    """Liveness at this door (null when the logs hold no liveness verdict)."""
+    dl = report.door_liveness
+    if dl is None:
+        return None
+    return {
+        **dl.to_json(),
+        "statement": list(liveness_points_statement(dl)),
+        "method": LIVENESS_METHOD,
+        "point_method": liveness_point_method(GRID, MIN_ATTACKS, MIN_LIVE),
+    }
+
+
 def to_json(report: Report) -> dict[str, Any]:
     c = report.confusion
     return _clean(
@@ -104,6 +121,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "examples": [_example_json(x) for x in report.locked_out_examples],
             },
             "liveness": {k: v.to_json() for k, v in report.liveness.items()},
+            "liveness_at_this_door": _door_liveness_json(report),
             "per_exposure": [e.to_json() for e in report.exposure],
             "false_accept_examples": [_example_json(x) for x in report.false_accept_examples],
             "recommendation": _recommendation_json(report.recommendation),

@@ -7,7 +7,8 @@ with numpy over whole columns by:
 
 - tools.report.confusion: who each attempt is, and the confusion matrix;
 - tools.report.sweep: the threshold sweep and the recommended threshold;
-- tools.report.breakdowns: per person, reason code, ISO week and exposure band.
+- tools.report.breakdowns: per person, reason code, ISO week and exposure band;
+- tools.report.door_liveness: each liveness cue at this door, and its recommended point.
 
 No sentences here: tools.report.wording and tools.report.sections put the numbers into words.
 """
@@ -34,6 +35,7 @@ from tools.report.breakdowns import (
 )
 from tools.report.collect import REASON_CODE, Columns, Example
 from tools.report.confusion import Classes, Confusion, classify, logged_confusion
+from tools.report.door_liveness import DoorLiveness, door_liveness
 from tools.report.stats import Rate
 from tools.report.sweep import Recommendation, Sweep, build_sweep, recommend
 
@@ -72,6 +74,7 @@ class Report:
     doors: list[WeekRow]
     remote: dict[str, int]  # remote-unlock decisions by reason, apart from the face attempts
     scores: dict[str, np.ndarray]  # genuine / impostor / attack best_scores, for the histograms
+    door_liveness: DoorLiveness | None  # liveness cues at this door; None without liveness verdicts
 
     @property
     def logged_threshold(self) -> float | None:
@@ -167,4 +170,5 @@ def build_report(
         doors=per_door(cols, cls),
         remote=cols.remote,
         scores=_scores(cols, cls),
+        door_liveness=door_liveness(cols.liveness),
     )

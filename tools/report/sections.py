@@ -18,12 +18,17 @@ import numpy as np
 from tools.report.breakdowns import WeekRow
 from tools.report.collect import Example
 from tools.report.confusion import Confusion
+from tools.report.door_liveness import GRID, MIN_ATTACKS, MIN_LIVE, cue_title
 from tools.report.metrics import Report
 from tools.report.stats import far_bound_text, pct, upper_bound
 from tools.report.wording import (
+    LIVENESS_METHOD,
     SWEEP_METHOD,
     enrolled_source,
     label_notes,
+    liveness_point_method,
+    liveness_points_statement,
+    point_text,
     recommendation_statement,
 )
 
@@ -259,6 +264,83 @@ def liveness(report: Report, max_examples: int) -> Section:
     )
 
 
+def _some_scores(x: np.ndarray, highest: bool) -> str:
+    """The median and the three scores at one end, of sorted live probabilities (-inf: no frame)."""
+    if not x.size:
+        return "-"
+    end = x[::-1][:3] if highest else x[:3]
+    shown = ", ".join("none" if not math.isfinite(v) else f"{v:.3f}" for v in end)
+    median = float(np.median(x))
+    med = f"{median:.3f}" if math.isfinite(median) else "none"
+    return f"median {med}; {'highest' if highest else 'lowest'} {shown}"
+
+
+def liveness_at_this_door(report: Report, max_examples: int) -> Section | None:
+    """Each liveness score cue on the door's reviewed attempts, and its recommended point.
+
+    Shown when the logs hold liveness verdicts and at least one attack (labelled, or from a drill).
+    """
+    dl = report.door_liveness
+    if dl is None or dl.attacks == 0:
+        return None
+    labelled = dl.attacks - dl.attacks_by_drill
+    rows = [
+        (
+            c.title + ("" if c.in_force else " (off at the newest decision)"),
+            point_text(c.point),
+            c.apcer.text(),
+            c.bpcer.text(),
+            _some_scores(c.attack_scores, highest=True),
+            _some_scores(c.live_scores, highest=False),
+        )
+        for c in dl.cues
+    ]
+    rule = dl.rule
+    rows.append(
+        (
+            "the rule (every cue in force)",
+            ", ".join(f"{cue_title(k)} {point_text(v)}" for k, v in rule.points.items()) or "-",
+            rule.attacks_accepted.text(),
+            rule.live_refused.text(),
+            "",
+            "",
+        )
+    )
+    table = Table(
+        (
+            "cue",
+            "point now",
+            "APCER: attacks accepted",
+            "BPCER: live attempts refused",
+            "attack scores",
+            "live scores",
+        ),
+        tuple(rows),
+    )
+    left = (
+        [
+            f"{dl.left_out} reviewed attempt(s) without a score from every cue in force "
+            "(made before a cue was switched on) are left out of the rule"
+        ]
+        if dl.left_out
+        else []
+    )
+    return Section(
+        "Liveness at this door (each cue on the reviewed attempts)",
+        (
+            f"{dl.decisions} decisions with a liveness verdict: {dl.attacks} attack attempts "
+            f"({labelled} labelled attack, {dl.attacks_by_drill} from attack drills, unlabelled), "
+            f"{dl.live} live attempts (labelled as a person or a stranger); {dl.unused} neither "
+            "labelled nor from a drill, not used",
+            *left,
+            *liveness_points_statement(dl),
+            LIVENESS_METHOD,
+            liveness_point_method(GRID, MIN_ATTACKS, MIN_LIVE),
+        ),
+        (table,),
+    )
+
+
 def exposure(report: Report, max_examples: int) -> Section:
     if not report.exposure:
         return Section(
@@ -439,6 +521,7 @@ SECTIONS: tuple[SectionFn, ...] = (
     false_accepts,
     lockouts,
     liveness,
+    liveness_at_this_door,
     exposure,
     recommended_threshold,
     sweep_method,
