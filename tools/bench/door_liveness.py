@@ -47,7 +47,7 @@ from tools.report.__main__ import main as report_main
 
 def with_points(config: Config, points: dict[str, float]) -> Config:
     """``config`` with these score cues' operating points."""
-    fields = {SCORE_CUES[k].point: v for k, v in points.items()}
+    fields: dict[str, Any] = {SCORE_CUES[k].point: v for k, v in points.items()}
     return replace(config, liveness=replace(config.liveness, **fields))
 
 
