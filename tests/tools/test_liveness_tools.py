@@ -132,6 +132,8 @@ def test_evaluate_images_scores_every_still_and_names_the_worst(
     rule = data["rule"]
     # the committed live frames of 0009 and its printed photo: the rule separates them
     assert rule["auc"] == 1.0 and rule["apcer"] == 0.0 and rule["bpcer"] == 0.0
+    # the door's view: the blank live image lets nobody in
+    assert rule["door"] == {"apcer": 0.0, "bpcer": 1 / 16}
     assert set(data["cues"]) == {"texture", "minifasnet"} and len(data["worst_live"]) == 2
     assert sum(1 for r in data["per_image"] if r["logits"] is None) == 2
 

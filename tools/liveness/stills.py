@@ -4,8 +4,9 @@ In: a folder of live face photos and a folder of attack photos (printed photos, 
 masks), the facegate config (its cues and operating points).  Out: per image, each score
 cue's live logit and the rule's per-frame verdict (every cue that is on reaches its own
 operating point; motion cues cannot act on a still); per set, AUC of the rule's margin (the
-lowest cue margin), APCER and BPCER at the configured operating points, APCER at BPCER 1, 2,
-5 and 10%, the same per cue, images without a face, and the worst images by name.
+lowest cue margin), APCER and BPCER at the configured operating points over the images with
+a face (and, the door's view, with every image without a face counted as refused), APCER at
+BPCER 1, 2, 5 and 10%, the same per cue, images without a face, and the worst images by name.
 
 Each image is one attempt of one frame: the largest face the device's detector finds, the
 cues' crops cut from the image as the daemon cuts them from its detection stream.
@@ -131,6 +132,15 @@ def summarize(scores: list[ImageScore], config: Config, *, worst: int = 5) -> di
         }
 
     rule = block(points)
+    # The door's view: an image without a face opens nothing and lets nobody in.
+    n_live = sum(1 for s in scores if s.live and not s.unreadable)
+    n_attack = sum(1 for s in scores if not s.live and not s.unreadable)
+    rule["door"] = {
+        "apcer": rule["attacks_accepted"] / n_attack if n_attack else math.nan,
+        "bpcer": (n_live - (int(live.sum()) - rule["live_refused"])) / n_live
+        if n_live
+        else math.nan,
+    }
     m = margins(faced, points)
     order = np.argsort(np.nan_to_num(m, nan=-np.inf))
     live_idx = [i for i in order if faced[i].live][:worst]
@@ -167,6 +177,8 @@ def report_lines(s: dict[str, Any], live_dir: Path, attack_dir: Path) -> list[st
         f"BPCER {100 * r['bpcer']:.1f}% ({r['live_refused']} live refused)",
         "  APCER at BPCER "
         + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in r["apcer_at_bpcer"].items()),
+        f"  counting images without a face as refused (the door's view): APCER "
+        f"{100 * r['door']['apcer']:.1f}%, BPCER {100 * r['door']['bpcer']:.1f}%",
     ]
     for key, c in s["cues"].items():
         lines.append(
