@@ -75,6 +75,7 @@ class DetectConfig:
 class MatchConfig:
     min_cosine_similarity: float = _opt(0.53, lo=-1.0, hi=1.0)
     min_margin: float = _opt(0.1, lo=0.0, hi=2.0)
+    threshold_floor: float = _opt(0.42, lo=-1.0, hi=1.0)
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,13 @@ def load_threshold(config: Config) -> float | None:
         return None
     if value is None and not path.exists():
         return None
-    if not _threshold_ok(value):
-        log.warning("%s: min_cosine_similarity is not a number in [0, 1): ignored", path)
+    if not _threshold_ok(value, config.match.threshold_floor):
+        log.warning(
+            "%s: min_cosine_similarity is not a number from match.threshold_floor (%g) to 1: "
+            "ignored, the config's threshold is used",
+            path,
+            config.match.threshold_floor,
+        )
         return None
     return float(value)
 
@@ -150,12 +155,14 @@ def _point_ok(value: Any) -> TypeGuard[float]:
     )
 
 
-def _threshold_ok(value: Any) -> TypeGuard[float]:
+def _threshold_ok(value: Any, floor: float) -> TypeGuard[float]:
+    """A threshold the web app may set: a finite number from the floor (match.threshold_floor,
+    below which strangers get in) up to 1 (which nobody reaches)."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and 0.0 <= value < 1.0
+        and max(floor, 0.0) <= value < 1.0
     )
 
 
@@ -442,8 +449,14 @@ class Household:
 
     def _threshold_set(self, cmd: dict[str, Any]) -> Result:
         value = cmd.get("value")
-        if not _threshold_ok(value):
-            return False, "threshold: a number from 0 to 1", {}
+        floor = self.config.match.threshold_floor
+        if not _threshold_ok(value, floor):
+            return (
+                False,
+                f"threshold: a number from {max(floor, 0.0):g} (match.threshold_floor: below it "
+                "strangers get in) to 1",
+                {},
+            )
         old = self.policy.match.min_cosine_similarity
         if not self._save_settings("min_cosine_similarity", value, "the threshold"):
             return (

@@ -20,6 +20,7 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import socket
 import stat
 import threading
@@ -55,7 +56,61 @@ REASON_EVENTS = {
     # A face that would have been let in during an attack drill: denied, and not an alarm.
     "attack_drill": "attack_drill",
 }
+# The events whose person is who came in or asked; every other names nobody.
+NAMED_REASONS = frozenset({"accepted", "remote_unlock"})
 LOCK_ACTIONS = {"LOCK": "lock", "UNLOCK": "unlock", "OPEN": "open"}
+# A lock command is a flat JSON object of a few short fields; anything bigger is not a client's.
+MAX_COMMAND_BYTES = 1024
+# field -> (its type, the longest string); ts is a finite number
+COMMAND_FIELDS: dict[str, tuple[type, int]] = {
+    "action": (str, 16),
+    "code": (str, 128),
+    "nonce": (str, 128),
+    "sender": (str, 64),
+}
+LOG_EVERY_S = 60.0  # one warning per kind of bad message in this long
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_lock_command(payload: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A lock/set payload -> (its fields, "") or (None, why it was refused).
+
+    A bare ``LOCK``/``UNLOCK``/``OPEN``, or a flat JSON object of the COMMAND_FIELDS and a finite
+    ``ts``: NaN and Infinity, nesting, oversize payloads and wrong types are refused here, before
+    anything reaches the daemon.
+    """
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None, f"{len(payload)} bytes, more than {MAX_COMMAND_BYTES}"
+    text = payload.decode("utf-8", "replace").strip()
+    if not text.startswith("{"):
+        return {"action": text}, ""
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        return None, f"not JSON: {first_line(exc)}"
+    if not isinstance(body, dict):
+        return None, "not a JSON object"
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "ts":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                return None, "ts: not a finite number"
+            out[key] = value
+        elif key in COMMAND_FIELDS:
+            kind, longest = COMMAND_FIELDS[key]
+            if not isinstance(value, kind) or len(str(value)) > longest:
+                return None, f"{key}: not a string of at most {longest} characters"
+            out[key] = value
+    return out, ""
+
+
 # Home Assistant renders this with the code typed in, and a fresh timestamp and nonce.
 LOCK_COMMAND_TEMPLATE = (
     '{"action": "{{ value }}", "code": "{{ code }}", "ts": {{ now().timestamp() }}, '
@@ -84,8 +139,14 @@ class Topics:
         self.ha_status = f"{cfg.discovery_prefix}/status"
 
 
-def discovery(cfg: MqttConfig, version: str = edge.__version__) -> dict[str, dict[str, Any]]:
-    """Discovery topic -> payload for every entity of this door (published retained)."""
+def discovery(
+    cfg: MqttConfig, version: str = edge.__version__, *, door_contact: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Discovery topic -> payload for every entity of this door (published retained).
+
+    Without a door contact (``lock.door_contact_pin``) the door sensor's payload is empty:
+    Home Assistant then removes it instead of showing a sensor that is always unknown.
+    """
     t = Topics(cfg)
     node = f"facegate_{cfg.door_id}"
     device = {
@@ -157,6 +218,8 @@ def discovery(cfg: MqttConfig, version: str = edge.__version__) -> dict[str, dic
             **common,
         },
     }
+    if not door_contact:
+        out[topic("binary_sensor", "door")] = {}
     if cfg.snapshots:
         out[topic("image", "visitor")] = {
             "name": "Last visitor",
@@ -177,6 +240,7 @@ class Bridge:
         *,
         client_factory: Callable[..., Any] | None = None,
         reconnect_s: float = 1.0,
+        door_contact: bool = True,
     ) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg)
@@ -192,6 +256,10 @@ class Bridge:
         self._waiting: dict[int, list[Any]] = {}  # request id -> [Event, result]
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each daemon message
         self._stop = threading.Event()
+        self.mqtt_failed = False  # paho's loop ended while the bridge ran: exit non-zero
+        self._warned: dict[str, float] = {}  # kind of warning -> when it was last logged
+        self._door_ids: collections.deque[int] = collections.deque(maxlen=1024)
+        self.door_contact = door_contact
         self._client = self._make_client(client_factory) if cfg.broker else None
 
     def _make_client(self, factory: Callable[..., Any] | None) -> Any:
@@ -258,9 +326,11 @@ class Bridge:
 
     def run(self) -> ExitCode:
         client = self._client  # None with mqtt.broker false: the daemon's socket alone
+        loop = None
         if client is not None:
             client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
-            client.loop_start()
+            loop = threading.Thread(target=self._mqtt_loop, name="mqtt", daemon=True)
+            loop.start()
         try:
             while not self._stop.is_set():
                 self._serve_daemon()
@@ -273,8 +343,23 @@ class Bridge:
                 with contextlib.suppress(RuntimeError, ValueError):
                     info.wait_for_publish(timeout=2.0)
                 client.disconnect()
-                client.loop_stop()
-        return ExitCode.OK
+            if loop is not None:
+                loop.join(timeout=5.0)
+        return ExitCode.FAILURE if self.mqtt_failed else ExitCode.OK
+
+    def _mqtt_loop(self) -> None:
+        """paho's network loop.  Should it ever end while the bridge runs, the bridge stops and
+        exits non-zero, so systemd restarts it: a bridge deaf to MQTT never stays up."""
+        assert self._client is not None
+        try:
+            self._client.loop_forever(retry_first_connection=True)
+        except Exception as exc:
+            log.error("the MQTT loop died: %s", first_line(exc))
+            self.mqtt_failed = True
+        if not self._stop.is_set():
+            log.error("the MQTT loop ended while the bridge runs: stopping it to be restarted")
+            self.mqtt_failed = True
+            self.stop()
 
     def _serve_daemon(self) -> None:
         """Connect to the daemon and relay its messages until it goes away."""
@@ -302,7 +387,9 @@ class Bridge:
             with self._sock_lock:
                 self._sock = None
             sock.close()
-        self._daemon_away("the daemon went away")
+        if not self._stop.is_set():
+            # a clean stop says offline (run's end), not a problem
+            self._daemon_away("the daemon went away")
 
     def _daemon_away(self, why: str) -> None:
         """Once per outage: a warning, and availability offline (the bridge keeps retrying)."""
@@ -341,7 +428,10 @@ class Bridge:
             event = msg.get("event")
             if event in EVENT_TYPES:
                 self._publish(self.topics.event, json.dumps({"event_type": event}).encode())
-        elif kind == "result":
+        elif kind == "result" and msg.get("id") in self._door_ids:
+            # A household answer never reaches the broker, however late it comes: only the
+            # results of door commands sent from MQTT are published.
+            self._door_ids.remove(msg["id"])
             self._publish(self.topics.result, json.dumps(msg).encode())
 
     def _publish_state(self, s: dict[str, Any]) -> None:
@@ -364,7 +454,10 @@ class Bridge:
         event = {
             "event_type": REASON_EVENTS.get(str(reason), "denied_unknown"),
             "reason": reason,
-            "person": rec.get("person"),
+            # who came in (or who asked from afar); a refused face names nobody, its nearest
+            # enrolled match has its own field
+            "person": rec.get("person") if reason in NAMED_REASONS else None,
+            "nearest": rec.get("best") if reason not in NAMED_REASONS else None,
             "score": rec.get("best_score") if rec.get("best") is not None else None,
             "live_probability": live.get("live_probability") if live else None,
             "event_id": rec.get("event_id"),
@@ -397,6 +490,9 @@ class Bridge:
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
+        self._guarded("the MQTT connection", lambda: self._connected(client, reason_code))
+
+    def _connected(self, client: Any, reason_code: Any) -> None:
         if reason_code.is_failure:
             log.warning(
                 "broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason_code
@@ -419,10 +515,30 @@ class Bridge:
 
     def _publish_discovery(self) -> None:
         assert self._client is not None
-        for topic, payload in discovery(self.cfg).items():
-            self._client.publish(topic, json.dumps(payload), qos=1, retain=True)
+        for topic, payload in discovery(self.cfg, door_contact=self.door_contact).items():
+            # an empty retained config removes an entity discovered before (the door sensor)
+            body = json.dumps(payload) if payload else b""
+            self._client.publish(topic, body, qos=1, retain=True)
+
+    def _guarded(self, what: str, fn: Callable[[], None]) -> None:
+        """Run a paho callback's body: an exception is one warning (rate-limited), never the end
+        of paho's network thread."""
+        try:
+            fn()
+        except Exception as exc:
+            self._warn(what, "%s failed and was skipped: %s", what, first_line(exc))
+
+    def _warn(self, kind: str, message: str, *args: Any) -> None:
+        """A warning, at most one per kind every LOG_EVERY_S: a flood of bad messages is one line."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -math.inf) >= LOG_EVERY_S:
+            self._warned[kind] = now
+            log.warning(message, *args)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._guarded("an MQTT message", lambda: self._message(msg))
+
+    def _message(self, msg: Any) -> None:
         t = self.topics
         if msg.topic == t.ha_status:
             if msg.payload == b"online":
@@ -445,17 +561,13 @@ class Bridge:
             self._lock_command(msg.payload)
 
     def _lock_command(self, payload: bytes) -> None:
-        text = payload.decode("utf-8", "replace").strip()
-        try:
-            body = json.loads(text) if text.startswith("{") else {"action": text}
-        except ValueError:
-            log.warning("lock command is not JSON: ignored")
-            return
-        if not isinstance(body, dict):
+        body, why = parse_lock_command(payload)
+        if body is None:
+            self._warn("lock", "a lock command was refused: %s", why)
             return
         action = LOCK_ACTIONS.get(str(body.get("action", "")).upper())
         if action is None:
-            log.warning("lock command %r: unknown action, ignored", body.get("action"))
+            self._warn("lock", "lock command %r: unknown action, ignored", body.get("action"))
             return
         cmd: dict[str, Any] = {"action": action}
         for key in ("code", "ts", "nonce"):
@@ -467,7 +579,10 @@ class Bridge:
         self._to_daemon(cmd)
 
     def _to_daemon(self, cmd: dict[str, Any]) -> None:
-        self._send({"type": "command", "id": self._new_id(), **cmd})
+        ident = self._new_id()
+        # only the results of commands that came from MQTT go back to MQTT
+        self._door_ids.append(ident)
+        self._send({"type": "command", "id": ident, **cmd})
 
     def _send(self, msg: dict[str, Any]) -> bool:
         data = encode(msg)
@@ -489,7 +604,7 @@ def run_bridge(config: Config, *, install_signals: bool = True) -> int:
     import signal
 
     cfg = config.mqtt
-    bridge = Bridge(cfg)
+    bridge = Bridge(cfg, door_contact=config.lock.door_contact_pin is not None)
     web = None
     if config.web.enabled:
         from edge.web.server import WebServer

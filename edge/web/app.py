@@ -702,6 +702,14 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
             value = float(str(data.get("threshold", "")))
         except ValueError:
             return Response("threshold: not a number", status_code=422)
+        floor = max(st.config.match.threshold_floor, 0.0)
+        # "nan", "inf" and "-0.0" parse as floats: none of them is a threshold
+        if not (math.isfinite(value) and floor <= value < 1.0):
+            return Response(
+                f"threshold: a number from {floor:g} (match.threshold_floor: below it strangers "
+                "get in) to 1",
+                status_code=422,
+            )
         period = str(data.get("period", "30"))
         settings = st.ask("settings").get("data") or {}
         if data.get("confirm") != "yes":

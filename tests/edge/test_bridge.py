@@ -760,3 +760,190 @@ def test_a_missing_or_world_readable_password_file_is_one_line_before_connecting
     path.unlink()
     with pytest.raises(ConfigError, match=r"mqtt-password: mqtt.password_file: no such file$"):
         Bridge(cfg)
+
+
+# --------------------------------------------------------------------------- one message cannot kill it
+
+
+class StandIn:
+    """A stand-in paho client: records what the bridge publishes; no broker."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, bytes, bool]] = []
+        self.loop_error: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None  # will_set, reconnect_delay_set, connect_async, ...
+
+    def is_connected(self) -> bool:
+        return True
+
+    def publish(self, topic: str, payload: Any, **kwargs: Any) -> Any:
+        self.sent.append(
+            (
+                topic,
+                payload if isinstance(payload, bytes) else str(payload).encode(),
+                kwargs.get("retain", False),
+            )
+        )
+
+        class Info:
+            def wait_for_publish(self, timeout: float = 0.0) -> None:
+                pass
+
+        return Info()
+
+    def loop_forever(self, **kwargs: Any) -> None:
+        if self.loop_error is not None:
+            raise self.loop_error
+        time.sleep(0.2)
+
+
+class Msg:
+    def __init__(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.topic, self.payload, self.retain = topic, payload, retain
+
+
+def stand_in_bridge(tmp_path: Path, **kw: Any) -> tuple[Bridge, StandIn]:
+    made: list[StandIn] = []
+
+    def factory(*args: Any, **kwargs: Any) -> StandIn:
+        made.append(StandIn())
+        return made[-1]
+
+    cfg = replace(
+        MqttConfig(), enabled=True, door_id="front", socket=str(tmp_path / "none.sock"), **kw
+    )
+    return Bridge(cfg, client_factory=factory, reconnect_s=0.05), made[0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b'{"action":"LOCK","ts":Infinity}', "not JSON"),
+        (b'{"action":"UNLOCK","ts":NaN,"code":"2468"}', "not JSON"),
+        (b'{"action":"UNLOCK","ts":-Infinity}', "not JSON"),
+        (b"[" * 100000 + b"]" * 100000, "bytes, more than"),
+        (b'{"action":' + b"[" * 400 + b"]" * 400 + b"}", "action: not a string"),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "bytes, more than"),
+        (b'{"action":"UNLOCK","code":' + b'"' + b"9" * 5_000_000 + b'"}', "bytes, more than"),
+        (b'{"action":"UNLOCK","code":2468}', "code: not a string"),
+        (b'{"action":"UNLOCK","ts":true}', "ts: not a finite number"),
+        (b'{"action":"UNLOCK","ts":"now"}', "ts: not a finite number"),
+        (b'{"action":"UNLOCK","nonce":["x"]}', "nonce: not a string"),
+        (b'{"action":"UNLOCK","ts":1e999}', "ts: not a finite number"),
+    ],
+)
+def test_a_lock_command_no_client_would_send_is_refused_before_the_daemon(payload, why):
+    from edge.bridge.mqtt import parse_lock_command
+
+    body, reason = parse_lock_command(payload)
+    assert body is None and why in reason
+
+
+def test_a_well_formed_lock_command_keeps_its_fields():
+    from edge.bridge.mqtt import parse_lock_command
+
+    body, why = parse_lock_command(
+        b'{"action":"UNLOCK","code":"2468","ts":1700000000.5,"nonce":"n1","sender":"ha","x":[1]}'
+    )
+    assert why == "" and body == {
+        "action": "UNLOCK",
+        "code": "2468",
+        "ts": 1700000000.5,
+        "nonce": "n1",
+        "sender": "ha",
+    }
+    assert parse_lock_command(b"LOCK") == ({"action": "LOCK"}, "")
+
+
+def test_hostile_messages_never_escape_the_callback(tmp_path):
+    bridge, client = stand_in_bridge(tmp_path)
+    t = bridge.topics
+    for payload in (
+        b'{"action":"LOCK","ts":Infinity}',
+        b'{"action":"LOCK"' + b"[" * 100000,
+        b"\xff\xfe" * 300,
+        b'{"action":"UNLOCK","code":"x","ts":1}',  # valid, but no daemon: dropped, not raised
+    ):
+        bridge._on_message(client, None, Msg(t.lock_set, payload))
+    bridge._on_message(client, None, Msg(t.face_set, b"ON"))
+
+    # even a failure inside the bridge's own code is one warning, not the end of paho's thread
+    def explode(cmd: dict[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+    bridge._to_daemon = explode
+    bridge._on_message(client, None, Msg(t.lock_set, b"LOCK"))
+    bridge._on_connect(client, None, None, object(), None)  # no is_failure: would raise
+
+
+def test_if_the_mqtt_loop_ever_dies_the_bridge_exits_non_zero(tmp_path):
+    bridge, client = stand_in_bridge(tmp_path)
+    client.loop_error = RuntimeError("paho's thread died")
+    done: list[int] = []
+    th = threading.Thread(target=lambda: done.append(bridge.run()))
+    th.start()
+    th.join(timeout=10)
+    assert done == [1] and bridge.mqtt_failed
+
+
+def test_a_household_answer_never_reaches_the_broker_whenever_it_comes(tmp_path):
+    bridge, client = stand_in_bridge(tmp_path)
+    t = bridge.topics
+    # a web request that timed out: its answer (a face JPEG, the rules) arrives late
+    late = {"type": "result", "id": 7, "ok": True, "why": "", "data": {"jpeg_b64": "AAAA"}}
+    bridge._from_daemon(late)
+    assert not [m for m in client.sent if m[0] == t.result]
+    # an MQTT command's answer is published once
+    bridge._send = lambda msg: True
+    bridge._to_daemon({"action": "lock"})
+    ident = bridge._door_ids[-1]
+    bridge._from_daemon({"type": "result", "id": ident, "ok": True, "why": "locked"})
+    bridge._from_daemon({"type": "result", "id": ident, "ok": True, "why": "again"})
+    results = [json.loads(m[1]) for m in client.sent if m[0] == t.result]
+    assert [r["why"] for r in results] == ["locked"]
+
+
+def test_a_refused_face_names_nobody_and_its_nearest_match_has_its_own_field(tmp_path):
+    bridge, client = stand_in_bridge(tmp_path)
+    record = {"event_id": "e1", "best": "alice", "best_score": 0.089, "person": "alice"}
+    for reason, person, nearest in (
+        ("unknown_face", None, "alice"),
+        ("presentation_attack", None, "alice"),
+        ("accepted", "alice", None),
+    ):
+        bridge._from_daemon({"type": "decision", "record": {**record, "reason": reason}})
+        event = json.loads(client.sent[-1][1])
+        assert (event["person"], event["nearest"]) == (person, nearest), reason
+
+
+def test_without_a_door_contact_the_door_sensor_is_removed_not_left_unknown(tmp_path):
+    with_contact = discovery(replace(MqttConfig(), enabled=True, door_id="front"))
+    without = discovery(replace(MqttConfig(), enabled=True, door_id="front"), door_contact=False)
+    key = "homeassistant/binary_sensor/facegate_front/door/config"
+    assert with_contact[key]["device_class"] == "door" and without[key] == {}
+    bridge, client = stand_in_bridge(tmp_path)
+    bridge.door_contact = False
+    bridge._publish_discovery()
+    assert (key, b"", True) in client.sent
+
+
+def test_a_clean_stop_says_offline_not_problem(tmp_path):
+    path = tmp_path / "d.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    bridge, client = stand_in_bridge(tmp_path)
+    bridge.cfg = replace(bridge.cfg, socket=str(path))
+    th = threading.Thread(target=bridge.run)
+    th.start()
+    conn, _ = server.accept()
+    time.sleep(0.2)
+    bridge.stop()
+    th.join(timeout=10)
+    conn.close()
+    server.close()
+    t = bridge.topics
+    assert (t.availability, b"offline", True) in client.sent
+    assert not [m for m in client.sent if m[0] == t.problem_state and m[1] == b"ON"]

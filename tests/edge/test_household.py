@@ -221,9 +221,14 @@ def test_an_applied_threshold_survives_a_restart_and_a_bad_settings_file_is_igno
     assert ask(h, "threshold_set", value=0.8)[0]
     assert svc.policy.match.min_cosine_similarity == 0.8
     assert load_threshold(config) == 0.8
-    for bad in (2.0, -0.1, "0.5", True, float("nan")):
-        assert not ask(h, "threshold_set", value=bad)[0]
+    for bad in (2.0, -0.1, "0.5", True, float("nan"), -0.0, 0.0, 0.079, 0.419, float("-inf")):
+        assert not ask(h, "threshold_set", value=bad)[0], bad
     assert svc.policy.match.min_cosine_similarity == 0.8
+    # below the floor strangers get in: the why says where the floor is and why
+    ok, why, _ = ask(h, "threshold_set", value=0.2)
+    assert not ok and "from 0.42 (match.threshold_floor: below it strangers get in)" in why
+    assert ask(h, "threshold_set", value=0.42)[0]
+    assert ask(h, "threshold_set", value=0.8)[0]
     # A restarted daemon (a new Household over a fresh policy) applies it, saying so.
     svc.policy.match = config.match
     Household(config, pipeline=svc.pipeline, policy=svc.policy, last_frame=lambda: None)

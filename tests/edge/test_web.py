@@ -362,6 +362,15 @@ def test_a_threshold_is_applied_only_after_a_confirmation_saying_what_it_changes
         "/report/apply", data={"threshold": "1.5", "period": "all", "confirm": "yes", "csrf": token}
     )
     assert web.policy.match.min_cosine_similarity == 0.9
+    # "-0.0" once opened the door to a never-enrolled face; "nan" and "inf" were a 500
+    for bad in ("-0.0", "0", "0.1", "0.41", "nan", "inf", "-inf", "1e309"):
+        for confirm in ("", "yes"):
+            r = web.client.post(
+                "/report/apply",
+                data={"threshold": bad, "period": "all", "confirm": confirm, "csrf": token},
+            )
+            assert r.status_code == 422 and "match.threshold_floor" in r.text, bad
+    assert web.policy.match.min_cosine_similarity == 0.9
 
 
 def test_access_rules_are_checked_by_the_daemon_before_they_are_written(web):
