@@ -328,6 +328,12 @@ def build_liveness(
     from edge.liveness.checker import LivenessChecker
 
     lc = config.liveness
+    if scores is None and not lc.minifasnet:
+        log.warning(
+            "liveness.minifasnet is off: the texture cue alone (point %g, at chance off NUAA's "
+            "camera) judges faces; fit its point to this door (docs/liveness.md)",
+            lc.min_live_probability,
+        )
     score_keys = (
         [k for k, s in SCORE_CUES.items() if getattr(lc, s.switch)]
         if scores is None
