@@ -509,13 +509,70 @@ def load_lock_config(path: str | Path | None = None) -> LockConfig:
     refuses only when they themselves are missing a valid value.
     """
     source = str(path) if path is not None else str(DEFAULT_CONFIG)
-    data = load_yaml(read_config_text(path if path is not None else DEFAULT_CONFIG), source)
-    lock = data.get("lock") if isinstance(data, dict) else None
-    wanted = {
-        k: lock[k] for k in ("relay_pin", "active_high") if isinstance(lock, dict) and k in lock
-    }
+    file = path if path is not None else DEFAULT_CONFIG
+    try:
+        data = load_yaml(read_config_text(file), source)
+    except ConfigError as exc:  # not YAML (or not UTF-8): an owner's typo must not stop the relock
+        wanted = _scan_lock_keys(file, exc)
+    else:
+        lock = data.get("lock") if isinstance(data, dict) else None
+        wanted = {
+            k: lock[k] for k in ("relay_pin", "active_high") if isinstance(lock, dict) and k in lock
+        }
     errors: list[str] = []
     config = _build(LockConfig, wanted, "lock.", errors)
     if errors:
         raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
     return config
+
+
+_TRUE = {"true", "yes", "on"}
+_FALSE = {"false", "no", "off"}
+
+
+def _scan_lock_keys(path: str | Path, error: ConfigError) -> dict[str, Any]:
+    """``relay_pin`` and ``active_high`` found by a line scan of a config YAML cannot read.
+
+    Strict: each key may appear any number of times with one value (a missing key
+    is its default); two different values, or a file that cannot be read at all,
+    raise ``error``: which pin to relock cannot be known.  One warning line says
+    what was read and why.
+    """
+    import logging
+
+    try:
+        data, _ = read_regular(path, what="a config", error=ConfigError, max_bytes=MAX_CONFIG_BYTES)
+    except (OSError, ConfigError):
+        raise error from None
+    text = data.decode("utf-8", errors="replace")
+    wanted: dict[str, Any] = {}
+    for key in ("relay_pin", "active_high"):
+        found = re.findall(
+            rf"""(?<![\w-])["']?{key}["']?[ \t]*:[ \t]*["']?([^\s,{{}}\[\]#"']+)""", text
+        )
+        values = sorted(set(found))
+        if len(values) > 1:
+            raise ConfigError(
+                f"{first_line(error)}; relay-off cannot tell which lock.{key} is meant "
+                f"({', '.join(values)})"
+            ) from None
+        if values:
+            v = values[0]
+            low = v.lower()
+            wanted[key] = (
+                (int(v) if re.fullmatch(r"[+-]?[0-9]+", v) else v)
+                if key == "relay_pin"
+                else True
+                if low in _TRUE
+                else False
+                if low in _FALSE
+                else v
+            )
+    read = ", ".join(
+        f"lock.{k} {wanted[k]!r}" if k in wanted else f"lock.{k} (default)"
+        for k in ("relay_pin", "active_high")
+    )
+    logging.getLogger(__name__).warning(
+        "%s; relay-off read %s by a line scan", first_line(error), read
+    )
+    return wanted

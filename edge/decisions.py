@@ -61,7 +61,10 @@ class LogField:
     nullable: bool = False
     required: bool = True
     choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None  # a number's range (a cosine is in [-1, 1])
 
+
+_COSINE = (-1.0, 1.0)
 
 FIELDS: dict[str, LogField] = {
     "schema": LogField("int"),
@@ -72,9 +75,9 @@ FIELDS: dict[str, LogField] = {
     "reason": LogField("choice", choices=tuple(Reason)),
     "person": LogField("name", nullable=True, required=False),
     "best": LogField("name", nullable=True, required=False),
-    "best_score": LogField("number", nullable=True),
+    "best_score": LogField("number", nullable=True, bounds=_COSINE),
     "second": LogField("name", nullable=True, required=False),
-    "second_score": LogField("number", nullable=True),
+    "second_score": LogField("number", nullable=True, bounds=_COSINE),
     "threshold": LogField("number"),
     "min_margin": LogField("number"),
     "frames_used": LogField("int"),
@@ -107,7 +110,14 @@ def read_field(rec: dict[str, Any], key: str) -> Any:
     if spec.nullable and spec.kind != "number" and rec.get(key) is None and key in rec:
         return None
     if spec.kind == "number":
-        return jsonfields.number(rec, key, nullable=spec.nullable)
+        v = jsonfields.number(rec, key, nullable=spec.nullable)
+        if spec.bounds is not None and not math.isnan(v):
+            lo, hi = spec.bounds
+            if not lo - 1e-3 <= v <= hi + 1e-3:  # slack for float32 rounding
+                raise jsonfields.FieldError(
+                    f"{key}: expected a number in [{lo:g}, {hi:g}], got {v!r}"
+                )
+        return v
     if spec.kind == "int":
         return jsonfields.integer(rec, key)
     if spec.kind == "string":

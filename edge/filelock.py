@@ -19,7 +19,10 @@ import os
 import time
 from pathlib import Path
 
-from edge.errors import LockError
+from edge.errors import FacegateError, LockError
+
+# The folder (or file system) refuses a new file: not "busy", which says another process runs.
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class FileLock:
@@ -29,14 +32,29 @@ class FileLock:
 
     @classmethod
     def acquire(
-        cls, path: str | Path, *, what: str, wait_s: float = 0.0, poll_s: float = 0.05
+        cls,
+        path: str | Path,
+        *,
+        what: str,
+        wait_s: float = 0.0,
+        poll_s: float = 0.05,
+        unwritable: type[FacegateError] = LockError,
     ) -> FileLock:
-        """Take the lock on ``path`` (waiting up to ``wait_s``), or raise LockError naming ``what``."""
+        """Take the lock on ``path`` (waiting up to ``wait_s``), or raise LockError naming ``what``.
+
+        A folder that cannot be written (no lock file can be made there) raises ``unwritable``
+        instead: the decision log's own error for a daemon, not "busy".
+        """
         path = Path(path)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if exc.errno in _UNWRITABLE and not os.path.lexists(path):
+                raise unwritable(
+                    f"{path.parent}: the folder cannot be written (making the lock file "
+                    f"{path.name}: {exc.strerror or exc})"
+                ) from None
             reason = (
                 "is a symbolic link; refusing it"
                 if exc.errno == errno.ELOOP

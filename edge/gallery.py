@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import stat
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from edge.cards import preprocessing_digest
 from edge.errors import GalleryError
 from edge.filelock import FileLock, lock_path_for
 from edge.files import atomic_write_bytes, folder_writable_by, read_regular
+from edge.text import first_line
 from edge.types import Embedding
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,10 @@ def _read_trusted(path: Path) -> tuple[bytes, int]:
 def gallery_writer(path: str | Path, wait_s: float = 30.0) -> FileLock:
     """Hold this while loading, changing and saving the gallery: two writers at once would lose one's change."""
     return FileLock.acquire(
-        lock_path_for(path), what="another command changing this gallery", wait_s=wait_s
+        lock_path_for(path),
+        what="another command changing this gallery",
+        wait_s=wait_s,
+        unwritable=GalleryError,
     )
 
 
@@ -239,6 +242,8 @@ class Gallery:
             ) from None
         except RecursionError:
             raise GalleryError(f"{path}: not valid JSON (nested too deeply)") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits (sys.int_info)
+            raise GalleryError(f"{path}: not valid JSON ({first_line(exc)[:120]})") from None
         gallery = cls._from_json(raw, path)
         gallery.source_sha256 = hashlib.sha256(data).hexdigest()
         if model_sha256 is not None and model_sha256 != gallery.model_sha256:
@@ -510,8 +515,8 @@ def _check_template(t: Any, size: int, fail: Any) -> np.ndarray:
         raise fail("expected a list of numbers")
     if len(t) != size:
         raise fail(f"expected {size} numbers, got {len(t)}")
-    if not all(math.isfinite(x) for x in t):
-        raise fail("holds a non-finite value (NaN or infinity)")
+    if not all(jsonfields.as_finite(x) is not None for x in t):
+        raise fail("holds a non-finite value (NaN, infinity, or a number beyond a float's range)")
     v = np.asarray(t, dtype=np.float64)
     norm = float(np.linalg.norm(v))
     if abs(norm - 1.0) > UNIT_TOLERANCE:

@@ -52,22 +52,44 @@ def opt_name(obj: Mapping[str, Any], key: str) -> str | None:
     return v
 
 
+def as_finite(v: object) -> float | None:
+    """``v`` as a finite float, or None: not a number, NaN, infinity, or an int beyond a float (10**400)."""
+    if not is_number(v):
+        return None
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _shown(v: object) -> str:
+    """A refused value for a message: short (a 400-digit integer is not echoed whole)."""
+    if type(v) is int and v.bit_length() > 64:
+        return f"an integer of {len(str(abs(v)))} digits"
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
 def number(obj: Mapping[str, Any], key: str, *, nullable: bool = False) -> float:
-    """A number; with ``nullable``, an explicit null reads as NaN (the log writes non-finite as null)."""
+    """A finite number; with ``nullable``, an explicit null reads as NaN (the log writes non-finite as null)."""
     v = _got(obj, key)
-    if is_number(v):
-        return float(v)
+    f = as_finite(v)
+    if f is not None:
+        return f
     if v is None and nullable and key in obj:
         return math.nan
-    raise FieldError(f"{key}: expected a number{' or null' if nullable else ''}, got {v!r}")
+    what = "a finite number" if is_number(v) else "a number"
+    raise FieldError(f"{key}: expected {what}{' or null' if nullable else ''}, got {_shown(v)}")
 
 
 def finite(obj: Mapping[str, Any], key: str, *, name: str | None = None) -> float:
     """A finite number."""
     v = _got(obj, key)
-    if not is_number(v) or not math.isfinite(v):
-        raise FieldError(f"{name or key}: expected a finite number, got {v!r}")
-    return float(v)
+    f = as_finite(v)
+    if f is None:
+        raise FieldError(f"{name or key}: expected a finite number, got {_shown(v)}")
+    return f
 
 
 def integer(

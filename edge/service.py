@@ -514,7 +514,9 @@ def build_service(
     cam = camera or build_camera(config.camera)
     # One daemon per door: a second one would append to a log the first rotated away.
     instance = FileLock.acquire(
-        lock_path_for(config.log.decisions), what="a facegate daemon for this door"
+        lock_path_for(config.log.decisions),
+        what="a facegate daemon for this door",
+        unwritable=DecisionLogError,  # exit 10, not 12 "busy": no other daemon runs
     )
     try:
         decisions = DecisionLog(

@@ -134,9 +134,9 @@ class HouseholdDoor:
             "the first password",
         )
         line = next(x for x in self._out if "first password" in x)
-        m = re.search(r"first password is (\S+)", line)
+        m = re.search(r"first password is in (\S+)", line)  # a 0600 file: never the journal
         assert m, line
-        self.password = m.group(1)
+        self.password = Path(m.group(1)).read_text().strip()
         self._wait(self._listening, bridge, "the web app")
         return self
 

@@ -19,6 +19,7 @@ from edge.errors import ConfigError
 from edge.files import read_secret
 
 MAX_NONCE_LEN = 128
+MIN_CODE_LEN = 6  # Home Assistant's code_format asks for as many (edge.bridge.mqtt.discovery)
 
 
 def read_code(path: str | Path) -> str:
@@ -31,8 +32,11 @@ def read_code(path: str | Path) -> str:
         chmod="600",
         error=ConfigError,
     ).strip()
-    if len(code) < 4:
-        raise ConfigError(f"{path}: mqtt.code_file: the code must be at least 4 characters")
+    if len(code) < MIN_CODE_LEN:
+        raise ConfigError(
+            f"{path}: mqtt.code_file: the code must be at least {MIN_CODE_LEN} characters "
+            f"(got {len(code)}): a short code is guessed within the wrong-code budget"
+        )
     return code
 
 

@@ -292,6 +292,48 @@ class Household:
         raws: list[bytes | None] = [p.read_bytes() for p in paths[-kept_photos.MAX_KEPT :]]
         return self._enroll_from(name, raws, replace=True, keep_photos=False)
 
+    def _add_template(self, cmd: dict[str, Any]) -> Result:
+        """One photo (a refused attempt's snapshot) added to an enrolled person's templates, only
+        if it passes the enrollment checks and resembles their templates: its best cosine to them
+        at least match.threshold_floor (below it strangers get in), decided here, not by the app."""
+        name = validate_name(cmd.get("name"))
+        g = self._load()
+        if g is None or name not in g.names():
+            return False, f"{name}: not enrolled", {}
+        try:
+            raw = base64.b64decode(str(cmd.get("photo", "")), validate=True)
+            frame = decode(raw, "snapshot")
+        except (ValueError, binascii.Error):
+            return False, "snapshot: not a base64 image", {}
+        result, why = judge(self.pipeline, frame, self.config.policy)
+        if result is None:
+            return False, why, {"attempts": [{"photo": 1, "ok": False, "why": why}]}
+        m, rows = g.matrix()
+        mine = np.asarray([i for i, n in enumerate(rows) if n == name])
+        score = float(np.max(m[mine] @ result.embedding.vector.astype(np.float32)))
+        floor = self.config.match.threshold_floor
+        if not score >= floor:
+            log.warning(
+                "bridge: template for %s refused: cosine %.3f < floor %.3f", name, score, floor
+            )
+            return (
+                False,
+                f"{name}: this face does not resemble {name}'s templates (cosine {score:.3f}, "
+                f"below match.threshold_floor {floor:g}: a stranger's face would let that "
+                "stranger in): not added",
+                {"score": score, "floor": floor},
+            )
+        gallery = add_to_gallery(
+            self.config, name, [(result.embedding, "web review")], self.pipeline.embedder
+        )
+        log.warning("bridge: template added to %s from the web app (cosine %.3f)", name, score)
+        return (
+            True,
+            f"{name}: 1 template added (cosine {score:.3f} to {name}'s), "
+            f"{gallery.count(name)} in all",
+            {"score": score, "floor": floor, "templates": gallery.count(name)},
+        )
+
     def _enroll_from(
         self, name: str, raws: list[bytes | None], *, replace: bool, keep_photos: bool
     ) -> Result:

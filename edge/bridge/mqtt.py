@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import edge
+from edge.bridge.commands import MIN_CODE_LEN
 from edge.bridge.protocol import LineReader, ProtocolError, encode
 from edge.config import Config, MqttConfig
 from edge.errors import ConfigError, ExitCode, FacegateError
@@ -111,10 +112,15 @@ def parse_lock_command(payload: bytes) -> tuple[dict[str, Any] | None, str]:
     return out, ""
 
 
-# Home Assistant renders this with the code typed in, and a fresh timestamp and nonce.
+# Home Assistant renders this with the code typed in, and a fresh timestamp and nonce.  Its
+# sandbox refuses ranges of more than 100,000 (MAX_RANGE: "Range too big"), and the code is
+# whatever the user typed (a quote or a backslash in it): Jinja's own tojson escapes it, and a
+# missing code (None) is sent as "".  tests/edge/test_bridge.py renders it as Home Assistant does.
 LOCK_COMMAND_TEMPLATE = (
-    '{"action": "{{ value }}", "code": "{{ code }}", "ts": {{ now().timestamp() }}, '
-    '"nonce": "{{ range(1, 1000000000) | random }}-{{ now().timestamp() }}"}'
+    '{"action": {{ value | string | tojson }}, '
+    '"code": {{ (code if code is string else "") | tojson }}, '
+    '"ts": {{ now().timestamp() }}, '
+    '"nonce": "{{ range(1, 100000) | random }}-{{ now().timestamp() }}"}'
 )
 
 
@@ -177,7 +183,7 @@ def discovery(
         **common,
     }
     if cfg.remote_unlock:
-        lock["code_format"] = r"^\S{4,64}$"
+        lock["code_format"] = rf"^\S{{{MIN_CODE_LEN},64}}$"
         lock["command_template"] = LOCK_COMMAND_TEMPLATE
     out = {
         topic("lock", "lock"): lock,

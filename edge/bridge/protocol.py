@@ -30,6 +30,7 @@ HOUSEHOLD_ACTIONS = (
     "rename",
     "remove",
     "reenroll",
+    "add_template",
     "decisions",
     "snapshot",
     "face",

@@ -36,6 +36,52 @@ log = logging.getLogger(__name__)
 STATE_PERIOD_S = 1.0  # the state is re-read this often and sent when it changed
 SEND_TIMEOUT_S = 5.0  # a bridge that does not read for this long is dropped
 MAX_PENDING_COMMANDS = 64
+REFUSED_LOG_INTERVAL_S = 60.0  # refused connections: one log line per interval, with a count
+
+
+class _RefusalLog:
+    """One warning per interval for refused connections, the rest counted into the next line.
+
+    Any local user can connect as often as it likes: a line per refusal let one fill the
+    journal (3,000 lines in 8 s).  The first refusal is logged at once; those within the
+    interval after it are counted and reported, with their uids, by the next line (or at close).
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self.total = 0  # every refusal since start
+        self._next_line = -float("inf")
+        self._held = 0
+        self._held_uids: set[str] = set()
+
+    def refused(self, why: str, uid: str) -> None:
+        self.total += 1
+        now = self.clock()
+        if now < self._next_line:
+            self._held += 1
+            self._held_uids.add(uid)
+            return
+        log.warning("bridge socket: refused a connection %s%s", why, self._summary())
+        self._next_line = now + self.interval_s
+
+    def flush(self) -> None:
+        if self._held:
+            log.warning("bridge socket:%s", self._summary().removeprefix(";"))
+
+    def _summary(self) -> str:
+        if not self._held:
+            return ""
+        uids = ", ".join(sorted(self._held_uids)[:5]) + (
+            ", ..." if len(self._held_uids) > 5 else ""
+        )
+        text = (
+            f"; {self._held} more connection{'s' if self._held != 1 else ''} refused "
+            f"in the {self.interval_s:g} s before (uid {uids})"
+        )
+        self._held = 0
+        self._held_uids.clear()
+        return text
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -53,8 +99,10 @@ class BridgeServer(Closeable):
         allowed_uids: frozenset[int],
         queue_max: int,
         state: Callable[[], dict[str, Any]],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
+        self.refusals = _RefusalLog(REFUSED_LOG_INTERVAL_S, clock)
         self.allowed_uids = allowed_uids
         self.state = state
         self.dropped = 0  # events dropped because the queue was full
@@ -118,6 +166,7 @@ class BridgeServer(Closeable):
                 pass
         for t in self._threads:
             t.join(timeout=2.0)
+        self.refusals.flush()
 
     # ------------------------------------------------------------------ the daemon's side
 
@@ -163,16 +212,14 @@ class BridgeServer(Closeable):
             try:
                 uid = peer_uid(conn)
             except OSError as exc:
-                log.warning(
-                    "bridge socket: cannot read the peer's credentials: %s", first_line(exc)
-                )
                 conn.close()
+                self.refusals.refused(
+                    f"whose peer credentials cannot be read ({first_line(exc)})", "unknown"
+                )
                 continue
             if uid not in self.allowed_uids:
-                log.warning(
-                    "bridge socket: refused a connection from uid %d (not mqtt.bridge_user)", uid
-                )
                 conn.close()
+                self.refusals.refused(f"from uid {uid} (not mqtt.bridge_user)", str(uid))
                 continue
             self._drop_connection()
             conn.settimeout(SEND_TIMEOUT_S)

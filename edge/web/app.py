@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import datetime as dt
 import logging
 import math
 import re
@@ -40,7 +41,6 @@ from fastapi.templating import Jinja2Templates
 import edge.access
 from edge.bridge.household import MAX_DRILL_MINUTES, MAX_PHOTOS
 from edge.config import Config
-from edge.decisions import iso_utc_ms
 from edge.errors import FacegateError
 from edge.gallery import validate_name
 from edge.images import decode
@@ -97,7 +97,6 @@ class WebState:
     images: collections.OrderedDict[str, bytes] = field(default_factory=collections.OrderedDict)
     captures: dict[str, bytes] = field(default_factory=dict)
     reports: dict[tuple[Any, ...], ReportView] = field(default_factory=dict)  # the newest one
-    lockouts_audited: dict[str, float] = field(default_factory=dict)  # address -> its lockout's end
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ask(self, action: str, **fields: Any) -> dict[str, Any]:
@@ -172,7 +171,7 @@ class Ui:
         self.st = st
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["quote"] = lambda s: urllib.parse.quote(str(s), safe="")
-        self.templates.env.filters["utc_time"] = lambda t: iso_utc_ms(float(t))[11:19]
+        self.templates.env.filters["local_time"] = local_time
 
     @staticmethod
     def address(request: Request) -> str:
@@ -182,7 +181,10 @@ class Ui:
         self, request: Request, template: str, status_code: int = 200, **ctx: Any
     ) -> HTMLResponse:
         session: Session | None = getattr(request.state, "session", None)
-        ctx.setdefault("flash", None)
+        if ctx.get("flash") is None:  # a redirect's one-shot message: by its key, never its text
+            ctx["flash"] = (
+                session.take_flash(request.query_params.get("flash")) if session else None
+            )
         return self.templates.TemplateResponse(
             request,
             template,
@@ -202,15 +204,45 @@ class Ui:
         data = await request.form(max_files=files, max_fields=400)
         given = data.get("csrf") or request.headers.get("x-csrf-token")
         if session is None or not csrf_ok(session, given if isinstance(given, str) else None):
-            self.st.audit.write(self.address(request), "csrf_refused", False, path=request.url.path)
+            await run_in_threadpool(
+                self.st.audit.write,
+                self.address(request),
+                "csrf_refused",
+                False,
+                path=request.url.path,
+            )
             return None
         return data
+
+    @staticmethod
+    def redirect(request: Request, url: str, message: Any = None) -> RedirectResponse:
+        """A redirect to ``url`` whose page shows ``message`` once (kept in the session, the
+        URL carrying only its key)."""
+        session: Session | None = getattr(request.state, "session", None)
+        if message and session is not None:
+            sep = "&" if "?" in url else "?"
+            url += sep + urllib.parse.urlencode({"flash": session.put_flash(str(message))})
+        return RedirectResponse(url, status_code=303)
 
     @staticmethod
     def forged() -> Response:
         return Response(
             "refused: the form has no valid CSRF token (reload the page)", status_code=403
         )
+
+
+def local_time(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A record's time (ISO 8601 UTC, or a Unix time) in the household's time zone: the
+    system's local one (the door's, as its clock shows)."""
+    try:
+        if isinstance(value, (int, float)):
+            t = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        else:
+            t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return str(value)[:19].replace("T", " ")
+    return t.astimezone().strftime(fmt)
 
 
 ROUTES: tuple[Callable[[FastAPI, Ui], None], ...]  # set below the route groups
@@ -284,7 +316,9 @@ def _login_routes(app: FastAPI, ui: Ui) -> None:
     st = ui.st
 
     @app.get("/login")
-    def login_page(request: Request) -> Response:
+    async def login_page(request: Request) -> Response:
+        # On the event loop, never waiting for a thread: daemon requests filling the thread
+        # pool cannot keep anyone from the login page.
         # The token stays while its cookie does: a second load of this page (or the browser's
         # own request for a favicon, sent here) must not invalidate the form already shown.
         token = request.cookies.get(LOGIN_COOKIE) or ""
@@ -303,10 +337,14 @@ def _login_routes(app: FastAPI, ui: Ui) -> None:
         cookie, given = request.cookies.get(LOGIN_COOKIE), data.get("login_csrf")
         if not cookie or not isinstance(given, str) or not secrets.compare_digest(cookie, given):
             return ui.forged()  # not a login attempt (and not audited: anyone can send these)
-        wait = st.limiter.locked(who)
-        if wait is not None:
-            if st.lockouts_audited.get(who, 0.0) < st.limiter.clock():  # once per lockout
-                st.lockouts_audited[who] = st.limiter.clock() + wait
+        # argon2 and the audit's fsync off the event loop: the other pages stay served
+        return await run_in_threadpool(attempt, request, who, cookie, data.get("password"))
+
+    def attempt(request: Request, who: str, cookie: str, password: Any) -> Response:
+        locked = st.limiter.lockout(who)
+        if locked is not None:
+            wait, first = locked
+            if first:  # one audit line per lockout, however many addresses try during it
                 st.audit.write(who, "login_locked_out", False)
             return ui.page(
                 request,
@@ -315,7 +353,6 @@ def _login_routes(app: FastAPI, ui: Ui) -> None:
                 login_csrf=cookie,
                 flash=f"Too many wrong passwords: try again in {math.ceil(wait / 60)} min.",
             )
-        password = data.get("password")
         if not isinstance(password, str) or not st.passwords.check(password):
             st.limiter.failed(who)
             st.audit.write(who, "login", False)
@@ -333,7 +370,7 @@ def _login_routes(app: FastAPI, ui: Ui) -> None:
         if await ui.form(request) is None:
             return ui.forged()
         st.sessions.end(request.cookies.get(COOKIE))
-        st.audit.write(ui.address(request), "logout", True)
+        await run_in_threadpool(st.audit.write, ui.address(request), "logout", True)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -366,14 +403,16 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
     async def lock(request: Request) -> Response:
         if await ui.form(request) is None:
             return ui.forged()
-        return door_command(request, "lock")
+        return await run_in_threadpool(door_command, request, "lock")
 
     @app.post("/door/face_unlock")
     async def face_unlock(request: Request) -> Response:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
-        return door_command(request, "face_unlock", value=data.get("value") == "on")
+        return await run_in_threadpool(
+            lambda: door_command(request, "face_unlock", value=data.get("value") == "on")
+        )
 
     # An attack drill: for the next N minutes no face is let in (attack_drill); 0 stops it.
     @app.post("/door/drill")
@@ -386,16 +425,14 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
             return Response(
                 f"minutes: a whole number from 0 to {MAX_DRILL_MINUTES}", status_code=422
             )
-        return door_command(request, "drill", minutes=int(raw))
+        return await run_in_threadpool(lambda: door_command(request, "drill", minutes=int(raw)))
 
     def door_command(request: Request, action: str, **fields: Any) -> Response:
         res = st.ask(action, **fields)
         st.audit.write(
             ui.address(request), action, bool(res.get("ok")), result=res.get("why"), **fields
         )
-        return RedirectResponse(
-            "/?" + urllib.parse.urlencode({"flash": res.get("why")}), status_code=303
-        )
+        return ui.redirect(request, "/", res.get("why"))
 
 
 def _images_routes(app: FastAPI, ui: Ui) -> None:
@@ -438,6 +475,17 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
         name = str(data.get("name", "")).strip()
         replace = data.get("replace") == "1"
         photos, numbers, problems = await _photos(data, st)
+        return await run_in_threadpool(
+            lambda: enrolled(request, name, replace, (photos, numbers, problems))
+        )
+
+    def enrolled(
+        request: Request,
+        name: str,
+        replace: bool,
+        uploads: tuple[list[str], list[int], list[dict[str, Any]]],
+    ) -> Response:
+        photos, numbers, problems = uploads
         flash, ok, attempts = None, False, problems
         try:
             validate_name(name)
@@ -483,7 +531,7 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
-        res = st.ask("capture")
+        res = await run_in_threadpool(st.ask, "capture")
         d = res.get("data") or {}
         captured = None
         if res.get("ok") and isinstance(d.get("jpeg_b64"), str):
@@ -521,10 +569,8 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
             current=d.get("model_current", True),
         )
 
-    def back(why: Any) -> Response:
-        return RedirectResponse(
-            "/people?" + urllib.parse.urlencode({"flash": why}), status_code=303
-        )
+    def back(request: Request, why: Any) -> Response:
+        return ui.redirect(request, "/people", why)
 
     def change(request: Request, action: str, person: str, **fields: Any) -> Response:
         """Ask the daemon for a change to ``person``, audit it, and show the People page again."""
@@ -532,7 +578,7 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         ok, why = bool(res.get("ok")), res.get("why")
         st.audit.write(ui.address(request), action, ok, person=person, result=why, **fields)
         st.forget_face(person)
-        return back(why)
+        return back(request, why)
 
     @app.post("/people/rename")
     async def rename(request: Request) -> Response:
@@ -540,7 +586,7 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         old, new = str(data.get("old", "")), str(data.get("new", "")).strip()
-        return change(request, "rename", old, old=old, new=new)
+        return await run_in_threadpool(lambda: change(request, "rename", old, old=old, new=new))
 
     @app.post("/people/reenroll")
     async def reenroll(request: Request) -> Response:
@@ -548,7 +594,7 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         name = str(data.get("name", ""))
-        return change(request, "reenroll", name, name=name)
+        return await run_in_threadpool(lambda: change(request, "reenroll", name, name=name))
 
     @app.post("/people/remove")
     async def remove(request: Request) -> Response:
@@ -557,8 +603,8 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
             return ui.forged()
         name = str(data.get("name", ""))
         if data.get("confirm") != name:
-            return back(f"Not removed: type {name} to confirm.")
-        return change(request, "remove", name, name=name)
+            return back(request, f"Not removed: type {name} to confirm.")
+        return await run_in_threadpool(lambda: change(request, "remove", name, name=name))
 
 
 def _review_routes(app: FastAPI, ui: Ui) -> None:
@@ -581,7 +627,13 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
         faces = {p["name"] for p in people if p.get("face")}
         truths = {p["name"]: f"that was {p['name']}" for p in people} | TRUTHS
         return ui.page(
-            request, "review.html", rows=rows, truths=truths, left=len(rows), faces=faces
+            request,
+            "review.html",
+            rows=rows,
+            truths=truths,
+            left=len(rows),
+            faces=faces,
+            floor=st.config.match.threshold_floor,  # below it, no "add this as a template"
         )
 
     @app.post("/review/label")
@@ -599,12 +651,14 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
                 validate_name(truth)
             except FacegateError as exc:
                 return Response(first_line(exc), status_code=422)
-        written = 0
-        for ident in ids:
-            if ident in known:
+        written = [i for i in ids if i in known]
+
+        def write() -> None:
+            for ident in written:
                 append_label(st.labels, ident, truth)
-                written += 1
-        st.audit.write(ui.address(request), "label", True, truth=truth, decisions=written)
+            st.audit.write(ui.address(request), "label", True, truth=truth, decisions=len(written))
+
+        await run_in_threadpool(write)
         if "hx-request" in request.headers:
             return HTMLResponse("")  # htmx drops the row
         return RedirectResponse("/review", status_code=303)
@@ -614,30 +668,32 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
         rec = st.record(event_id)
         if rec is None or not rec.get("best") or not rec.get("snapshot"):
             return Response("no such refused attempt with a snapshot", status_code=404)
-        return ui.page(request, "template.html", rec=rec)
+        return ui.page(request, "template.html", rec=rec, floor=st.config.match.threshold_floor)
 
     @app.post("/review/template")
     async def template_add(request: Request) -> Response:
-        from tools.report.labels import append_label
-
         data = await ui.form(request)
         if data is None:
             return ui.forged()
-        rec = st.record(str(data.get("event_id", "")))
-        if rec is None or not rec.get("best") or data.get("confirm") != "yes":
+        return await run_in_threadpool(
+            add_template, request, str(data.get("event_id", "")), data.get("confirm") == "yes"
+        )
+
+    def add_template(request: Request, event_id: str, confirmed: bool) -> Response:
+        from tools.report.labels import append_label
+
+        rec = st.record(event_id)
+        if rec is None or not rec.get("best") or not confirmed:
             return Response("not confirmed", status_code=422)
         name = str(rec["best"])
         snap = st.jpeg("snap:" + rec["event_id"], "snapshot", event_id=rec["event_id"])
         if snap is None:
             return Response("the snapshot is gone", status_code=404)
-        res = st.ask("enroll", name=name, photos=[_padded(snap)], replace=False, timeout_s=60.0)
+        # The daemon checks it passes the enrollment gates and resembles the person's
+        # templates (match.threshold_floor): the app's confirmation is not enough.
+        res = st.ask("add_template", name=name, photo=_padded(snap), timeout_s=60.0)
         ok = bool(res.get("ok"))
-        attempts = (res.get("data") or {}).get("attempts") or []
-        why = (
-            res.get("why")
-            if ok
-            else "; ".join(str(a.get("why")) for a in attempts) or res.get("why")
-        )
+        why = res.get("why")
         if ok:
             append_label(st.labels, rec["event_id"], name)
         st.audit.write(
@@ -653,6 +709,7 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
             "template.html",
             200 if ok else 422,
             rec=rec,
+            floor=st.config.match.threshold_floor,
             done=ok,
             flash=("Added: " if ok else "Not added: ") + str(why),
         )
@@ -711,8 +768,13 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
                 status_code=422,
             )
         period = str(data.get("period", "30"))
+        return await run_in_threadpool(
+            threshold_apply, request, value, period, data.get("confirm") == "yes"
+        )
+
+    def threshold_apply(request: Request, value: float, period: str, confirmed: bool) -> Response:
         settings = st.ask("settings").get("data") or {}
-        if data.get("confirm") != "yes":
+        if not confirmed:
             rep = _report(st, period if period in PERIODS else "30").report
             at = _at_threshold(rep, value) if rep is not None else None
             now = (
@@ -739,11 +801,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
             was=settings.get("min_cosine_similarity"),
             result=res.get("why"),
         )
-        return RedirectResponse(
-            f"/report?period={urllib.parse.quote(period)}&"
-            + urllib.parse.urlencode({"flash": res.get("why")}),
-            status_code=303,
-        )
+        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.get("why"))
 
     @app.post("/report/liveness")
     async def apply_liveness(request: Request) -> Response:
@@ -774,11 +832,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         res = await run_in_threadpool(
             lambda: st.set_liveness_points(points, address=ui.address(request))
         )
-        return RedirectResponse(
-            f"/report?period={urllib.parse.quote(period)}&"
-            + urllib.parse.urlencode({"flash": res.get("why")}),
-            status_code=303,
-        )
+        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.get("why"))
 
 
 def _access_routes(app: FastAPI, ui: Ui) -> None:
@@ -804,6 +858,9 @@ def _access_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         text = str(data.get("text", "")).replace("\r\n", "\n")
+        return await run_in_threadpool(rules_save, request, text)
+
+    def rules_save(request: Request, text: str) -> Response:
         res = st.ask("rules_set", text=text)
         ok = bool(res.get("ok"))
         st.audit.write(ui.address(request), "access_rules", ok, result=res.get("why"))
@@ -852,7 +909,7 @@ async def _photos(data: Any, st: WebState) -> tuple[list[str], list[int], list[d
     for i, upload in enumerate(uploads, 1):
         raw = await upload.read()
         try:
-            photos.append(_shrink(raw, f"photo {i} ({upload.filename})"))
+            photos.append(await run_in_threadpool(_shrink, raw, f"photo {i} ({upload.filename})"))
             numbers.append(i)
         except FacegateError as exc:
             problems.append({"photo": i, "ok": False, "why": first_line(exc)})

@@ -13,13 +13,23 @@ import os
 import socket
 import stat
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.config import Config
 from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The bounds of the web server, so that no number of connections can use up the bridge's
+# descriptors (systemd/facegate-bridge.service sets LimitNOFILE well above them):
+MAX_CONNECTIONS = 200  # TCP connections open at once (TLS handshakes too); more are closed at once
+LIMIT_CONCURRENCY = 100  # uvicorn: connections and requests in progress; beyond it a 503
+BACKLOG = 128  # connections the kernel queues before they are accepted (no descriptor of ours)
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
+OVERLOAD_LOG_S = 60.0  # an overload is logged once a minute per kind, without a traceback
 
 
 def prepare_state_dir(path: str | Path) -> Path:
@@ -38,25 +48,102 @@ def prepare_state_dir(path: str | Path) -> Path:
 
 
 def announce_first_password(state_dir: Path) -> None:
-    from edge.web.auth import first_password
+    """Make the first password if there is none: written to a file only the bridge's user (and
+    root) may read, and only where it is printed: the journal is read by more than them."""
+    from edge.web.auth import first_password, write_first_password
 
     password = first_password(state_dir)
-    if password is not None:  # printed this once; only its hash is kept
-        print(
-            f"facegate web: the first password is {password}  (shown once: keep it; "
-            "`facegate web-password` makes a new one)",
-            flush=True,
+    if password is None:
+        return
+    try:
+        where = write_first_password(state_dir, password)
+    except OSError as exc:
+        raise ConfigError(
+            f"{state_dir}: web.state_dir: cannot write the first password ({exc.strerror}): "
+            "run `facegate web-password` as the bridge's user"
+        ) from None
+    print(
+        f"facegate web: the first password is in {where} (0600: root and the bridge's user "
+        "only; delete it once you keep it elsewhere; `facegate web-password` makes a new one)",
+        flush=True,
+    )
+
+
+class OverloadLog(logging.Filter):
+    """One line per kind of overload per ``every_s`` (the rest counted into the next), never a
+    traceback: a flood of connections must not become a flood of log lines."""
+
+    KINDS: ClassVar[dict[str, str]] = {
+        "socket.accept() out of system resource": "out of descriptors or memory (accept)",
+        "Exceeded concurrency limit.": "too many requests at once (answered 503)",
+        "connections open": "too many connections at once (closed as they come)",
+    }
+
+    def __init__(
+        self, every_s: float = OVERLOAD_LOG_S, clock: Callable[[], float] = time.monotonic
+    ):
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        kind = next((k for k in self.KINDS if k in text), None)
+        if kind is None:
+            return True
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.every_s:
+                self._dropped[kind] = self._dropped.get(kind, 0) + 1
+                return False
+            self._last[kind] = now
+            dropped = self._dropped.pop(kind, 0)
+        record.msg = f"web: overload: {self.KINDS[kind]}" + (
+            f" ({dropped} more since the last line)" if dropped else ""
         )
+        record.args, record.exc_info, record.exc_text, record.stack_info = (), None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
-def listen(host: str, port: int, where: str = "") -> socket.socket:
+OVERLOAD = OverloadLog()
+for _name in ("asyncio", "uvicorn.error", __name__):
+    logging.getLogger(_name).addFilter(OVERLOAD)
+
+
+class CappedSocket(socket.socket):
+    """A listening socket that keeps at most ``cap`` accepted connections open: one more is
+    closed as soon as it is accepted (before any TLS handshake), so idle connections cannot
+    use up the process's descriptors.  (asyncio's own loop accepts through it: the web server
+    runs on it, not on uvloop.)"""
+
+    def __init__(self, family: int, cap: int = MAX_CONNECTIONS) -> None:
+        super().__init__(family, socket.SOCK_STREAM)
+        self.cap = cap
+        self._open: list[socket.socket] = []
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        while True:
+            conn, addr = super().accept()  # BlockingIOError when none is waiting
+            self._open = [c for c in self._open if c.fileno() != -1]
+            if len(self._open) < self.cap:
+                self._open.append(conn)
+                return conn, addr
+            conn.close()
+            log.warning("web: %d connections open: closing more", self.cap)
+
+
+def listen(host: str, port: int, where: str = "", cap: int = MAX_CONNECTIONS) -> socket.socket:
     """The app's listening socket, bound before the bridge starts serving."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = CappedSocket(family, cap)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(64)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(
@@ -96,6 +183,12 @@ class WebServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=3,
+            # Bounded (see MAX_CONNECTIONS): uvicorn 0.54 has no TLS handshake timeout of its
+            # own; asyncio's (60 s) applies, and the capped socket bounds the handshakes.
+            loop="asyncio",
+            limit_concurrency=LIMIT_CONCURRENCY,
+            backlog=BACKLOG,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(self.config)
         # Run in a thread, uvicorn leaves the signals to the bridge (the main thread).

@@ -219,7 +219,7 @@ def _config_cases() -> Iterator[Case]:
     yield Case("config: access rules: a FIFO", "config", rules_fifo, timeout_s=20)
 
     def code_readable(d: Path, w: World) -> list[str]:
-        (d / "code").write_text("2468\n")
+        (d / "code").write_text("246813\n")
         (d / "code").chmod(0o644)
         (d / "door.yaml").write_text(
             f"mqtt: {{enabled: true, remote_unlock: true, code_file: {d / 'code'}}}\n"
@@ -257,6 +257,17 @@ def _config_cases() -> Iterator[Case]:
         "relay-off: unrelated keys broken",
         "config",
         relay_off_typo,
+        ok_codes=frozenset({ExitCode.OK}),
+    )
+
+    def relay_off_not_yaml(d: Path, w: World) -> list[str]:
+        (d / "typo.yaml").write_text("lock:\n  relay_pin: 22\n match: [oops\n\tpolicy\n")
+        return ["-c", str(d / "typo.yaml"), "relay-off", "--mock-gpio"]
+
+    yield Case(
+        "relay-off: the config not YAML at all",
+        "config",
+        relay_off_not_yaml,
         ok_codes=frozenset({ExitCode.OK}),
     )
 
@@ -383,6 +394,9 @@ def _gallery_cases() -> Iterator[Case]:
         "embedding_size 512": edit(lambda d: d.update(embedding_size=512)),
         "template of 1e400": edit(lambda d: first_template(d).__setitem__(0, float("inf"))),
         "template with NaN": edit(lambda d: first_template(d).__setitem__(3, float("nan"))),
+        "template holding the integer 10**400": edit(
+            lambda d: first_template(d).__setitem__(2, 10**400)
+        ),
         "template not unit length": edit(
             lambda d: d["people"]["alice"]["templates"].__setitem__(0, [1.0] * 128)
         ),
@@ -663,6 +677,36 @@ def _log_cases() -> Iterator[Case]:
                 f.write(b"\0" * (1 << 20))
         return [str(d / "decisions.jsonl"), "--outdir", str(d / "out"), "-q"]
 
+    def labelled(score: bytes) -> Callable[[Path, World], list[str]]:
+        """A labelled log (scores reach the sweep and the plots) with one record scoring ``score``."""
+
+        def make(d: Path, w: World) -> list[str]:
+            bad = json.dumps(record(event_id="x")).encode().replace(b'"best_score": 0.3', score)
+            lines(*good, bad)(d, w)
+            (d / "labels.csv").write_text("event_id,truth\ne0,alice\ne1,impostor\nx,impostor\n")
+            return [
+                str(d / "decisions.jsonl"),
+                "--labels",
+                str(d / "labels.csv"),
+                "--outdir",
+                str(d / "out"),
+                "-q",
+            ]
+
+        return make
+
+    yield Case(
+        "report: labelled, best_score 1e308",
+        "log",
+        labelled(b'"best_score": 1e308'),
+        program="report",
+    )
+    yield Case(
+        "report: labelled, best_score Infinity",
+        "log",
+        labelled(b'"best_score": Infinity'),
+        program="report",
+    )
     yield Case("report: a corrupt rotated .gz", "log", bad_gz, program="report")
     yield Case("report: a gzip of 64 MB of NULs", "log", gz_bomb, program="report")
     yield Case(
@@ -837,6 +881,21 @@ def _cli_cases() -> Iterator[Case]:
         return ["-c", str(cfg), "run", "--mock-gpio", "--replay", str(w.replay(d))]
 
     yield Case("run: the decision log a symlink", "cli", log_symlink)
+
+    def log_folder_unwritable(d: Path, w: World) -> list[str]:
+        cfg = w.enrolled_door(d)
+        # /sys takes no new file, even from root (a chmod'ed folder would not stop root).
+        cfg.write_text(
+            cfg.read_text().replace(str(d / "decisions.jsonl"), "/sys/facegate-decisions.jsonl")
+        )
+        return ["-c", str(cfg), "run", "--mock-gpio", "--replay", str(w.replay(d))]
+
+    yield Case(
+        "run: the decision log's folder cannot be written",
+        "cli",
+        log_folder_unwritable,
+        ok_codes=frozenset({ExitCode.LOG}),
+    )
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -30,7 +30,7 @@ from edge.enroll import add_to_gallery, from_images
 from edge.errors import ConfigError
 from edge.pipeline import build_pipeline
 
-CODE = "2468"
+CODE = "246813"
 STATE = {
     "door": "front",
     "lock": "LOCKED",
@@ -279,7 +279,7 @@ def test_remote_unlock_discovery_asks_for_a_code_and_snapshots_add_an_image():
     cfg = replace(MqttConfig(), door_id="back", remote_unlock=True, code_file="/x", snapshots=True)
     d = discovery(cfg)
     lock = d["homeassistant/lock/facegate_back/lock/config"]
-    assert lock["code_format"] and "{{ code }}" in lock["command_template"]
+    assert lock["code_format"] and "tojson" in lock["command_template"]
     image = d["homeassistant/image/facegate_back/visitor/config"]
     assert (
         image["image_topic"] == "facegate/back/snapshot" and image["content_type"] == "image/jpeg"
@@ -669,8 +669,15 @@ def test_a_code_file_others_can_read_is_refused_before_ready(tmp_path):
     code.chmod(0o600)
     assert read_code(code) == CODE
     code.write_text("12\n")
-    with pytest.raises(ConfigError, match="at least 4 characters"):
+    with pytest.raises(ConfigError, match="at least 6 characters"):
         read_code(code)
+    code.write_text("24681\n")  # 5 characters: guessed within a few days of the wrong-code budget
+    with pytest.raises(ConfigError) as info:
+        read_code(code)
+    assert str(info.value) == (
+        f"{code}: mqtt.code_file: the code must be at least 6 characters (got 5): "
+        "a short code is guessed within the wrong-code budget"
+    )
 
 
 def test_a_socket_path_that_is_a_symlink_is_refused(tmp_path):
@@ -947,3 +954,99 @@ def test_a_clean_stop_says_offline_not_problem(tmp_path):
     t = bridge.topics
     assert (t.availability, b"offline", True) in client.sent
     assert not [m for m in client.sent if m[0] == t.problem_state and m[1] == b"ON"]
+
+
+def test_refused_connections_are_one_log_line_per_interval_with_a_count(tmp_path, caplog):
+    """A local user connecting in a loop once wrote a line per refusal (3,000 lines in 8 s)."""
+    import logging
+
+    from edge.bridge import server as server_module
+
+    now = [1000.0]
+    server = BridgeServer(
+        tmp_path / "s.sock", allowed_uids=frozenset(), queue_max=1, state=dict, clock=lambda: now[0]
+    )
+    caplog.set_level(logging.WARNING, logger="edge.bridge.server")
+
+    def knock(n: int) -> None:
+        before = server.refusals.total
+        for _ in range(n):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(tmp_path / "s.sock"))
+        deadline = time.monotonic() + 10
+        while server.refusals.total < before + n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.refusals.total == before + n
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "edge.bridge.server"]
+
+    server.start()
+    try:
+        knock(500)
+        uid = os.getuid()
+        assert lines() == [
+            f"bridge socket: refused a connection from uid {uid} (not mqtt.bridge_user)"
+        ]
+        now[0] += server_module.REFUSED_LOG_INTERVAL_S - 1
+        knock(100)
+        assert len(lines()) == 1  # still within the interval: counted, not logged
+        now[0] += 1
+        knock(1)
+        assert lines()[1] == (
+            f"bridge socket: refused a connection from uid {uid} (not mqtt.bridge_user); "
+            f"599 more connections refused in the 60 s before (uid {uid})"
+        )
+        knock(7)
+    finally:
+        server.close()
+    assert lines()[2:] == [
+        f"bridge socket: 7 more connections refused in the 60 s before (uid {uid})"
+    ]
+
+
+def _templates(o: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every Jinja template in a discovery payload, with where it is."""
+    if isinstance(o, dict):
+        return [t for k, v in o.items() for t in _templates(v, f"{where}.{k}")]
+    if isinstance(o, list):
+        return [t for i, v in enumerate(o) for t in _templates(v, f"{where}[{i}]")]
+    return [(where, o)] if isinstance(o, str) and ("{{" in o or "{%" in o) else []
+
+
+CODES = ['12"34"56', "ab\\cd\\ef", "çödé✓🔑42", "open sesame 7", "x" * 64, "'; DROP", "</script>"]
+
+
+def test_every_discovery_template_renders_in_home_assistants_sandbox_to_what_the_bridge_accepts(
+    monkeypatch,
+):
+    """HA renders templates in an ImmutableSandboxedEnvironment whose ranges stop at 100,000.
+
+    ``range(1, 1000000000)`` raised "Range too big" there, and a code with a quote or a
+    backslash, pasted raw into the JSON, broke it: every template is rendered here as HA
+    does, for awkward codes, and must give JSON the bridge's own parser accepts, code intact.
+    """
+    from datetime import UTC, datetime
+
+    import jinja2.sandbox
+
+    from edge.bridge.mqtt import parse_lock_command
+
+    monkeypatch.setattr(jinja2.sandbox, "MAX_RANGE", 100_000)  # homeassistant.helpers.template
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    env.globals["now"] = lambda: datetime.now(UTC)  # HA's global; `random` is Jinja's filter
+    cfg = replace(MqttConfig(), door_id="back", remote_unlock=True, code_file="/x", snapshots=True)
+    found = [t for payload in discovery(cfg).values() for t in _templates(payload)]
+    assert [where for where, _ in found] == [".command_template"]  # add a check for any new one
+    template = env.from_string(found[0][1])
+    with pytest.raises(OverflowError, match="Range too big"):  # the sandbox really is strict
+        env.from_string("{{ range(1, 1000000000) | random }}").render()
+    for action in ("LOCK", "UNLOCK", "OPEN"):
+        for code in [*CODES, None]:
+            text = template.render(value=action, code=code)
+            body = json.loads(text)
+            assert body["action"] == action and body["code"] == (code or ""), text
+            parsed, why = parse_lock_command(text.encode())
+            assert parsed is not None, why
+            assert parsed["action"] == action and parsed["code"] == (code or "")
+            assert isinstance(parsed["ts"], float) and parsed["nonce"]

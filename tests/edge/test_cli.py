@@ -203,6 +203,40 @@ def test_relay_off_relocks_even_when_the_rest_of_the_config_is_broken(tmp_path):
     assert p.returncode == ExitCode.CONFIG and "key 'relay_pin' given twice" in one_line_error(p)
 
 
+@pytest.mark.parametrize(
+    ("body", "pin", "read"),
+    [
+        (
+            b"lock:\n  relay_pin: 22\n  active_high: false\n match: [oops\n",
+            22,
+            "22, lock.active_high False",
+        ),
+        (b"lock: {relay_pin: 5}\n\tpolicy: x\n", 5, "5, lock.active_high (default)"),
+        (b"\xff\xfelock:\n  relay_pin: 6\n", 6, "6, lock.active_high (default)"),
+        (b"{{{", 17, "(default), lock.active_high (default)"),
+    ],
+)
+def test_relay_off_relocks_when_the_config_is_not_yaml_at_all(tmp_path, body, pin, read):
+    """A typo that leaves the file not YAML (or not UTF-8) must not leave the next stop without its relock."""
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_bytes(body)
+    assert run("-c", str(cfg), "check-config").returncode == ExitCode.CONFIG
+    p = run("-c", str(cfg), "relay-off", "--mock-gpio")
+    assert p.returncode == ExitCode.OK, p.stderr
+    assert p.stdout.strip() == f"relay on pin {pin} is off (locked)"
+    warning = p.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith(f"WARNING edge.config: {cfg}: not ")
+    assert warning[0].endswith(f"relay-off read lock.relay_pin {read} by a line scan")
+
+
+def test_relay_off_refuses_a_non_yaml_config_naming_two_pins(tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("lock:\n  relay_pin: 22\n[\nlock: {relay_pin: 23}\n")
+    p = run("-c", str(cfg), "relay-off", "--mock-gpio")
+    assert p.returncode == ExitCode.CONFIG
+    assert "relay-off cannot tell which lock.relay_pin is meant (22, 23)" in one_line_error(p)
+
+
 def test_users_remove_says_when_the_running_daemon_took_it(model_dir, tmp_path, samples):
     """A real daemon on a paced replay; `users remove` returns only with the daemon's acknowledgement (or a warning)."""
     import shutil

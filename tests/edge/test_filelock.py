@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from edge.errors import ExitCode, LockError
+from edge.errors import DecisionLogError, ExitCode, LockError
 from edge.filelock import FileLock, lock_path_for
 
 HOLD = """
@@ -155,3 +156,60 @@ def test_two_enrollments_at_once_keep_both_people(config, tmp_path, samples, mon
         t.join()
     assert not errors
     assert sorted(Gallery.load(door.gallery.path).names()) == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
+def test_a_folder_that_cannot_be_written_is_not_busy(tmp_path, monkeypatch, code):
+    """A read-only log folder said "already running" (exit 12); it is the folder that cannot be written."""
+    real_open = os.open
+
+    def refuse(path, flags, *a, **kw):
+        if str(path).endswith(".lock"):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, *a, **kw)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(DecisionLogError) as info:
+        FileLock.acquire(
+            tmp_path / "decisions.jsonl.lock", what="a daemon", unwritable=DecisionLogError
+        )
+    assert str(info.value) == (
+        f"{tmp_path}: the folder cannot be written (making the lock file decisions.jsonl.lock: "
+        f"{os.strerror(code)})"
+    )
+    with pytest.raises(LockError):  # the default stays the lock's own error
+        FileLock.acquire(tmp_path / "x.lock", what="a daemon")
+
+
+def test_a_daemon_whose_log_folder_cannot_be_written_exits_log_not_busy(
+    tmp_path, model_dir, samples
+):
+    """The real command, its decision log in /sys (no new file can be made there, even by root)."""
+    cfg = tmp_path / "door.yaml"
+    cfg.write_text(
+        f"gallery: {{path: {tmp_path / 'gallery.json'}}}\n"
+        "log: {decisions: /sys/facegate-decisions.jsonl}\nliveness: {enabled: false}\n"
+    )
+    env = {**os.environ, "FACEGATE_MODEL_DIR": str(model_dir)}
+    frames = [str(p) for p in sorted((samples / "nuaa" / "ClientRaw" / "0005").glob("*.jpg"))[:3]]
+    enroll = subprocess.run(
+        [sys.executable, "-m", "edge", "-c", str(cfg), "enroll", "alice", *frames],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert enroll.returncode == 0, enroll.stderr
+    replay = str(samples / "nuaa" / "ClientRaw" / "0005")
+    p = subprocess.run(
+        [sys.executable, "-m", "edge", "-c", str(cfg), "run", "--mock-gpio", "--replay", replay],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    lines = [line for line in p.stderr.strip().splitlines() if line.startswith("facegate: error:")]
+    assert p.returncode == ExitCode.LOG, p.stderr
+    assert len(lines) == 1 and "Traceback" not in p.stderr
+    assert lines[0] == (
+        "facegate: error: /sys: the folder cannot be written (making the lock file "
+        "facegate-decisions.jsonl.lock: Permission denied)"
+    )

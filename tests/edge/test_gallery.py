@@ -302,6 +302,20 @@ def test_non_finite_template_is_refused(saved):
     assert "people.bob.templates[0]: holds a non-finite value" in _one_line_error(saved)
 
 
+@pytest.mark.parametrize("huge", ["1" + "0" * 400, "-" + "9" * 309])
+def test_an_integer_beyond_a_float_is_a_gallery_error_naming_the_field(saved, huge):
+    """10**400 in a template was an OverflowError (an internal error, exit 1), not a gallery error."""
+    doc = json.loads(saved.read_text())
+    doc["people"]["bob"]["templates"][0][5] = 7.0  # replaced by the huge integer, as text
+    saved.write_text(json.dumps(doc).replace("7.0", huge, 1))
+    assert "people.bob.templates[0]: holds a non-finite value" in _one_line_error(saved)
+
+
+def test_an_integer_of_more_digits_than_python_parses_is_a_gallery_error(saved):
+    saved.write_text(saved.read_text().replace("[", "[" + "1" * 5000 + ", ", 1))
+    assert "not valid JSON" in _one_line_error(saved)
+
+
 # --------------------------------------------------------------------------- editing
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -166,17 +169,28 @@ def test_the_session_cookie_is_secure_and_every_response_is_locked_down(web):
     assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
 
 
-def test_the_first_password_is_printed_once_and_only_its_argon2_hash_kept(tmp_path, capsys):
+def test_the_first_password_is_written_once_0600_never_printed_or_logged(tmp_path, capsys, caplog):
     d = prepare_state_dir(tmp_path / "web")
-    announce_first_password(d)
-    password = re.search(r"first password is (\S+)", capsys.readouterr().out)
-    assert password and len(password.group(1)) >= 16
+    outside = tmp_path / "outside.txt"
+    outside.write_text("theirs\n")
+    (d / "first-password.txt").symlink_to(outside)  # planted: never written through
+    with caplog.at_level("DEBUG"):
+        announce_first_password(d)
+    out = capsys.readouterr()
+    where = d / "first-password.txt"
+    assert f"first password is in {where}" in out.out
+    assert not where.is_symlink() and outside.read_text() == "theirs\n"
+    password = where.read_text().strip()
+    assert len(password) >= 16 and where.stat().st_mode & 0o777 == 0o600
+    assert password not in out.out + out.err + caplog.text
     stored = (d / "password.argon2").read_text()
-    assert stored.startswith("$argon2id$") and password.group(1) not in stored
+    assert stored.startswith("$argon2id$") and password not in stored
     assert (d / "password.argon2").stat().st_mode & 0o777 == 0o600
     announce_first_password(d)
-    assert capsys.readouterr().out == ""
-    assert Passwords(d).check(password.group(1)) and not Passwords(d).check("guess")
+    assert capsys.readouterr().out == "" and where.read_text().strip() == password
+    assert Passwords(d).check(password) and not Passwords(d).check("guess")
+    set_password(d, "a new one, set by facegate web-password")
+    assert not where.exists()  # no stale first password left behind
 
 
 def test_a_password_hash_others_may_read_or_a_writable_state_dir_is_refused(tmp_path):
@@ -323,23 +337,83 @@ def test_that_was_me_adds_a_template_only_after_the_gates_and_a_confirmation(web
     from tools.report.labels import read_labels
 
     log_in(web.client)
-    refused = records(web)[1]
+    let_in, refused = records(web)
+    floor = web.config.match.threshold_floor
+    assert refused["best_score"] < floor <= let_in["best_score"]
+    # The confirmation page shows both faces and the score against the floor.
     r = web.client.get(f"/review/template?event_id={refused['event_id']}")
     assert r.status_code == 200 and "Yes, this was" in r.text
+    assert f"/img/snapshot/{refused['event_id']}.jpg" in r.text and "/img/face/0005.jpg" in r.text
+    assert f"{refused['best_score']:.3f}" in r.text and f"{floor:.2f}" in r.text
+    assert 'id="unlike"' in r.text
     token = csrf(web.client, "/review")
     r = web.client.post("/review/template", data={"event_id": refused["event_id"], "csrf": token})
     assert r.status_code == 422 and gallery(web).count("0005") == 5
+    # A stranger's face (0009, refused) is not added to 0005's templates, even confirmed:
+    # the daemon measures it against them (match.threshold_floor).
     r = web.client.post(
         "/review/template", data={"event_id": refused["event_id"], "confirm": "yes", "csrf": token}
     )
     entry = audit(web)[-1]
-    assert entry["action"] == "add_template" and entry["person"] == refused["best"]
-    # The snapshot (the aligned face, on a plain border) passed the enrollment gates: one more template.
+    assert (entry["action"], entry["ok"]) == ("add_template", False)
+    assert r.status_code == 422 and "does not resemble 0005" in r.text
+    assert gallery(web).count("0005") == 5
+    assert not (Path(web.config.web.state_dir) / "labels.csv").exists()
+    # 0005's own face passes the gates and resembles their templates: one more template.
+    r = web.client.post(
+        "/review/template", data={"event_id": let_in["event_id"], "confirm": "yes", "csrf": token}
+    )
+    entry = audit(web)[-1]
+    assert entry["action"] == "add_template" and entry["person"] == "0005"
     assert r.status_code == 200 and "Added: " in r.text and entry["ok"] is True
-    assert gallery(web).count(refused["best"]) == 6
+    assert gallery(web).count("0005") == 6
     assert read_labels(Path(web.config.web.state_dir) / "labels.csv") == {
-        refused["event_id"]: refused["best"]
+        let_in["event_id"]: "0005"
     }
+
+
+def test_the_daemon_refuses_a_template_unlike_the_person_whatever_the_app_says(web):
+    from edge.web.app import _padded
+
+    refused = records(web)[1]
+    snap = web.daemon.request("snapshot", event_id=refused["event_id"])["data"]["jpeg_b64"]
+    import base64
+
+    res = web.daemon.request("add_template", name="0005", photo=_padded(base64.b64decode(snap)))
+    assert res["ok"] is False and res["data"]["score"] < web.config.match.threshold_floor
+    assert gallery(web).count("0005") == 5
+
+
+def test_review_selects_no_answer_and_shows_times_in_the_household_time_zone(web, monkeypatch):
+    log_in(web.client)
+    refused = records(web)[1]
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30, no summer time
+    time.tzset()
+    try:
+        page = web.client.get("/review").text
+        audit_page = web.client.get("/audit").text
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    row = page[page.index(f'id="row-{refused["event_id"]}"') :]
+    row = row[: row.index("</tr>")]
+    # The nearest person is not the first, default answer; no "add as a template" for a face
+    # unlike them (below match.threshold_floor).
+    assert row.index('class="stranger"') < row.index('class="was"')
+    assert "selected" not in page and "autofocus" not in page
+    assert "add this as a template" not in row
+    import datetime as dt
+
+    local = dt.datetime.fromisoformat(refused["time"].replace("Z", "+00:00")) + dt.timedelta(
+        hours=5, minutes=30
+    )
+    assert local.strftime("%Y-%m-%d %H:%M:%S") in row
+    assert refused["time"][:19].replace("T", " ") not in row
+    entry = audit(web)[-1]["time"]
+    shown = dt.datetime.fromisoformat(entry.replace("Z", "+00:00")) + dt.timedelta(
+        hours=5, minutes=30
+    )
+    assert shown.strftime("%Y-%m-%d %H:%M") in audit_page
 
 
 def test_a_threshold_is_applied_only_after_a_confirmation_saying_what_it_changes(web):
@@ -440,7 +514,9 @@ def test_the_status_page_starts_and_stops_an_attack_drill_and_the_audit_records_
     assert 'id="drill-start"' in web.client.get("/").text and not web.policy.drilling()
     token = csrf(web.client)
     r = web.client.post("/door/drill", data={"minutes": "5", "csrf": token}, follow_redirects=False)
-    assert r.status_code == 303 and "attack+drill+until" in r.headers["location"]
+    assert (
+        r.status_code == 303 and "attack drill until" in web.client.get(r.headers["location"]).text
+    )
     until = web.policy.drill_until
     assert web.policy.drilling() and abs(until - time.time() - 300.0) < 60.0
     saved = Path(web.config.gallery.path).with_name("drill.json")
@@ -463,7 +539,8 @@ def test_the_status_page_starts_and_stops_an_attack_drill_and_the_audit_records_
     assert r.status_code == 303 and (audit(web)[-1]["ok"], audit(web)[-1]["minutes"]) == (False, 31)
     assert web.policy.drill_until == until
     r = web.client.post("/door/drill", data={"minutes": "0", "csrf": token}, follow_redirects=False)
-    assert "attack+drill+stopped" in r.headers["location"] and not web.policy.drilling()
+    assert "attack drill stopped" in web.client.get(r.headers["location"]).text
+    assert not web.policy.drilling()
     assert (audit(web)[-1]["action"], audit(web)[-1]["minutes"]) == ("drill", 0)
     assert json.loads(saved.read_text()) == {"until": None}
     web.daemon._state = {**(web.daemon.state or {}), "drill_until": None}
@@ -694,3 +771,146 @@ def test_a_web_port_in_use_stops_the_bridge_with_one_line_before_it_serves(tmp_p
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"door.yaml: web.port: cannot listen on 127.0.0.1:{port}" in lines[0]
     assert not (tmp_path / "web" / "password.argon2").exists() and "password" not in r.stdout
+
+
+# --------------------------------------------------------------------------- red-team fixes
+
+
+def test_a_flash_message_comes_from_the_server_never_from_the_url(web):
+    lie = "Your session expired: call 555-0100 to unlock"
+    assert lie not in web.client.get("/login", params={"flash": lie}).text
+    log_in(web.client)
+    for page in ("/", "/people", "/report", "/review", "/access", "/audit"):
+        assert lie not in web.client.get(page, params={"flash": lie}).text, page
+    # A redirect's message still shows, once: the URL carries only its key.
+    token = csrf(web.client)
+    r = web.client.post("/door/lock", data={"csrf": token}, follow_redirects=False)
+    location = r.headers["location"]
+    assert r.status_code == 303 and location.startswith("/?flash=")
+    why = audit(web)[-1]["result"]
+    assert why and urllib.parse.quote_plus(why) not in location
+    page = web.client.get(location)
+    assert f'id="flash">{why}</p>' in page.text.replace("&#39;", "'")
+    assert 'id="flash"' not in web.client.get(location).text  # one-shot
+    r = web.client.post("/people/remove", data={"name": "0005", "csrf": token})
+    assert "Not removed: type 0005 to confirm." in r.text
+
+
+def test_a_slow_daemon_request_does_not_hold_up_the_login_page(web, monkeypatch):
+    asked = web.daemon.request
+
+    def slow(action: str, **fields: Any) -> dict[str, Any]:
+        if action == "rename":
+            time.sleep(3.0)
+        return asked(action, **fields)
+
+    monkeypatch.setattr(web.daemon, "request", slow)
+    log_in(web.client)
+    token = csrf(web.client)
+    renamed: list[Any] = []
+    t = threading.Thread(
+        target=lambda: renamed.append(
+            web.client.post("/people/rename", data={"old": "0005", "new": "0006", "csrf": token})
+        )
+    )
+    t.start()
+    time.sleep(0.5)  # the rename is waiting for the daemon now
+    start = time.monotonic()
+    assert web.client.get("/login").status_code == 200
+    assert time.monotonic() - start < 1.5
+    t.join(10)
+    assert renamed and renamed[0].status_code == 200 and "0006" in renamed[0].text
+
+
+def test_the_login_limiter_stays_bounded_and_reports_a_lockout_once():
+    clock = [0.0]
+    limiter = LoginLimiter(3, 60.0, clock=lambda: clock[0], max_addresses=500)
+    refusals = []
+    for i in range(5000):
+        limiter.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        for _ in range(2):
+            refusals.append(limiter.lockout(f"10.9.{i // 256 % 256}.{i % 256}"))
+    assert limiter.size() <= 2 * 500
+    refusals += [limiter.lockout(f"192.168.0.{i}") for i in range(200)]
+    assert all(f is not None for f in refusals[60:])  # 30 failures: all addresses locked out
+    # ... and only that lockout's first refusal is to be audited, whoever tries during it.
+    assert sum(f[1] for f in refusals if f is not None) == 1
+    # Once it has passed, everything expired is forgotten.
+    clock[0] = 61.0
+    assert limiter.locked("192.168.0.1") is None
+    limiter.failed("10.0.0.1")
+    assert limiter.size() == 1
+
+
+def test_many_addresses_during_a_lockout_write_one_audit_line(web):
+    from fastapi.testclient import TestClient
+
+    def client(i: int) -> TestClient:
+        return TestClient(web.app, base_url="https://testserver", client=(f"10.0.0.{i}", 1))
+
+    n = web.config.web.login_max_failures
+    for i in range(10):  # ten addresses, each just under its own limit: all of them locked out
+        with client(i) as c:
+            for _ in range(n):
+                assert log_in(c, "wrong").status_code == 401
+    for i in range(10, 40):
+        with client(i) as c:
+            assert log_in(c).status_code == 429
+    assert sum(e["action"] == "login_locked_out" for e in audit(web)) == 1
+
+
+def test_the_web_server_is_bounded_and_its_bounds_reach_uvicorn(web):
+    from dataclasses import replace
+
+    from edge.web import server as ws
+
+    config = replace(web.config, web=replace(web.config.web, listen="127.0.0.1", port=0))
+    srv = ws.WebServer(config, web.daemon)
+    try:
+        c = srv.config
+        assert (c.limit_concurrency, c.backlog, c.timeout_keep_alive, c.loop) == (
+            ws.LIMIT_CONCURRENCY,
+            ws.BACKLOG,
+            ws.KEEP_ALIVE_S,
+            "asyncio",  # whose accept goes through the capped socket
+        )
+        assert isinstance(srv.sock, ws.CappedSocket) and srv.sock.cap == ws.MAX_CONNECTIONS
+    finally:
+        srv.sock.close()
+
+
+def test_connections_beyond_the_cap_are_closed_as_they_come_with_one_log_line(caplog):
+    import socket
+
+    from edge.web import server as ws
+
+    ws.OVERLOAD._last.clear()
+    sock = ws.listen("127.0.0.1", 0, cap=3)
+    sock.setblocking(False)
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(10)]
+    time.sleep(0.2)
+    kept = []
+    with caplog.at_level("WARNING"):
+        try:
+            while True:
+                kept.append(sock.accept()[0])
+        except BlockingIOError:
+            pass
+        assert len(kept) == 3
+        kept.pop().close()  # one closes: one more may come
+        late = socket.create_connection(sock.getsockname())
+        time.sleep(0.2)
+        kept.append(sock.accept()[0])
+        # an overload from asyncio's accept: one line, no traceback
+        for _ in range(5):
+            logging.getLogger("asyncio").error(
+                "socket.accept() out of system resource", exc_info=OSError(24, "Too many")
+            )
+    lines = [r for r in caplog.records if "overload" in r.getMessage()]
+    assert [r.getMessage() for r in lines] == [
+        "web: overload: too many connections at once (closed as they come)",
+        "web: overload: out of descriptors or memory (accept)",
+    ]
+    assert all(r.exc_info is None for r in lines)
+    for s in [*kept, *clients, late, sock]:
+        s.close()

@@ -95,3 +95,10 @@ def test_install_script_installs_the_tested_versions():
         if 'pip" install' in line and "--upgrade pip" not in line
     ]
     assert pip_lines and all('-c "$src/constraints.txt"' in line for line in pip_lines)
+
+
+def test_the_bridge_may_open_more_descriptors_than_the_web_server_ever_holds():
+    from edge.web.server import BACKLOG, LIMIT_CONCURRENCY, MAX_CONNECTIONS
+
+    (limit,) = settings(BRIDGE_UNIT)["LimitNOFILE"]
+    assert int(limit) >= 2 * (MAX_CONNECTIONS + LIMIT_CONCURRENCY + BACKLOG) + 1024

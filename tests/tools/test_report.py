@@ -588,6 +588,33 @@ def test_a_record_breaking_the_schema_names_file_line_and_field(tmp_path):
     assert cols.n == 1 and cols.skipped_bad == 1
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("1e308", "best_score: expected a number in [-1, 1], got 1e+308"),
+        ("Infinity", "best_score: expected a finite number or null, got inf"),
+        ("-Infinity", "best_score: expected a finite number or null, got -inf"),
+        ("NaN", "best_score: expected a finite number or null, got nan"),
+        (
+            "1" + "0" * 400,
+            "best_score: expected a finite number or null, got an integer of 401 digits",
+        ),
+    ],
+)
+def test_a_score_no_cosine_can_have_is_a_data_error_not_an_internal_one(tmp_path, raw, message):
+    """1e308 or Infinity once reached the plots (an internal error): one line naming file, line, field."""
+    bad = json.dumps(make_record("b", best="alice", score=0.5)).replace(
+        '"best_score": 0.5', f'"best_score": {raw}'
+    )
+    assert raw in bad
+    log = write_log(tmp_path / "decisions.jsonl", [make_record("a", best="alice")], tail=bad + "\n")
+    with pytest.raises(DecisionLogError) as exc:
+        collect([log], CsvLabeller({}, "none"), progress=False)
+    assert str(exc.value) == f"{log}:2: {message}"
+    cols = collect([log], CsvLabeller({}, "none"), progress=False, strict=False)
+    assert cols.n == 1 and cols.skipped_bad == 1
+
+
 def test_outcomes_by_face_metered_exposure(tmp_path):
     def at(stops, rec):
         rec["exposure_stops"] = stops
