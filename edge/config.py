@@ -394,6 +394,11 @@ def _mqtt_checks(m: MqttConfig) -> list[str]:
         errors.append(
             "mqtt.code_file: remote_unlock needs a code (a file holding it, readable only by the daemon)"
         )
+    if m.remote_unlock and not m.tls:
+        errors.append(
+            "mqtt.remote_unlock: needs mqtt.tls: true: the code crosses the broker as typed, and "
+            "a code in clear on the LAN is public"
+        )
     if m.ca_file is not None and not m.tls:
         errors.append("mqtt.ca_file: set, but mqtt.tls is false: the CA would not be used")
     if (m.username is None) != (m.password_file is None):

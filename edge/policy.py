@@ -27,6 +27,7 @@ Pure logic: no clock, no threads, no I/O but logging.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import math
 import statistics
@@ -54,6 +55,16 @@ log = logging.getLogger(__name__)
 # Denials that look like someone trying to get in; quality failures and an empty
 # gallery do not (a passer-by or a setup problem must not lock the household out).
 COUNTED_DENIALS = frozenset({Reason.UNKNOWN_FACE, Reason.AMBIGUOUS, Reason.PRESENTATION_ATTACK})
+
+# Wrong remote-unlock codes have a counter of their own, which only a right code resets (never
+# time): after REMOTE_WRONG_IN_ROW in a row remote unlock is refused for REMOTE_LOCKOUT_S,
+# doubling with each further run of them (at most REMOTE_LOCKOUT_MAX_S); after
+# REMOTE_WRONG_PER_DAY in a calendar day (wall clock, local time) it is refused until the next
+# day.  So a guesser gets at most REMOTE_WRONG_PER_DAY guesses a day.
+REMOTE_WRONG_IN_ROW = 5
+REMOTE_LOCKOUT_S = 60.0
+REMOTE_LOCKOUT_MAX_S = 86400.0
+REMOTE_WRONG_PER_DAY = 20
 
 _QUALITY_FIELDS = tuple(f.name for f in dataclasses.fields(Quality))
 
@@ -171,6 +182,12 @@ class Policy:
         self._last_denial = -math.inf  # time of the last counted denial
         self._locked_until = -math.inf
         self._level = 0  # consecutive lockouts so far: the next lasts lockout_s * 2**level
+        # Wrong remote codes (see REMOTE_WRONG_IN_ROW): in a row since the last right code, the
+        # remote lockout's end (monotonic), and the calendar day (ISO date) with its wrong codes.
+        self._remote_wrong = 0
+        self._remote_locked_until = -math.inf
+        self._remote_day = ""
+        self._remote_day_wrong = 0
 
     # -- gates and votes -----------------------------------------------------------
 
@@ -505,17 +522,99 @@ class Policy:
         )
 
     def remote(self, now: float, *, sender: str, code_ok: bool) -> Decision:
-        """A remote unlock command's decision: refused while locked out, a wrong code counted as a denial."""
+        """A remote unlock command's decision.
+
+        Refused, whatever the code, while the face lockout runs (LOCKED_OUT), once the day's
+        wrong codes reached REMOTE_WRONG_PER_DAY (REMOTE_DAILY_CAP) and while the remote lockout
+        runs (REMOTE_LOCKED_OUT); these refusals are not counted, and do not tell whether the
+        code was right.  Otherwise a wrong code is WRONG_CODE, counted on the remote counter
+        (not the face lockout's), and a right one REMOTE_UNLOCK, which resets the wrong codes in
+        a row (not the day's count).
+        """
+        today = self._today()
+        if self._remote_day != today:
+            self._remote_day, self._remote_day_wrong = today, 0
         if now < self._locked_until:
             reason = Reason.LOCKED_OUT
+        elif self._remote_day_wrong >= REMOTE_WRONG_PER_DAY:
+            reason = Reason.REMOTE_DAILY_CAP
+        elif now < self._remote_locked_until:
+            reason = Reason.REMOTE_LOCKED_OUT
         elif not code_ok:
             reason = Reason.WRONG_CODE
-            self._count_denial(now)
+            self._count_wrong_code(now)
         else:
             reason = Reason.REMOTE_UNLOCK
+            self._remote_wrong = 0
         log.info("remote unlock from %s: %s", sender, reason)
         # A command with the right code is not an attempt at the door: a drill leaves it alone.
         return self._new_decision(now, reason, sender, drill=self.drilling())
+
+    def _today(self) -> str:
+        return datetime.date.fromtimestamp(self.wall()).isoformat()
+
+    def _count_wrong_code(self, now: float) -> None:
+        self._remote_wrong += 1
+        self._remote_day_wrong += 1
+        if self._remote_day_wrong >= REMOTE_WRONG_PER_DAY:
+            log.warning(
+                "%d wrong remote-unlock codes today: remote unlock is refused until tomorrow",
+                self._remote_day_wrong,
+            )
+        elif self._remote_wrong % REMOTE_WRONG_IN_ROW == 0:
+            runs = self._remote_wrong // REMOTE_WRONG_IN_ROW
+            duration = min(REMOTE_LOCKOUT_S * 2.0 ** min(runs - 1, 64), REMOTE_LOCKOUT_MAX_S)
+            self._remote_locked_until = now + duration
+            log.warning(
+                "%d wrong remote-unlock codes in a row: remote unlock is refused for %.0f s",
+                self._remote_wrong,
+                duration,
+            )
+
+    def remote_locked_out(self, now: float) -> bool:
+        """True while remote unlock is refused whatever the code (its lockout or the daily cap)."""
+        return now < self._remote_locked_until or (
+            self._remote_day == self._today() and self._remote_day_wrong >= REMOTE_WRONG_PER_DAY
+        )
+
+    def remote_state(self, now: float, wall: float) -> dict[str, Any]:
+        """The wrong remote codes' counters, in Unix time, for the state directory: a restart
+        must not give a guesser a fresh count."""
+        until = self._remote_locked_until
+        return {
+            "schema": 1,
+            "wrong_in_row": self._remote_wrong,
+            "locked_until": round(until - now + wall, 3) if math.isfinite(until) else None,
+            "day": self._remote_day,
+            "day_wrong": self._remote_day_wrong,
+        }
+
+    def restore_remote(self, state: Any, now: float, wall: float) -> None:
+        """Take back a saved remote_state; ValueError naming the field if it is not one."""
+        if not isinstance(state, dict) or state.get("schema") != 1:
+            raise ValueError("schema: expected 1")
+        for key in ("wrong_in_row", "day_wrong"):
+            value = state.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1 << 30:
+                raise ValueError(f"{key}: expected a whole number >= 0, got {value!r}")
+        until, day = state.get("locked_until"), state.get("day")
+        if until is not None and (
+            isinstance(until, bool)
+            or not isinstance(until, (int, float))
+            or not math.isfinite(until)
+        ):
+            raise ValueError(f"locked_until: expected Unix seconds or null, got {until!r}")
+        if not isinstance(day, str) or len(day) > 10:
+            raise ValueError(f"day: expected a date (YYYY-MM-DD), got {day!r}")
+        self._remote_wrong = state["wrong_in_row"]
+        self._remote_day_wrong = state["day_wrong"]
+        self._remote_day = day
+        self._remote_locked_until = -math.inf if until is None else float(until) - wall + now
+
+    def remote_cap_reached(self) -> None:
+        """Refuse every remote unlock until tomorrow (the saved counters could not be read)."""
+        self._remote_day = self._today()
+        self._remote_day_wrong = max(self._remote_day_wrong, REMOTE_WRONG_PER_DAY)
 
     def lockout_state(self, now: float, wall: float) -> dict[str, Any]:
         """The lockout's state in Unix time (the policy's clock is monotonic), for the state directory.

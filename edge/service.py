@@ -33,7 +33,7 @@ from edge.decisions import DecisionLog, decision_record
 from edge.errors import CameraError, DecisionLogError, ExitCode, FacegateError
 from edge.exposure import FaceExposure, for_camera, meter
 from edge.filelock import FileLock, lock_path_for
-from edge.files import save_state
+from edge.files import read_state, save_state
 from edge.gallery import Gallery
 from edge.gallery_watch import GalleryWatcher
 from edge.liveness import build_liveness
@@ -122,6 +122,8 @@ class Service:
             None  # the door's instance lock (build_service), released when run() ends
         )
         self._saved_lockout: dict[str, Any] | None = None
+        # No file until a remote command changes the counters.
+        self._saved_remote: dict[str, Any] | None = self.policy.remote_state(clock(), wall())
         self.gallery_watcher: GalleryWatcher | None = (
             None  # reloads the gallery when its file changes
         )
@@ -265,6 +267,36 @@ class Service:
         # Unsaved, the door keeps its lockout in memory; only a restart would lose it.
         if save_state(lockout_path(self.config), state, "the lockout"):
             self._saved_lockout = state
+
+    def _save_remote(self) -> None:
+        """Keep the wrong remote codes' counters beside the gallery: a restart gives no fresh ones."""
+        state = self.policy.remote_state(self.clock(), self.wall())
+        if state == self._saved_remote:
+            return
+        if save_state(
+            remote_path(self.config), {"remote_unlock": state}, "the wrong-code counters"
+        ):
+            self._saved_remote = state
+
+    def restore_remote(self) -> None:
+        """Take back the wrong remote codes' counters; an unreadable file counts as today's cap
+        reached (remote unlock refused until tomorrow), with a warning."""
+        path = remote_path(self.config)
+        raw, why = read_state(path, "remote_unlock")
+        if raw is None and why is None and not path.exists():
+            return
+        if why is None:
+            try:
+                self.policy.restore_remote(raw, self.clock(), self.wall())
+            except ValueError as exc:
+                why = str(exc)
+        if why is not None:
+            self.policy.remote_cap_reached()
+            log.warning("%s: %s: remote unlock is refused until tomorrow", path, why)
+            return
+        self._saved_remote = self.policy.remote_state(self.clock(), self.wall())
+        if self.policy.remote_locked_out(self.clock()):
+            log.warning("restored from %s: remote unlock is refused for now (wrong codes)", path)
 
     def _save_entries(self) -> None:
         """Guests' entries used, beside the gallery: a restart does not give them new ones."""
@@ -455,6 +487,7 @@ class Service:
             raise
         self.stats.decisions += 1
         self._save_lockout()
+        self._save_remote()
         self._save_entries()
         if d.unlock:
             self.door.unlock(d.person or "")
@@ -485,6 +518,11 @@ def entries_path(config: Config) -> Path:
 def lockout_path(config: Config) -> Path:
     """The lockout's state, in the state directory beside the gallery (it survives a restart or power cut)."""
     return Path(config.gallery.path).with_name("lockout.json")
+
+
+def remote_path(config: Config) -> Path:
+    """The wrong remote codes' counters (edge.policy.REMOTE_WRONG_IN_ROW), beside the gallery."""
+    return Path(config.gallery.path).with_name("remote.json")
 
 
 def build_service(
@@ -587,6 +625,7 @@ def build_service(
     )
     service.restore_lockout()  # a restart or power cut does not clear an attacker's lockout
     service.restore_drill()  # nor end an attack drill early
+    service.restore_remote()  # nor give a code guesser a fresh count
     if config.access.rules is not None and access is not None:
         service.policy.access = access
         service.access_watcher = AccessWatcher(config.access.rules, access)

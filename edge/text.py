@@ -22,3 +22,10 @@ def first_line(exc: BaseException | str, *, typed: bool = False) -> str:
     if not text:
         return name
     return f"{name}: {text}" if typed else text
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` with every non-printable character (control characters, newlines, format
+    characters such as bidi overrides) dropped, stripped, and cut to at most ``limit``
+    characters: safe to put in one log line or a decision's field."""
+    return "".join(c for c in text if c.isprintable()).strip()[:limit].strip()

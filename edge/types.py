@@ -142,7 +142,10 @@ class Reason(enum.StrEnum):
         "face_unlock_off"  # a face that would have been let in, while face unlock is off
     )
     REMOTE_UNLOCK = "remote_unlock"  # unlocked by a command from the bridge, with the right code
-    WRONG_CODE = "wrong_code"  # a remote unlock with a wrong code: counts towards the lockout
+    WRONG_CODE = "wrong_code"  # a remote unlock with a wrong code: counted apart from faces
+    # Remote unlock refused whatever the code (edge.policy.REMOTE_WRONG_IN_ROW):
+    REMOTE_LOCKED_OUT = "remote_locked_out"  # after too many wrong codes in a row
+    REMOTE_DAILY_CAP = "remote_daily_cap"  # after too many wrong codes today: until tomorrow
     # Refused by the access rules (edge.access), though the face was recognised:
     OUTSIDE_HOURS = "outside_hours"  # outside the person's time windows
     PERSON_DISABLED = "person_disabled"  # disabled, templates kept
@@ -157,7 +160,9 @@ class Reason(enum.StrEnum):
 # The only reasons that open the door.
 UNLOCKING = frozenset({Reason.ACCEPTED, Reason.REMOTE_UNLOCK})
 # Decisions about a command, not a face: no score, no frames.
-REMOTE = frozenset({Reason.REMOTE_UNLOCK, Reason.WRONG_CODE})
+REMOTE = frozenset(
+    {Reason.REMOTE_UNLOCK, Reason.WRONG_CODE, Reason.REMOTE_LOCKED_OUT, Reason.REMOTE_DAILY_CAP}
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from edge.files import read_secret
 
 MAX_NONCE_LEN = 128
 MIN_CODE_LEN = 6  # Home Assistant's code_format asks for as many (edge.bridge.mqtt.discovery)
+SENDER_MAX = 64  # each part of a remote decision's person (edge.bridge.mqtt.command_sender)
 
 
 def read_code(path: str | Path) -> str:

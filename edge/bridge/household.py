@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -34,7 +33,27 @@ import numpy as np
 
 from edge import kept_photos
 from edge.access import parse_rules
-from edge.bridge.protocol import HOUSEHOLD_ACTIONS
+from edge.bridge.contract import (
+    HOUSEHOLD,
+    MAX_DRILL_MINUTES,
+    MAX_PHOTOS,
+    MAX_RECORDS,
+    MAX_RULES_BYTES,
+    AddTemplateRequest,
+    ContractError,
+    DecisionsRequest,
+    DrillRequest,
+    EnrollRequest,
+    FaceRequest,
+    LivenessSetRequest,
+    NameRequest,
+    RenameRequest,
+    RulesSetRequest,
+    SnapshotRequest,
+    ThresholdSetRequest,
+    Wire,
+    parse_request,
+)
 from edge.config import Config
 from edge.decisions import iso_utc_ms, log_files, read_records
 from edge.enroll import add_to_gallery, judge
@@ -48,12 +67,7 @@ from edge.types import Frame
 
 log = logging.getLogger(__name__)
 
-MAX_PHOTOS = 10  # one enrollment
-MAX_RECORDS = 500  # one page of decisions
-MAX_RULES_BYTES = 256 << 10
-MAX_DRILL_MINUTES = 30
-_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+__all__ = ["MAX_DRILL_MINUTES", "MAX_PHOTOS", "MAX_RECORDS", "MAX_RULES_BYTES", "Household"]
 
 Result = tuple[bool, str, dict[str, Any]]
 
@@ -228,23 +242,39 @@ class Household:
             self._set_points(points)
 
     def handle(self, cmd: dict[str, Any]) -> Result:
-        action = cmd["action"]
-        if action not in HOUSEHOLD_ACTIONS:
-            return False, f"{action!r}: not a household request", {}
+        """One command line: its request parsed through the contract (a bad one refused with
+        the contract's one-line why, never reaching a handler), carried out, and its answer
+        checked against the contract on the way out."""
+        action = cmd.get("action")
+        if not isinstance(action, str) or action not in HOUSEHOLD:
+            return False, f"{ascii(action)[:40]}: not a household request", {}
         try:
-            return getattr(self, "_" + action)(cmd)
+            request = parse_request(cmd)
+        except ContractError as exc:
+            log.warning("bridge: %s refused: %s", action, exc)
+            return False, exc.line, {}
+        try:
+            ok, why, data = getattr(self, "_" + action)(request)
         except FacegateError as exc:
             return False, first_line(exc), {}
         except OSError as exc:
             log.warning("bridge: %s failed: %s", action, exc)
             return False, f"{action} failed: {exc.strerror or exc}", {}
+        if not data and not ok:
+            return ok, why, {}
+        try:
+            answer = HOUSEHOLD[action][1].from_wire(data, action)
+        except ContractError as exc:
+            log.error("bridge: %s: an answer outside the contract, not sent: %s", action, exc)
+            return False, f"{action}: the daemon's answer is outside the contract ({exc.line})", {}
+        return ok, why, answer.to_wire()
 
     # ------------------------------------------------------------------ people
 
     def _load(self) -> Gallery | None:
         return Gallery.load(self.gallery_path) if self.gallery_path.exists() else None
 
-    def _people(self, cmd: dict[str, Any]) -> Result:
+    def _people(self, req: Wire) -> Result:
         g = self._load()
         embedder = self.pipeline.embedder
         current = g is None or g.made_by(embedder.sha256, embedder.preprocessing)
@@ -264,24 +294,19 @@ class Household:
         why = "" if current else "the gallery was made with another model: re-enroll everyone"
         return True, why, {"people": people, "model_current": current}
 
-    def _enroll(self, cmd: dict[str, Any]) -> Result:
-        name = validate_name(cmd.get("name"))
-        photos = cmd.get("photos")
-        if not isinstance(photos, list) or not 1 <= len(photos) <= MAX_PHOTOS:
-            return False, f"enroll needs 1 to {MAX_PHOTOS} photos", {}
+    def _enroll(self, req: EnrollRequest) -> Result:
+        name = validate_name(req.name)
         raws: list[bytes | None] = []
-        for b64 in photos:
+        for b64 in req.photos:  # 1 to MAX_PHOTOS strings (the contract)
             try:
-                if not isinstance(b64, str):
-                    raise ValueError
                 raws.append(base64.b64decode(b64, validate=True))
             except (ValueError, binascii.Error):
                 raws.append(None)
-        return self._enroll_from(name, raws, replace=cmd.get("replace") is True, keep_photos=True)
+        return self._enroll_from(name, raws, replace=req.replace, keep_photos=True)
 
-    def _reenroll(self, cmd: dict[str, Any]) -> Result:
+    def _reenroll(self, req: NameRequest) -> Result:
         """A person's templates made again from the photos kept when they were enrolled here."""
-        name = validate_name(cmd.get("name"))
+        name = validate_name(req.name)
         paths = kept_photos.kept(self.config, name)
         if not paths:
             return (
@@ -292,16 +317,16 @@ class Household:
         raws: list[bytes | None] = [p.read_bytes() for p in paths[-kept_photos.MAX_KEPT :]]
         return self._enroll_from(name, raws, replace=True, keep_photos=False)
 
-    def _add_template(self, cmd: dict[str, Any]) -> Result:
+    def _add_template(self, req: AddTemplateRequest) -> Result:
         """One photo (a refused attempt's snapshot) added to an enrolled person's templates, only
         if it passes the enrollment checks and resembles their templates: its best cosine to them
         at least match.threshold_floor (below it strangers get in), decided here, not by the app."""
-        name = validate_name(cmd.get("name"))
+        name = validate_name(req.name)
         g = self._load()
         if g is None or name not in g.names():
             return False, f"{name}: not enrolled", {}
         try:
-            raw = base64.b64decode(str(cmd.get("photo", "")), validate=True)
+            raw = base64.b64decode(req.photo, validate=True)
             frame = decode(raw, "snapshot")
         except (ValueError, binascii.Error):
             return False, "snapshot: not a base64 image", {}
@@ -372,15 +397,15 @@ class Household:
             {"attempts": attempts, "added": len(good), "templates": gallery.count(name)},
         )
 
-    def _capture(self, cmd: dict[str, Any]) -> Result:
+    def _capture(self, req: Wire) -> Result:
         frame = self.last_frame()
         if frame is None:
             return False, "no frame from the camera yet", {}
         result, why = judge(self.pipeline, frame, self.config.policy)
         return True, why, {"jpeg_b64": _b64(_jpeg(frame.rgb, 90)), "ok": result is not None}
 
-    def _rename(self, cmd: dict[str, Any]) -> Result:
-        old, new = validate_name(cmd.get("old")), validate_name(cmd.get("new"))
+    def _rename(self, req: RenameRequest) -> Result:
+        old, new = validate_name(req.old), validate_name(req.new)
         self._edit(lambda g: g.rename(old, new))
         src, dst = face_file(self.config, old), face_file(self.config, new)
         if src.exists():
@@ -389,8 +414,8 @@ class Household:
         log.warning("bridge: renamed %s to %s from the web app", old, new)
         return True, f"renamed {old} to {new}", {}
 
-    def _remove(self, cmd: dict[str, Any]) -> Result:
-        name = validate_name(cmd.get("name"))
+    def _remove(self, req: NameRequest) -> Result:
+        name = validate_name(req.name)
         self._edit(lambda g: g.remove(name))
         face_file(self.config, name).unlink(missing_ok=True)
         kept_photos.forget(self.config, name)
@@ -412,13 +437,9 @@ class Household:
 
     # ------------------------------------------------------------------ decisions and images
 
-    def _decisions(self, cmd: dict[str, Any]) -> Result:
+    def _decisions(self, req: DecisionsRequest) -> Result:
         """Records logged after ``after`` (the log's ISO ``time``), oldest first, a page at a time."""
-        after = cmd.get("after") or ""
-        if not isinstance(after, str) or (after and not _ISO.fullmatch(after)):
-            return False, "after: an ISO time like 2026-01-01T00:00:00.000Z", {}
-        limit = cmd.get("limit", MAX_RECORDS)
-        limit = min(limit, MAX_RECORDS) if isinstance(limit, int) and limit > 0 else MAX_RECORDS
+        after, limit = req.after, req.limit  # an ISO time or "", 1 to MAX_RECORDS (the contract)
         path = Path(self.config.log.decisions)
         out: list[dict[str, Any]] = []
         more = False
@@ -437,10 +458,10 @@ class Household:
                 break
         return True, "", {"records": out, "more": more}
 
-    def _snapshot(self, cmd: dict[str, Any]) -> Result:
-        event_id = cmd.get("event_id")
+    def _snapshot(self, req: SnapshotRequest) -> Result:
+        event_id = req.event_id  # letters, digits, '.', '_', '-': a file name (the contract)
         root = self.config.log.snapshots_dir
-        if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id) or root is None:
+        if root is None:
             return False, "no such snapshot", {}
         for day in sorted(Path(root).glob("????-??-??"), reverse=True):
             p = day / f"{event_id}.jpg"
@@ -448,8 +469,8 @@ class Household:
                 return _jpeg_file(p, "a snapshot")
         return False, "no such snapshot", {}
 
-    def _face(self, cmd: dict[str, Any]) -> Result:
-        name = validate_name(cmd.get("name"))
+    def _face(self, req: FaceRequest) -> Result:
+        name = validate_name(req.name)
         p = face_file(self.config, name)
         if not p.exists():
             return False, f"{name}: no face picture (enrolled from the command line)", {}
@@ -457,7 +478,7 @@ class Household:
 
     # ------------------------------------------------------------------ rules and threshold
 
-    def _rules_get(self, cmd: dict[str, Any]) -> Result:
+    def _rules_get(self, req: Wire) -> Result:
         path = self.config.access.rules
         if path is None:
             return True, "access.rules is not set in the config", {"path": None, "text": ""}
@@ -469,17 +490,15 @@ class Household:
             data = b""
         return True, "", {"path": path, "text": data.decode("utf-8", "replace")}
 
-    def _rules_set(self, cmd: dict[str, Any]) -> Result:
+    def _rules_set(self, req: RulesSetRequest) -> Result:
         path = self.config.access.rules
-        text = cmd.get("text")
+        text = req.text  # at most MAX_RULES_BYTES (the contract)
         if path is None:
             return (
                 False,
                 "access.rules is not set in the config: there is no rules file to write",
                 {},
             )
-        if not isinstance(text, str) or len(text.encode()) > MAX_RULES_BYTES:
-            return False, f"the rules must be text of at most {MAX_RULES_BYTES} bytes", {}
         rules = parse_rules(
             text, path
         )  # a ConfigError listing every problem, before anything is written
@@ -489,8 +508,8 @@ class Household:
         log.warning("bridge: access rules replaced from the web app (%d people)", len(rules.people))
         return True, f"saved: rules for {len(rules.people)} people", {}
 
-    def _threshold_set(self, cmd: dict[str, Any]) -> Result:
-        value = cmd.get("value")
+    def _threshold_set(self, req: ThresholdSetRequest) -> Result:
+        value = req.value  # a finite number (the contract); the floor is the config's
         floor = self.config.match.threshold_floor
         if not _threshold_ok(value, floor):
             return (
@@ -513,28 +532,10 @@ class Household:
     def _set_threshold(self, value: float) -> None:
         self.policy.match = dataclasses.replace(self.policy.match, min_cosine_similarity=value)
 
-    def _liveness_set(self, cmd: dict[str, Any]) -> Result:
+    def _liveness_set(self, req: LivenessSetRequest) -> Result:
         """Score cue -> operating point (a live probability), for any of SCORE_CUES: saved in
         ``settings.json`` beside the threshold, and judged by from the next attempt on."""
-        points = cmd.get("points")
-        usage = (
-            f"points: an object of score cue ({', '.join(SCORE_CUES)}) -> a number between 0 and 1"
-        )
-        if not isinstance(points, dict) or not points:
-            return False, usage, {}
-        for key, p in points.items():
-            if key not in SCORE_CUES:
-                return (
-                    False,
-                    f"points: {ascii(key)[:40]} is not a liveness score cue ({', '.join(SCORE_CUES)})",
-                    {},
-                )
-            if not _point_ok(p):
-                return (
-                    False,
-                    f"points.{key}: a number strictly between 0 and 1, got {ascii(p)[:40]}",
-                    {},
-                )
+        points = req.points  # score cues -> numbers strictly between 0 and 1 (the contract)
         live = self.policy.liveness
         if live is None:
             return False, "liveness is off in the config (liveness.enabled): no point to set", {}
@@ -574,11 +575,9 @@ class Household:
         settings = raw if isinstance(raw, dict) else {}
         return save_state(path, {**settings, key: value}, what)
 
-    def _drill(self, cmd: dict[str, Any]) -> Result:
+    def _drill(self, req: DrillRequest) -> Result:
         """An attack drill for ``minutes`` (0: stop it): no face is let in until it ends."""
-        minutes = cmd.get("minutes")
-        if type(minutes) is not int or not 0 <= minutes <= MAX_DRILL_MINUTES:
-            return False, f"minutes: a whole number from 0 to {MAX_DRILL_MINUTES}", {}
+        minutes = req.minutes  # 0 to MAX_DRILL_MINUTES (the contract)
         until = self.policy.wall() + 60.0 * minutes if minutes else None
         if not save_state(drill_path(self.config), {"until": until}, "the attack drill"):
             return False, f"{drill_path(self.config)}: cannot be written; drill unchanged", {}
@@ -597,7 +596,7 @@ class Household:
             {"drill_until": until},
         )
 
-    def _settings(self, cmd: dict[str, Any]) -> Result:
+    def _settings(self, req: Wire) -> Result:
         m = self.policy.match
         live = self.policy.liveness
         return (

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import edge
-from edge.bridge.commands import RemoteCommands, read_code
+from edge.bridge.commands import SENDER_MAX, RemoteCommands, read_code
 from edge.bridge.household import Household
 from edge.bridge.protocol import HOUSEHOLD_ACTIONS
 from edge.bridge.server import BridgeServer
@@ -27,6 +27,7 @@ from edge.closeable import Closeable
 from edge.config import Config
 from edge.files import read_state, save_state
 from edge.policy import Policy
+from edge.text import printable
 from edge.types import Decision, Frame
 
 log = logging.getLogger(__name__)
@@ -185,10 +186,12 @@ class DaemonLink(Closeable):
         if refusal is not None:
             log.warning("bridge: %s refused: %s", action, refusal)
             return False, refusal
+        # "<sender> via <user>" from the bridge (edge.bridge.mqtt.command_sender); bounded again
+        # here, so a misbehaving bridge cannot put a newline or a page of text in the log.
         sender = cmd.get("sender")
         sender = (
-            sender[:64] if isinstance(sender, str) and sender.isprintable() and sender else "mqtt"
-        )
+            printable(sender, 2 * SENDER_MAX + 5) if isinstance(sender, str) else ""
+        ) or "mqtt"
         d = self.policy.remote(
             self.clock(), sender=sender, code_ok=self.remote.code_ok(cmd.get("code"))
         )

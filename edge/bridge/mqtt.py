@@ -29,12 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 import edge
-from edge.bridge.commands import MIN_CODE_LEN
+from edge.bridge.commands import MIN_CODE_LEN, SENDER_MAX
 from edge.bridge.protocol import LineReader, ProtocolError, encode
 from edge.config import Config, MqttConfig
 from edge.errors import ConfigError, ExitCode, FacegateError
 from edge.files import read_secret
-from edge.text import first_line
+from edge.text import first_line, printable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ REASON_EVENTS = {
     "presentation_attack": "presentation_attack",
     "locked_out": "lockout",
     "remote_unlock": "remote_unlock",
+    # Remote unlock refused whatever the code, after too many wrong ones (in a row, or today).
+    "remote_locked_out": "lockout",
+    "remote_daily_cap": "lockout",
     # A face that would have been let in during an attack drill: denied, and not an alarm.
     "attack_drill": "attack_drill",
 }
@@ -70,6 +73,15 @@ COMMAND_FIELDS: dict[str, tuple[type, int]] = {
     "sender": (str, 64),
 }
 LOG_EVERY_S = 60.0  # one warning per kind of bad message in this long
+
+
+def command_sender(sender: Any, username: str | None) -> str:
+    """Who asked: "<sender> via <the bridge's MQTT user>", each part printable (control
+    characters and newlines stripped) and at most SENDER_MAX characters, so the user is never
+    cut off; just the user without a usable sender."""
+    who = printable(username or "", SENDER_MAX) or "mqtt"
+    said = printable(sender, SENDER_MAX) if isinstance(sender, str) else ""
+    return f"{said} via {who}" if said else who
 
 
 def _no_constant(name: str) -> Any:
@@ -579,9 +591,7 @@ class Bridge:
         for key in ("code", "ts", "nonce"):
             if key in body:
                 cmd[key] = body[key]
-        sender = body.get("sender")
-        who = self.cfg.username or "mqtt"
-        cmd["sender"] = f"{sender} via {who}" if isinstance(sender, str) and sender else who
+        cmd["sender"] = command_sender(body.get("sender"), self.cfg.username)
         self._to_daemon(cmd)
 
     def _to_daemon(self, cmd: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ Daemon -> bridge: ``{"type": "state", ...}``, ``{"type": "decision", "record": {
 ``{"type": "result", "id": ..., "ok": bool, "why": "...", "data": {...}}``.
 Bridge -> daemon: ``{"type": "command", "id": ..., "action": "lock" | "unlock" | "open" |
 "face_unlock", ...}``; an unlock carries ``code``, ``nonce``, ``ts`` (Unix seconds) and
-``sender``, a face_unlock ``value`` (bool).  The web app's requests (HOUSEHOLD_ACTIONS,
+``sender``, a face_unlock ``value`` (bool).  The web app's requests (HOUSEHOLD_ACTIONS: their
+fields and answers typed and checked in :mod:`edge.bridge.contract`, carried out by
 :mod:`edge.bridge.household`) answer with their ``data``: e.g. ``drill`` with ``minutes``
 (0 stops it) answers ``drill_until``; ``liveness_set`` takes ``points`` (score cue -> live
 probability).
@@ -21,26 +22,11 @@ import json
 import socket
 from typing import Any
 
+from edge.bridge.contract import HOUSEHOLD
+
 MAX_LINE = 4 << 20  # a 640x480 face crop as JPEG, base64, fits many times over
 DOOR_ACTIONS = ("lock", "unlock", "open", "face_unlock")
-HOUSEHOLD_ACTIONS = (
-    "people",
-    "enroll",
-    "capture",
-    "rename",
-    "remove",
-    "reenroll",
-    "add_template",
-    "decisions",
-    "snapshot",
-    "face",
-    "rules_get",
-    "rules_set",
-    "threshold_set",
-    "liveness_set",
-    "drill",
-    "settings",
-)
+HOUSEHOLD_ACTIONS = tuple(HOUSEHOLD)  # the one list: edge.bridge.contract
 ACTIONS = DOOR_ACTIONS + HOUSEHOLD_ACTIONS
 
 

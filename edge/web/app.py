@@ -1,7 +1,9 @@
 """The household's web app: status, enroll, people, review, report and access rules.
 
 In: the config, and the daemon as a :class:`DaemonPort` (the bridge's socket: requests
-answered by :mod:`edge.bridge.household`, and every decision as it is made).  Out: a
+answered by :mod:`edge.bridge.household`, and every decision as it is made), asked only
+through :class:`edge.web.client.DaemonClient` (typed requests and answers,
+:mod:`edge.bridge.contract`).  Out: a
 FastAPI app of server-rendered pages (Jinja2; htmx for the live parts), served over HTTPS
 by :mod:`edge.web.server`.
 
@@ -28,7 +30,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,13 +41,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import edge.access
-from edge.bridge.household import MAX_DRILL_MINUTES, MAX_PHOTOS
+from edge.bridge.contract import MAX_DRILL_MINUTES, MAX_PHOTOS, ImageAnswer, LivenessAnswer, Reply
 from edge.config import Config
 from edge.errors import FacegateError
 from edge.gallery import validate_name
 from edge.images import decode
 from edge.text import first_line
+from edge.types import REMOTE
 from edge.web.auth import LoginLimiter, Passwords, Session, Sessions, csrf_ok
+from edge.web.client import DaemonClient, DaemonPort
 from edge.web.store import Audit, Mirror
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ HERE = Path(__file__).parent
 COOKIE = "facegate_session"
 LOGIN_COOKIE = "facegate_login"
 MAX_SIDE = 1280  # uploads are scaled down to this before they go to the daemon
-REMOTE_REASONS = ("remote_unlock", "wrong_code")
+# Remote commands are not faces at the door: nothing to review.
+REMOTE_REASONS = tuple(sorted(str(r) for r in REMOTE))
 TRUTHS = {"impostor": "a stranger", "attack": "a photo or screen attack"}
 PERIODS = {
     "7": "the last 7 days",
@@ -72,15 +77,7 @@ CSP = (
 )
 
 
-class DaemonPort(Protocol):
-    """What the app needs of the daemon (the Bridge; a test may pass its own)."""
-
-    listeners: list[Callable[[dict[str, Any]], None]]
-
-    @property
-    def state(self) -> dict[str, Any] | None: ...
-
-    def request(self, action: str, *, timeout_s: float = ..., **fields: Any) -> dict[str, Any]: ...
+__all__ = ["DaemonPort", "WebState", "create_app"]
 
 
 @dataclass
@@ -98,24 +95,21 @@ class WebState:
     captures: dict[str, bytes] = field(default_factory=dict)
     reports: dict[tuple[Any, ...], ReportView] = field(default_factory=dict)  # the newest one
     lock: threading.Lock = field(default_factory=threading.Lock)
+    client: DaemonClient = field(init=False)  # the one way to the daemon
 
-    def ask(self, action: str, **fields: Any) -> dict[str, Any]:
-        """The daemon's answer, or a refusal saying why there is none (never an exception)."""
-        try:
-            return self.daemon.request(action, **fields)
-        except FacegateError as exc:
-            return {"ok": False, "why": first_line(exc), "data": {}}
+    def __post_init__(self) -> None:
+        self.client = DaemonClient(self.daemon)
 
-    def jpeg(self, key: str, action: str, **fields: Any) -> bytes | None:
+    def jpeg(self, key: str, fetch: Callable[[], Reply[ImageAnswer]]) -> bytes | None:
+        """An image from the daemon (``fetch``: e.g. a snapshot), kept for the next asking."""
         with self.lock:
             if key in self.images:
                 self.images.move_to_end(key)
                 return self.images[key]
-        res = self.ask(action, **fields)
-        b64 = (res.get("data") or {}).get("jpeg_b64")
-        if not res.get("ok") or not isinstance(b64, str):
+        res = fetch()
+        if not res.ok or res.data is None:
             return None
-        data = base64.b64decode(b64)
+        data = base64.b64decode(res.data.jpeg_b64)  # valid base64 (the contract)
         with self.lock:
             self.images[key] = data
             while len(self.images) > 256:
@@ -130,31 +124,25 @@ class WebState:
         """A decision the app has (fetching the daemon's newest first if it has not)."""
         rec = self.mirror.get(event_id)
         if rec is None:
-            self.mirror.sync(self.ask, force=True)
+            self.mirror.sync(self.client.decisions, force=True)
             rec = self.mirror.get(event_id)
         return rec
 
-    def set_liveness_points(self, points: dict[str, float], *, address: str) -> dict[str, Any]:
+    def set_liveness_points(
+        self, points: dict[str, float], *, address: str
+    ) -> Reply[LivenessAnswer]:
         """Ask the daemon to judge liveness at these operating points (score cue -> live
         probability, edge.liveness.SCORE_CUES) from the next attempt on, kept across restarts;
-        the change (or its refusal) is in the audit trail before this returns the answer."""
-        bad = next((k for k, p in points.items() if not _finite(p)), None)
-        if bad is not None:  # the socket carries strict JSON only: refused here
-            res: dict[str, Any] = {
-                "ok": False,
-                "why": f"points.{bad}: a number strictly between 0 and 1, got {points[bad]!r}",
-                "data": {},
-            }
-        else:
-            res = self.ask("liveness_set", points=points)
-        data = res.get("data") or {}
+        the change (or its refusal) is in the audit trail before this returns the answer.
+        A point that is no finite number is refused here, by the contract, before it is sent."""
+        res = self.client.liveness_set(points)
         self.audit.write(
             address,
             "liveness_points",
-            bool(res.get("ok")),
+            res.ok,
             points={k: p if _finite(p) else repr(p) for k, p in points.items()},
-            was=data.get("old"),
-            result=res.get("why"),
+            was=res.data.old if res.data is not None else None,
+            result=res.why,
         )
         return res
 
@@ -380,7 +368,7 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
     st = ui.st
 
     def recent(n: int) -> list[dict[str, Any]]:
-        st.mirror.sync(st.ask)
+        st.mirror.sync(st.client.decisions)
         return list(reversed(st.mirror.records()[-n:]))
 
     @app.get("/")
@@ -403,15 +391,18 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
     async def lock(request: Request) -> Response:
         if await ui.form(request) is None:
             return ui.forged()
-        return await run_in_threadpool(door_command, request, "lock")
+        return await run_in_threadpool(door_command, request, "lock", st.client.lock)
 
     @app.post("/door/face_unlock")
     async def face_unlock(request: Request) -> Response:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
+        value = data.get("value") == "on"
         return await run_in_threadpool(
-            lambda: door_command(request, "face_unlock", value=data.get("value") == "on")
+            lambda: door_command(
+                request, "face_unlock", lambda: st.client.face_unlock(value), value=value
+            )
         )
 
     # An attack drill: for the next N minutes no face is let in (attack_drill); 0 stops it.
@@ -425,14 +416,19 @@ def _status_routes(app: FastAPI, ui: Ui) -> None:
             return Response(
                 f"minutes: a whole number from 0 to {MAX_DRILL_MINUTES}", status_code=422
             )
-        return await run_in_threadpool(lambda: door_command(request, "drill", minutes=int(raw)))
-
-    def door_command(request: Request, action: str, **fields: Any) -> Response:
-        res = st.ask(action, **fields)
-        st.audit.write(
-            ui.address(request), action, bool(res.get("ok")), result=res.get("why"), **fields
+        minutes = int(raw)
+        return await run_in_threadpool(
+            lambda: door_command(
+                request, "drill", lambda: st.client.drill(minutes), minutes=minutes
+            )
         )
-        return ui.redirect(request, "/", res.get("why"))
+
+    def door_command(
+        request: Request, action: str, send: Callable[[], Reply[Any]], **fields: Any
+    ) -> Response:
+        res = send()
+        st.audit.write(ui.address(request), action, res.ok, result=res.why, **fields)
+        return ui.redirect(request, "/", res.why)
 
 
 def _images_routes(app: FastAPI, ui: Ui) -> None:
@@ -447,11 +443,11 @@ def _images_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/img/snapshot/{event_id}.jpg")
     def snapshot(event_id: str) -> Response:
-        return jpeg_response(st.jpeg("snap:" + event_id, "snapshot", event_id=event_id))
+        return jpeg_response(st.jpeg("snap:" + event_id, lambda: st.client.snapshot(event_id)))
 
     @app.get("/img/face/{name}.jpg")
     def face(name: str) -> Response:
-        return jpeg_response(st.jpeg("face:" + name, "face", name=name))
+        return jpeg_response(st.jpeg("face:" + name, lambda: st.client.face(name)))
 
     @app.get("/img/capture/{ident}.jpg")
     def capture_image(ident: str) -> Response:
@@ -497,11 +493,16 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
             elif len(photos) > MAX_PHOTOS:
                 flash = f"At most {MAX_PHOTOS} photos at a time."
             else:
-                res = st.ask("enroll", name=name, photos=photos, replace=replace, timeout_s=120.0)
-                ok, flash = bool(res.get("ok")), res.get("why")
-                answered = (res.get("data") or {}).get("attempts") or []
+                res = st.client.enroll(name, photos, replace=replace)
+                ok, flash = res.ok, res.why
+                answered = res.data.attempts if res.data is not None else ()
                 attempts = sorted(
-                    problems + [{**a, "photo": numbers[a["photo"] - 1]} for a in answered],
+                    problems
+                    + [
+                        {"photo": numbers[a.photo - 1], "ok": a.ok, "why": a.why}
+                        for a in answered
+                        if a.photo <= len(numbers)
+                    ],
                     key=lambda a: a["photo"],
                 )
                 st.audit.write(
@@ -531,16 +532,15 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
         data = await ui.form(request)
         if data is None:
             return ui.forged()
-        res = await run_in_threadpool(st.ask, "capture")
-        d = res.get("data") or {}
+        res = await run_in_threadpool(st.client.capture)
         captured = None
-        if res.get("ok") and isinstance(d.get("jpeg_b64"), str):
+        if res.ok and res.data is not None:
             ident = secrets.token_urlsafe(12)
             with st.lock:
-                st.captures[ident] = base64.b64decode(d["jpeg_b64"])
+                st.captures[ident] = base64.b64decode(res.data.jpeg_b64)
                 while len(st.captures) > MAX_PHOTOS:
                     st.captures.pop(next(iter(st.captures)))
-            captured = {"id": ident, "ok": bool(d.get("ok")), "why": res.get("why")}
+            captured = {"id": ident, "ok": res.data.ok, "why": res.why}
         name = str(data.get("name", ""))
         return ui.page(
             request,
@@ -549,7 +549,7 @@ def _enroll_routes(app: FastAPI, ui: Ui) -> None:
             replace=data.get("replace") == "1",
             attempts=None,
             captured=captured,
-            flash=None if captured else res.get("why"),
+            flash=None if captured else res.why,
         )
 
 
@@ -558,24 +558,26 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/people")
     def people(request: Request) -> Response:
-        res = st.ask("people")
-        d = res.get("data") or {}
+        res = st.client.people()
         return ui.page(
             request,
             "people.html",
-            people=d.get("people") or [],
-            ok=res.get("ok"),
-            why=res.get("why"),
-            current=d.get("model_current", True),
+            people=res.data.people if res.data is not None else (),
+            ok=res.ok,
+            why=res.why,
+            current=res.data.model_current if res.data is not None else True,
         )
 
     def back(request: Request, why: Any) -> Response:
         return ui.redirect(request, "/people", why)
 
-    def change(request: Request, action: str, person: str, **fields: Any) -> Response:
-        """Ask the daemon for a change to ``person``, audit it, and show the People page again."""
-        res = st.ask(action, timeout_s=120.0, **fields)
-        ok, why = bool(res.get("ok")), res.get("why")
+    def change(
+        request: Request, action: str, person: str, send: Callable[[], Reply[Any]], **fields: Any
+    ) -> Response:
+        """Ask the daemon for a change to ``person`` (``send``), audit it, and show the People
+        page again."""
+        res = send()
+        ok, why = res.ok, res.why
         st.audit.write(ui.address(request), action, ok, person=person, result=why, **fields)
         st.forget_face(person)
         return back(request, why)
@@ -586,7 +588,11 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         old, new = str(data.get("old", "")), str(data.get("new", "")).strip()
-        return await run_in_threadpool(lambda: change(request, "rename", old, old=old, new=new))
+        return await run_in_threadpool(
+            lambda: change(
+                request, "rename", old, lambda: st.client.rename(old, new), old=old, new=new
+            )
+        )
 
     @app.post("/people/reenroll")
     async def reenroll(request: Request) -> Response:
@@ -594,7 +600,9 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         if data is None:
             return ui.forged()
         name = str(data.get("name", ""))
-        return await run_in_threadpool(lambda: change(request, "reenroll", name, name=name))
+        return await run_in_threadpool(
+            lambda: change(request, "reenroll", name, lambda: st.client.reenroll(name), name=name)
+        )
 
     @app.post("/people/remove")
     async def remove(request: Request) -> Response:
@@ -604,14 +612,16 @@ def _people_routes(app: FastAPI, ui: Ui) -> None:
         name = str(data.get("name", ""))
         if data.get("confirm") != name:
             return back(request, f"Not removed: type {name} to confirm.")
-        return await run_in_threadpool(lambda: change(request, "remove", name, name=name))
+        return await run_in_threadpool(
+            lambda: change(request, "remove", name, lambda: st.client.remove(name), name=name)
+        )
 
 
 def _review_routes(app: FastAPI, ui: Ui) -> None:
     st = ui.st
 
     def unlabelled(limit: int = 60) -> list[dict[str, Any]]:
-        st.mirror.sync(st.ask)
+        st.mirror.sync(st.client.decisions)
         done = st.label_map()
         out = [
             r
@@ -623,9 +633,10 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
     @app.get("/review")
     def review(request: Request) -> Response:
         rows = unlabelled()
-        people = (st.ask("people").get("data") or {}).get("people") or []
-        faces = {p["name"] for p in people if p.get("face")}
-        truths = {p["name"]: f"that was {p['name']}" for p in people} | TRUTHS
+        answer = st.client.people().data
+        people = answer.people if answer is not None else ()
+        faces = {p.name for p in people if p.face}
+        truths = {p.name: f"that was {p.name}" for p in people} | TRUTHS
         return ui.page(
             request,
             "review.html",
@@ -686,14 +697,14 @@ def _review_routes(app: FastAPI, ui: Ui) -> None:
         if rec is None or not rec.get("best") or not confirmed:
             return Response("not confirmed", status_code=422)
         name = str(rec["best"])
-        snap = st.jpeg("snap:" + rec["event_id"], "snapshot", event_id=rec["event_id"])
+        event_id = str(rec["event_id"])
+        snap = st.jpeg("snap:" + event_id, lambda: st.client.snapshot(event_id))
         if snap is None:
             return Response("the snapshot is gone", status_code=404)
         # The daemon checks it passes the enrollment gates and resembles the person's
         # templates (match.threshold_floor): the app's confirmation is not enough.
-        res = st.ask("add_template", name=name, photo=_padded(snap), timeout_s=60.0)
-        ok = bool(res.get("ok"))
-        why = res.get("why")
+        res = st.client.add_template(name, _padded(snap))
+        ok, why = res.ok, res.why
         if ok:
             append_label(st.labels, rec["event_id"], name)
         st.audit.write(
@@ -725,7 +736,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
 
         view = _report(st, period)
         rep, text, error = view.report, view.text, view.error
-        settings = st.ask("settings").get("data") or {}
+        settings = st.client.settings().data
         statement = recommendation_statement(rep.recommendation) if rep is not None else ""
         return ui.page(
             request,
@@ -773,12 +784,13 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         )
 
     def threshold_apply(request: Request, value: float, period: str, confirmed: bool) -> Response:
-        settings = st.ask("settings").get("data") or {}
+        settings = st.client.settings().data
+        current = settings.min_cosine_similarity if settings is not None else None
         if not confirmed:
             rep = _report(st, period if period in PERIODS else "30").report
             at = _at_threshold(rep, value) if rep is not None else None
             now = (
-                _at_threshold(rep, settings.get("min_cosine_similarity", value))
+                _at_threshold(rep, current if current is not None else value)
                 if rep is not None
                 else None
             )
@@ -792,16 +804,16 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
                 period=period,
                 periods=PERIODS,
             )
-        res = st.ask("threshold_set", value=value)
+        res = st.client.threshold_set(value)
         st.audit.write(
             ui.address(request),
             "threshold",
-            bool(res.get("ok")),
+            res.ok,
             value=value,
-            was=settings.get("min_cosine_similarity"),
-            result=res.get("why"),
+            was=current,
+            result=res.why,
         )
-        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.get("why"))
+        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.why)
 
     @app.post("/report/liveness")
     async def apply_liveness(request: Request) -> Response:
@@ -816,9 +828,9 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         period = period if period in PERIODS else "30"
         if data.get("confirm") != "yes":
             view = await run_in_threadpool(_report, st, period)
-            settings = (await run_in_threadpool(st.ask, "settings")).get("data") or {}
+            settings = (await run_in_threadpool(st.client.settings)).data
             dl = view.report.door_liveness if view.report is not None else None
-            door = settings.get("liveness_points")
+            door = settings.liveness_points if settings is not None else None
             return ui.page(
                 request,
                 "apply_liveness.html",
@@ -832,7 +844,7 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
         res = await run_in_threadpool(
             lambda: st.set_liveness_points(points, address=ui.address(request))
         )
-        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.get("why"))
+        return ui.redirect(request, f"/report?period={urllib.parse.quote(period)}", res.why)
 
 
 def _access_routes(app: FastAPI, ui: Ui) -> None:
@@ -840,15 +852,14 @@ def _access_routes(app: FastAPI, ui: Ui) -> None:
 
     @app.get("/access")
     def access_page(request: Request) -> Response:
-        res = st.ask("rules_get")
-        d = res.get("data") or {}
+        res = st.client.rules_get()
         return ui.page(
             request,
             "access.html",
             example=RULES_EXAMPLE,
-            text=d.get("text", ""),
-            path=d.get("path"),
-            why=res.get("why"),
+            text=res.data.text if res.data is not None else "",
+            path=res.data.path if res.data is not None else None,
+            why=res.why,
             errors=None,
         )
 
@@ -861,20 +872,20 @@ def _access_routes(app: FastAPI, ui: Ui) -> None:
         return await run_in_threadpool(rules_save, request, text)
 
     def rules_save(request: Request, text: str) -> Response:
-        res = st.ask("rules_set", text=text)
-        ok = bool(res.get("ok"))
-        st.audit.write(ui.address(request), "access_rules", ok, result=res.get("why"))
-        rules = st.ask("rules_get").get("data") or {}
+        res = st.client.rules_set(text)
+        ok = res.ok
+        st.audit.write(ui.address(request), "access_rules", ok, result=res.why)
+        rules = st.client.rules_get().data
         return ui.page(
             request,
             "access.html",
             200 if ok else 422,
             example=RULES_EXAMPLE,
             text=text,
-            path=rules.get("path"),
+            path=rules.path if rules is not None else None,
             why=None,
-            errors=None if ok else res.get("why"),
-            flash=res.get("why") if ok else None,
+            errors=None if ok else res.why,
+            flash=res.why if ok else None,
         )
 
 
@@ -985,7 +996,7 @@ def _report(st: WebState, period: str) -> ReportView:
     from tools.report.metrics import build_report
     from tools.report.render import to_text
 
-    st.mirror.sync(st.ask)
+    st.mirror.sync(st.client.decisions)
     records = st.mirror.records()
     since = "" if period == "all" else _iso(st.wall() - int(period) * 86400)
     chosen = [r for r in records if r["time"] >= since]

@@ -16,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.decisions import iso_utc_ms, read_records
+
+if TYPE_CHECKING:
+    from edge.bridge.contract import DecisionsAnswer, Reply
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,11 @@ class Mirror:
         if msg.get("type") == "decision" and isinstance(msg.get("record"), dict):
             self.add(msg["record"])
 
-    def sync(self, request: Callable[..., dict[str, Any]], *, force: bool = False) -> int:
-        """Fetch what the daemon logged since the newest record here; how many were new.
+    def sync(
+        self, decisions: Callable[[str], Reply[DecisionsAnswer]], *, force: bool = False
+    ) -> int:
+        """Fetch what the daemon logged since the newest record here (``decisions``: after an
+        ISO time, a page: edge.web.client.DaemonClient.decisions); how many were new.
 
         At most every SYNC_EVERY_S unless forced: in between, the live events arrive by
         themselves, and a sync would cost a round trip through the daemon's loop (a frame)."""
@@ -88,15 +94,13 @@ class Mirror:
         self._synced_at = now
         new = 0
         for _ in range(MAX_SYNC_PAGES):
-            res = request("decisions", after=self.last_time)
-            if not res.get("ok"):
-                log.warning("decisions from the daemon: %s", res.get("why"))
+            res = decisions(self.last_time)
+            if not res.ok or res.data is None:
+                log.warning("decisions from the daemon: %s", res.why)
                 break
-            data = res.get("data") or {}
-            for rec in data.get("records") or []:
-                if isinstance(rec, dict):
-                    new += self.add(rec)
-            if not data.get("more"):
+            for rec in res.data.records:
+                new += self.add(rec)
+            if not res.data.more:
                 break
         return new
 

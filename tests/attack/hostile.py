@@ -222,7 +222,7 @@ def _config_cases() -> Iterator[Case]:
         (d / "code").write_text("246813\n")
         (d / "code").chmod(0o644)
         (d / "door.yaml").write_text(
-            f"mqtt: {{enabled: true, remote_unlock: true, code_file: {d / 'code'}}}\n"
+            f"mqtt: {{enabled: true, remote_unlock: true, tls: true, code_file: {d / 'code'}}}\n"
         )
         return ["-c", str(d / "door.yaml"), "check-config"]
 

@@ -470,6 +470,7 @@ def door(broker, tmp_path, model_dir, gallery, lfw_samples):
                 remote_unlock=remote_unlock,
                 code_file=str(code) if remote_unlock else None,
                 snapshots=snapshots,
+                tls=remote_unlock,  # the config check refuses remote unlock without TLS
             )
             self.yaml = door_yaml(
                 tmp_path,
@@ -574,15 +575,44 @@ def test_a_remote_unlock_is_logged_with_its_sender_and_a_replay_of_it_is_refused
     )
 
 
-def test_wrong_codes_count_towards_the_lockout(door):
+def test_wrong_codes_have_their_own_lockout(door):
+    """Wrong codes do not lock faces out (lockout_attempts 2 here); five in a row refuse even
+    the right code, as remote_locked_out, a lockout event; kept in remote.json for a restart."""
+    from edge.policy import REMOTE_WRONG_IN_ROW
+
     d = door.start([(None, 400)], remote_unlock=True, lockout_attempts=2, lockout_s=60.0)
-    reasons = [
-        d.send(d.topics.lock_set, command(action="UNLOCK", code=code))["why"]
-        for code in ("1111", "2222", CODE)
-    ]
-    assert reasons == ["wrong_code", "wrong_code", "locked_out"]
-    assert [r["reason"] for r in logged(d.tmp)] == ["wrong_code", "wrong_code", "locked_out"]
+    codes = [f"wrong{i}" for i in range(REMOTE_WRONG_IN_ROW)] + [CODE]
+    reasons = [d.send(d.topics.lock_set, command(action="UNLOCK", code=c))["why"] for c in codes]
+    assert reasons == ["wrong_code"] * REMOTE_WRONG_IN_ROW + ["remote_locked_out"]
+    assert [r["reason"] for r in logged(d.tmp)] == reasons
     assert not any(r["decision"] == "unlock" for r in logged(d.tmp))
+    event = d.watch.wait_for(
+        lambda m: m.topic == d.topics.event and m.json().get("reason") == "remote_locked_out"
+    ).json()
+    assert event["event_type"] == "lockout" and event["person"] is None
+    saved = json.loads(d.gallery.with_name("remote.json").read_text())["remote_unlock"]
+    assert saved["wrong_in_row"] == REMOTE_WRONG_IN_ROW
+
+
+@pytest.mark.parametrize(
+    ("sender", "user", "person"),
+    [
+        ("alice", "door", "alice via door"),
+        ("x" * 64, "door", "x" * 64 + " via door"),  # the user is never cut off
+        ("x" * 100, "door", "x" * 64 + " via door"),
+        ("eve\nvia admin\u202e\u0000", "door", "evevia admin via door"),
+        ("\n\t", "door", "door"),
+        (None, None, "mqtt"),
+        (42, "door", "door"),
+    ],
+)
+def test_a_remote_command_names_its_sender_printable_and_bounded_and_its_mqtt_user(
+    sender, user, person
+):
+    from edge.bridge.mqtt import command_sender
+
+    got = command_sender(sender, user)
+    assert got == person and got.isprintable()
 
 
 def test_remote_unlock_off_refuses_every_unlock(door):

@@ -221,3 +221,15 @@ def test_a_config_anyone_can_write_is_refused(tmp_path):
     finally:
         tmp_path.chmod(0o700)
     assert load_config(cfg).match.min_margin == 0.1
+
+
+def test_remote_unlock_needs_tls_or_the_code_is_public():
+    text = "mqtt: {remote_unlock: true, code_file: /etc/facegate/remote-code}\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "door.yaml")
+    lines = [line for line in str(e.value).splitlines() if "mqtt.remote_unlock" in line]
+    assert len(lines) == 1 and "mqtt.tls: true" in lines[0] and "public" in lines[0]
+    cfg = parse_config(
+        "mqtt: {remote_unlock: true, tls: true, code_file: /etc/facegate/remote-code}\n", "d.yaml"
+    )
+    assert cfg.mqtt.remote_unlock and cfg.mqtt.tls

@@ -796,3 +796,94 @@ def test_drill_refusals_do_not_count_towards_the_lockout_but_denials_during_it_d
     assert p.locked_out_until(5.0) is None
     deny(p, 6.0), deny(p, 7.0)  # two strangers: the lockout works as ever
     assert deny(p, 8.0, ALICE).reason == Reason.LOCKED_OUT
+
+
+# --------------------------------------------------------------------------- wrong remote codes
+
+
+def remote_policy(wall: list[float], **policy) -> Policy:
+    """A policy on the wall clock ``wall[0]``, no drill."""
+    p = make_drill(wall, **policy)
+    p.drill_until = None
+    return p
+
+
+def test_wrong_remote_codes_have_their_own_doubling_lockout_that_only_a_right_code_resets():
+    from edge.policy import REMOTE_LOCKOUT_S, REMOTE_WRONG_IN_ROW
+
+    wall = [T0]
+    p = remote_policy(wall, lockout_attempts=2, lockout_window_s=60.0)
+    for t in range(REMOTE_WRONG_IN_ROW):
+        assert p.remote(float(t), sender="x via ha", code_ok=False).reason == Reason.WRONG_CODE
+    assert p.locked_out_until(10.0) is None  # faces are not locked out by wrong codes
+    t = float(REMOTE_WRONG_IN_ROW)
+    right = p.remote(t, sender="alice via ha", code_ok=True)  # even the right code, for now
+    assert right.reason == Reason.REMOTE_LOCKED_OUT and not right.unlock
+    assert right.person == "alice via ha"
+    # Time does not reset the count: after a quiet hour, one more wrong code is not a fresh start.
+    t += REMOTE_LOCKOUT_S + 3600.0
+    wall[0] += 3600.0
+    for i in range(REMOTE_WRONG_IN_ROW):
+        assert p.remote(t + i, sender="x", code_ok=False).reason == Reason.WRONG_CODE
+    t += REMOTE_WRONG_IN_ROW - 1
+    assert p.remote(t + REMOTE_LOCKOUT_S + 1, sender="x", code_ok=True).reason == (
+        Reason.REMOTE_LOCKED_OUT  # the second run's lockout is twice the first
+    )
+    t += 2 * REMOTE_LOCKOUT_S + 1
+    assert p.remote(t, sender="alice", code_ok=True).reason == Reason.REMOTE_UNLOCK
+    # The right code reset the run: a wrong one now is the first of a new run.
+    assert p.remote(t + 1, sender="x", code_ok=False).reason == Reason.WRONG_CODE
+    assert p.remote(t + 2, sender="alice", code_ok=True).reason == Reason.REMOTE_UNLOCK
+
+
+def test_a_day_of_wrong_remote_codes_refuses_remote_unlock_until_the_next_day():
+    import datetime
+
+    from edge.policy import REMOTE_LOCKOUT_MAX_S, REMOTE_WRONG_PER_DAY
+
+    morning = datetime.datetime(2024, 3, 1, 0, 30).timestamp()  # local time, like the policy
+    wall = [morning]
+    p = remote_policy(wall)
+    t, reasons = 0.0, []
+    while len(reasons) < REMOTE_WRONG_PER_DAY:  # wait out every remote lockout
+        d = p.remote(t, sender="x", code_ok=False)
+        if d.reason == Reason.WRONG_CODE:
+            reasons.append(d.reason)
+        t += REMOTE_LOCKOUT_MAX_S / 100
+    assert p.remote_locked_out(t)
+    capped = p.remote(t + REMOTE_LOCKOUT_MAX_S, sender="alice", code_ok=True)
+    assert capped.reason == Reason.REMOTE_DAILY_CAP and not capped.unlock
+    assert p.remote_state(t, morning)["day_wrong"] == REMOTE_WRONG_PER_DAY
+    wall[0] = datetime.datetime(2024, 3, 1, 23, 59).timestamp()
+    assert p.remote(t + 1, sender="alice", code_ok=True).reason == Reason.REMOTE_DAILY_CAP
+    wall[0] = datetime.datetime(2024, 3, 2, 0, 1).timestamp()  # the next calendar day
+    ok = p.remote(t + 2 * REMOTE_LOCKOUT_MAX_S, sender="alice", code_ok=True)
+    assert ok.reason == Reason.REMOTE_UNLOCK and ok.unlock
+
+
+def test_remote_counters_survive_a_restart_and_bad_state_is_refused():
+    from edge.policy import REMOTE_WRONG_IN_ROW
+
+    wall = [T0]
+    p = remote_policy(wall)
+    for t in range(REMOTE_WRONG_IN_ROW):
+        p.remote(float(t), sender="x", code_ok=False)
+    state = p.remote_state(10.0, T0 + 10.0)
+    assert state["wrong_in_row"] == REMOTE_WRONG_IN_ROW and state["locked_until"] is not None
+    again = remote_policy(wall)
+    again.restore_remote(state, 500.0, T0 + 10.0)  # a new monotonic clock
+    assert again.remote(501.0, sender="a", code_ok=True).reason == Reason.REMOTE_LOCKED_OUT
+    for bad in ({"schema": 2}, {**state, "wrong_in_row": -1}, {**state, "locked_until": "x"}):
+        with pytest.raises(ValueError):
+            again.restore_remote(bad, 0.0, T0)
+    again.remote_cap_reached()  # what an unreadable file means
+    assert again.remote(1e6, sender="a", code_ok=True).reason == Reason.REMOTE_DAILY_CAP
+
+
+def test_remote_refusals_are_events_and_not_unlocking():
+    from edge.bridge.mqtt import EVENT_TYPES, REASON_EVENTS
+    from edge.types import REMOTE, UNLOCKING
+
+    for reason in (Reason.REMOTE_LOCKED_OUT, Reason.REMOTE_DAILY_CAP):
+        assert reason not in UNLOCKING and reason in REMOTE
+        assert REASON_EVENTS[reason] in EVENT_TYPES

@@ -761,3 +761,40 @@ def test_a_rules_file_that_does_not_load_refuses_to_start(enrolled, tmp_path):
     cfg = replace(enrolled, access=replace(enrolled.access, rules=str(rules)))
     with pytest.raises(ConfigError, match=r"people.colin.disabled: must be true or false"):
         service_for(cfg, [], MockFactory())
+
+
+def test_a_restart_keeps_the_wrong_remote_codes_and_an_unreadable_count_is_the_cap(
+    enrolled, tmp_path, caplog
+):
+    """A guesser gains nothing by power-cycling the Pi: the wrong codes in a row and the day's
+    count are kept beside the gallery (remote.json, 0600); an unreadable file is today's cap."""
+    from edge.policy import REMOTE_WRONG_IN_ROW
+    from edge.service import remote_path
+
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((250, 250, 3), 90, np.uint8))
+    svc = service_for(enrolled, [blank], MockFactory())
+    assert not remote_path(enrolled).exists()  # no file until a remote command
+    for _ in range(REMOTE_WRONG_IN_ROW):
+        svc.act(svc.policy.remote(svc.clock(), sender="x via ha", code_ok=False), None)
+    assert svc.run() == ExitCode.OK
+    saved = json.loads(remote_path(enrolled).read_text())["remote_unlock"]
+    assert saved["wrong_in_row"] == REMOTE_WRONG_IN_ROW
+    assert saved["day_wrong"] == REMOTE_WRONG_IN_ROW and saved["locked_until"] is not None
+    assert stat_mode(remote_path(enrolled)) == 0o600
+
+    pins = MockFactory()
+    again = service_for(enrolled, [blank], pins)
+    d = again.policy.remote(again.clock(), sender="alice via ha", code_ok=True)
+    assert d.reason == Reason.REMOTE_LOCKED_OUT and not d.unlock
+    again.act(d, None)
+    assert again.run() == ExitCode.OK
+    assert True not in relay_history(pins)
+
+    remote_path(enrolled).write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="edge.service"):
+        third = service_for(enrolled, [blank], MockFactory())
+    assert "remote unlock is refused until tomorrow" in caplog.text
+    d = third.policy.remote(third.clock() + 1e6, sender="alice via ha", code_ok=True)
+    assert d.reason == Reason.REMOTE_DAILY_CAP and not d.unlock
+    third.run()

@@ -553,11 +553,11 @@ def test_liveness_points_set_from_the_app_are_applied_and_audited(web):
     st = web.app.state.web
     settings = Path(web.config.gallery.path).with_name("settings.json")
     res = st.set_liveness_points({"texture": 0.3}, address="192.0.2.7")
-    assert not res["ok"] and "liveness is off" in res["why"] and not settings.exists()
+    assert not res.ok and "liveness is off" in res.why and not settings.exists()
     assert audit(web)[-1]["action"] == "liveness_points" and not audit(web)[-1]["ok"]
     web.policy.liveness = replace(web.config.liveness, enabled=True)  # as a door with it on
     res = st.set_liveness_points({"texture": 0.3, "minifasnet": 0.5}, address="192.0.2.7")
-    assert res["ok"] and web.policy.liveness.min_live_probability == 0.3
+    assert res.ok and web.policy.liveness.min_live_probability == 0.3
     entry = audit(web)[-1]
     assert (entry["from"], entry["action"], entry["ok"]) == ("192.0.2.7", "liveness_points", True)
     assert entry["points"] == {"texture": 0.3, "minifasnet": 0.5}
@@ -566,12 +566,12 @@ def test_liveness_points_set_from_the_app_are_applied_and_audited(web):
         "texture": 0.3,
         "minifasnet": 0.5,
     }
-    answer = st.ask("settings")["data"]
-    assert answer["liveness_points"] == {"texture": 0.3, "minifasnet": 0.5}
+    answer = st.client.settings().data
+    assert answer.liveness_points == {"texture": 0.3, "minifasnet": 0.5}
     # Not JSON the socket carries: refused in the app, and still audited.
     for bad in (float("nan"), float("inf"), True):
         res = st.set_liveness_points({"texture": bad}, address="192.0.2.7")
-        assert not res["ok"] and "points.texture" in res["why"]
+        assert not res.ok and "points.texture" in res.why
         assert audit(web)[-1]["points"] == {"texture": repr(bad)} and not audit(web)[-1]["ok"]
     assert web.policy.liveness.min_live_probability == 0.3
 
