@@ -284,7 +284,13 @@ class Bridge:
         import paho.mqtt.client as mqtt
 
         make = factory or mqtt.Client
-        client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"facegate-{self.cfg.door_id}")
+        # MQTT 5: a subscription can keep the retain flag as published (below), so a retained
+        # command is told apart from a live one whenever it arrives, not only at connect.
+        client = make(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"facegate-{self.cfg.door_id}",
+            protocol=mqtt.MQTTv5,
+        )
         if self.cfg.username is not None and self.cfg.password_file is not None:
             password = read_secret(
                 self.cfg.password_file,
@@ -521,7 +527,15 @@ class Bridge:
         # A command left retained on the broker must never act later: clear it, and ignore retained ones.
         for topic in (t.lock_set, t.face_set):
             client.publish(topic, b"", qos=1, retain=True)
-        client.subscribe([(t.ha_status, 1), (t.lock_set, 1), (t.face_set, 1)])
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        client.subscribe(
+            [
+                (t.ha_status, SubscribeOptions(qos=1)),
+                (t.lock_set, SubscribeOptions(qos=1, retainAsPublished=True)),
+                (t.face_set, SubscribeOptions(qos=1, retainAsPublished=True)),
+            ]
+        )
         self._publish_discovery()
         pending, self._pending = self._pending, collections.deque()
         for topic, payload, retain in pending:
@@ -568,7 +582,10 @@ class Bridge:
         if not msg.payload:
             return  # our own clearing of a retained command
         if msg.retain:
-            log.warning("%s: a retained command is ignored (it may be old)", msg.topic)
+            # ignored, and cleared: a retained UNLOCK would keep its code on the broker
+            self._warn("retained", "%s: a retained command is ignored and cleared", msg.topic)
+            if self._client is not None:
+                self._client.publish(msg.topic, b"", qos=1, retain=True)
             return
         if msg.topic == t.face_set:
             value = msg.payload.strip().upper()

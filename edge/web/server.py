@@ -8,6 +8,7 @@ built, before the bridge starts serving: a problem is one ConfigError line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # The bounds of the web server, so that no number of connections can use up the bridge's
 # descriptors (systemd/facegate-bridge.service sets LimitNOFILE well above them):
-MAX_CONNECTIONS = 200  # TCP connections open at once (TLS handshakes too); more are closed at once
+MAX_CONNECTIONS = 200  # TCP connections open at once (TLS handshakes too); beyond, the oldest goes
 LIMIT_CONCURRENCY = 100  # uvicorn: connections and requests in progress; beyond it a 503
 BACKLOG = 128  # connections the kernel queues before they are accepted (no descriptor of ours)
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
@@ -76,7 +77,7 @@ class OverloadLog(logging.Filter):
     KINDS: ClassVar[dict[str, str]] = {
         "socket.accept() out of system resource": "out of descriptors or memory (accept)",
         "Exceeded concurrency limit.": "too many requests at once (answered 503)",
-        "connections open": "too many connections at once (closed as they come)",
+        "connections open": "too many connections at once (the oldest closed)",
     }
 
     def __init__(
@@ -115,10 +116,10 @@ for _name in ("asyncio", "uvicorn.error", __name__):
 
 
 class CappedSocket(socket.socket):
-    """A listening socket that keeps at most ``cap`` accepted connections open: one more is
-    closed as soon as it is accepted (before any TLS handshake), so idle connections cannot
-    use up the process's descriptors.  (asyncio's own loop accepts through it: the web server
-    runs on it, not on uvloop.)"""
+    """A listening socket that keeps at most ``cap`` accepted connections open: beyond it the
+    oldest is shut down as a new one is accepted (before any TLS handshake), so idle
+    connections can neither use up the process's descriptors nor keep new ones out.
+    (asyncio's own loop accepts through it: the web server runs on it, not on uvloop.)"""
 
     def __init__(self, family: int, cap: int = MAX_CONNECTIONS) -> None:
         super().__init__(family, socket.SOCK_STREAM)
@@ -126,14 +127,18 @@ class CappedSocket(socket.socket):
         self._open: list[socket.socket] = []
 
     def accept(self) -> tuple[socket.socket, Any]:
-        while True:
-            conn, addr = super().accept()  # BlockingIOError when none is waiting
-            self._open = [c for c in self._open if c.fileno() != -1]
-            if len(self._open) < self.cap:
-                self._open.append(conn)
-                return conn, addr
-            conn.close()
-            log.warning("web: %d connections open: closing more", self.cap)
+        conn, addr = super().accept()  # BlockingIOError when none is waiting
+        self._open = [c for c in self._open if c.fileno() != -1]
+        if len(self._open) >= self.cap:
+            # The oldest goes, not the newest: idle connections held open (a TLS handshake
+            # never finished) cannot keep a household member's new one out.  Shut down, not
+            # closed: its transport sees the end and closes its own descriptor.
+            oldest = self._open.pop(0)
+            with contextlib.suppress(OSError):
+                oldest.shutdown(socket.SHUT_RDWR)
+            log.warning("web: %d connections open: closing the oldest", self.cap)
+        self._open.append(conn)
+        return conn, addr
 
 
 def listen(host: str, port: int, where: str = "", cap: int = MAX_CONNECTIONS) -> socket.socket:

@@ -163,7 +163,7 @@ def _config_cases() -> Iterator[Case]:
         "only a comment": "# nothing\n",
         "not YAML": "match: {min_margin: [}\n",
         "MQTT door id with a slash": "mqtt: {door_id: front/../../x}\n",
-        "MQTT remote unlock without a code": "mqtt: {enabled: true, remote_unlock: true}\n",
+        "MQTT remote unlock without a code": "mqtt: {enabled: true, remote_unlock: true, tls: true}\n",
         "MQTT port out of range": "mqtt: {port: 70000}\n",
     }
     for name, text in texts.items():

@@ -879,7 +879,8 @@ def test_the_web_server_is_bounded_and_its_bounds_reach_uvicorn(web):
         srv.sock.close()
 
 
-def test_connections_beyond_the_cap_are_closed_as_they_come_with_one_log_line(caplog):
+def test_beyond_the_cap_the_oldest_connections_are_shut_with_one_log_line(caplog):
+    """Idle connections (a TLS handshake never finished) cannot keep a new one out."""
     import socket
 
     from edge.web import server as ws
@@ -889,28 +890,33 @@ def test_connections_beyond_the_cap_are_closed_as_they_come_with_one_log_line(ca
     sock.setblocking(False)
     clients = [socket.create_connection(sock.getsockname()) for _ in range(10)]
     time.sleep(0.2)
-    kept = []
+    accepted = []
     with caplog.at_level("WARNING"):
         try:
             while True:
-                kept.append(sock.accept()[0])
+                accepted.append(sock.accept()[0])
         except BlockingIOError:
             pass
-        assert len(kept) == 3
-        kept.pop().close()  # one closes: one more may come
-        late = socket.create_connection(sock.getsockname())
-        time.sleep(0.2)
-        kept.append(sock.accept()[0])
+        # every new connection is taken, and only the newest three stay open
+        assert len(accepted) == 10 and sock._open == accepted[-3:]
         # an overload from asyncio's accept: one line, no traceback
         for _ in range(5):
             logging.getLogger("asyncio").error(
                 "socket.accept() out of system resource", exc_info=OSError(24, "Too many")
             )
+    # the oldest seven were shut down: their clients see the end; the newest are still open
+    for c in clients[:7]:
+        c.settimeout(2.0)
+        assert c.recv(1) == b""
+    for c in clients[7:]:
+        c.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            c.recv(1)
     lines = [r for r in caplog.records if "overload" in r.getMessage()]
     assert [r.getMessage() for r in lines] == [
-        "web: overload: too many connections at once (closed as they come)",
+        "web: overload: too many connections at once (the oldest closed)",
         "web: overload: out of descriptors or memory (accept)",
     ]
     assert all(r.exc_info is None for r in lines)
-    for s in [*kept, *clients, late, sock]:
+    for s in [*accepted, *clients, sock]:
         s.close()
