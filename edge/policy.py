@@ -40,6 +40,7 @@ from typing import Any
 
 from edge.access import AccessRules
 from edge.config import LivenessConfig, MatchConfig, PolicyConfig
+from edge.jsonfields import as_finite
 from edge.liveness import (
     LivenessSample,
     LivenessVerdict,
@@ -580,11 +581,10 @@ class Policy:
     def remote_state(self, now: float, wall: float) -> dict[str, Any]:
         """The wrong remote codes' counters, in Unix time, for the state directory: a restart
         must not give a guesser a fresh count."""
-        until = self._remote_locked_until
         return {
             "schema": 1,
             "wrong_in_row": self._remote_wrong,
-            "locked_until": round(until - now + wall, 3) if math.isfinite(until) else None,
+            "locked_until": _unix(self._remote_locked_until, now, wall),
             "day": self._remote_day,
             "day_wrong": self._remote_day_wrong,
         }
@@ -597,19 +597,14 @@ class Policy:
             value = state.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1 << 30:
                 raise ValueError(f"{key}: expected a whole number >= 0, got {value!r}")
-        until, day = state.get("locked_until"), state.get("day")
-        if until is not None and (
-            isinstance(until, bool)
-            or not isinstance(until, (int, float))
-            or not math.isfinite(until)
-        ):
-            raise ValueError(f"locked_until: expected Unix seconds or null, got {until!r}")
+        until = _monotonic("locked_until", state.get("locked_until"), now, wall)
+        day = state.get("day")
         if not isinstance(day, str) or len(day) > 10:
             raise ValueError(f"day: expected a date (YYYY-MM-DD), got {day!r}")
         self._remote_wrong = state["wrong_in_row"]
         self._remote_day_wrong = state["day_wrong"]
         self._remote_day = day
-        self._remote_locked_until = -math.inf if until is None else float(until) - wall + now
+        self._remote_locked_until = until
 
     def remote_cap_reached(self) -> None:
         """Refuse every remote unlock until tomorrow (the saved counters could not be read)."""
@@ -622,17 +617,12 @@ class Policy:
         A power cut must not reset an attacker's doubling lockout: the daemon
         saves this after every decision and restores it at start.
         """
-        off = wall - now
-
-        def unix(t: float) -> float | None:
-            return None if not math.isfinite(t) else round(t + off, 3)
-
         return {
             "schema": 1,
             "level": self._level,
-            "last_denial": unix(self._last_denial),
-            "locked_until": unix(self._locked_until),
-            "denials": [unix(t) for t in self._denials],
+            "last_denial": _unix(self._last_denial, now, wall),
+            "locked_until": _unix(self._locked_until, now, wall),
+            "denials": [_unix(t, now, wall) for t in self._denials],
         }
 
     def restore_lockout(self, state: Any, now: float, wall: float) -> None:
@@ -643,24 +633,13 @@ class Policy:
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 64:
             raise ValueError(f"level: expected a whole number 0-64, got {level!r}")
 
-        def mono(key: str, value: Any) -> float:
-            if value is None:
-                return -math.inf
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-            ):
-                raise ValueError(f"{key}: expected Unix seconds or null, got {value!r}")
-            return float(value) - wall + now
-
         denials = state.get("denials")
         if not isinstance(denials, list) or len(denials) > 10_000:
             raise ValueError("denials: expected a list of Unix seconds")
-        times = [mono("denials", t) for t in denials]
+        times = [_monotonic("denials", t, now, wall) for t in denials]
         self._level = level
-        self._last_denial = mono("last_denial", state.get("last_denial"))
-        self._locked_until = mono("locked_until", state.get("locked_until"))
+        self._last_denial = _monotonic("last_denial", state.get("last_denial"), now, wall)
+        self._locked_until = _monotonic("locked_until", state.get("locked_until"), now, wall)
         self._denials = deque(sorted(t for t in times if math.isfinite(t)))
 
     def _count_denial(self, now: float) -> None:
@@ -691,6 +670,22 @@ class Policy:
                 p.lockout_window_s,
                 duration,
             )
+
+
+def _unix(t: float, now: float, wall: float) -> float | None:
+    """A time on the policy's monotonic clock as Unix seconds for a state file (None: never)."""
+    return None if not math.isfinite(t) else round(t + (wall - now), 3)
+
+
+def _monotonic(key: str, value: Any, now: float, wall: float) -> float:
+    """Unix seconds (null: never) from a state file back on the monotonic clock; ValueError
+    naming ``key`` for anything else (a huge integer included)."""
+    if value is None:
+        return -math.inf
+    t = as_finite(value)
+    if t is None:
+        raise ValueError(f"{key}: expected Unix seconds or null, got {value!r}")
+    return t - wall + now
 
 
 def _median_quality(window: list[Observation]) -> dict[str, float]:
