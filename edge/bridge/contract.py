@@ -20,11 +20,12 @@ face pipeline): the web app's process loads it without the daemon's modules.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from edge.jsonfields import as_finite
 
 MAX_NAME = 64  # edge.gallery.MAX_NAME_LEN: the daemon checks the rest of the name rule
 MAX_PHOTOS = 10  # one enrollment
@@ -146,15 +147,14 @@ def number(
     d = desc or f"a finite number from {lo:g} to {hi:g}"
 
     def parse(v: Any, path: str) -> float:
+        f = as_finite(v)
         if (
-            not isinstance(v, (int, float))
-            or isinstance(v, bool)
-            or not math.isfinite(v)
-            or not (lo < v if open_lo else lo <= v)
-            or not (v < hi if open_hi else v <= hi)
+            f is None
+            or not (lo < f if open_lo else lo <= f)
+            or not (f < hi if open_hi else f <= hi)
         ):
             raise _Bad(path, f"{d}, got {_show(v)}" if got else d)
-        return float(v)
+        return f
 
     return Check(d, parse)
 

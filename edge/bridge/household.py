@@ -22,7 +22,6 @@ import binascii
 import dataclasses
 import json
 import logging
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +60,7 @@ from edge.errors import FacegateError
 from edge.files import atomic_write_bytes, read_regular, read_state, save_state
 from edge.gallery import Gallery, file_stem, gallery_writer, validate_name
 from edge.images import decode
+from edge.jsonfields import as_finite
 from edge.liveness import SCORE_CUES, operating_points
 from edge.text import first_line
 from edge.types import Frame
@@ -148,36 +148,24 @@ def load_drill(config: Config, now: float) -> float | None:
         return None
     if value is None:
         return None
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value > now + (MAX_DRILL_MINUTES + 1) * 60.0
-    ):
+    until = as_finite(value)
+    if until is None or until > now + (MAX_DRILL_MINUTES + 1) * 60.0:
         log.warning("%s: until is not the end of a drill (Unix seconds): no attack drill", path)
         return None
-    return float(value)
+    return until
 
 
 def _point_ok(value: Any) -> TypeGuard[float]:
     """A liveness operating point: a live probability strictly between 0 and 1."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 < value < 1.0
-    )
+    p = as_finite(value)
+    return p is not None and 0.0 < p < 1.0
 
 
 def _threshold_ok(value: Any, floor: float) -> TypeGuard[float]:
     """A threshold the web app may set: a finite number from the floor (match.threshold_floor,
     below which strangers get in) up to 1 (which nobody reaches)."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and max(floor, 0.0) <= value < 1.0
-    )
+    t = as_finite(value)
+    return t is not None and max(floor, 0.0) <= t < 1.0
 
 
 def _jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:

@@ -34,6 +34,7 @@ from edge.bridge.protocol import LineReader, ProtocolError, encode
 from edge.config import Config, MqttConfig
 from edge.errors import ConfigError, ExitCode, FacegateError
 from edge.files import read_secret
+from edge.jsonfields import as_finite
 from edge.text import first_line, printable
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,7 @@ def parse_lock_command(payload: bytes) -> tuple[dict[str, Any] | None, str]:
     out: dict[str, Any] = {}
     for key, value in body.items():
         if key == "ts":
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-            ):
+            if as_finite(value) is None:
                 return None, "ts: not a finite number"
             out[key] = value
         elif key in COMMAND_FIELDS:

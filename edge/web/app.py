@@ -46,6 +46,7 @@ from edge.config import Config
 from edge.errors import FacegateError
 from edge.gallery import validate_name
 from edge.images import decode
+from edge.jsonfields import as_finite
 from edge.text import first_line
 from edge.types import REMOTE
 from edge.web.auth import LoginLimiter, Passwords, Session, Sessions, csrf_ok
@@ -140,7 +141,7 @@ class WebState:
             address,
             "liveness_points",
             res.ok,
-            points={k: p if _finite(p) else repr(p) for k, p in points.items()},
+            points={k: p if as_finite(p) is not None else repr(p) for k, p in points.items()},
             was=res.data.old if res.data is not None else None,
             result=res.why,
         )
@@ -1031,11 +1032,6 @@ def _iso(t: float) -> str:
     from edge.decisions import iso_utc_ms
 
     return iso_utc_ms(t)
-
-
-def _finite(value: Any) -> bool:
-    """A JSON number the socket can carry (not bool, not NaN or infinite); the daemon checks the rest."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _liveness_view(dl: Any) -> dict[str, Any] | None:
