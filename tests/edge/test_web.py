@@ -581,9 +581,8 @@ def test_the_report_recommends_liveness_points_and_applies_them_only_when_confir
     of 40 live attempts at 0.46; at 0.15 it refuses none and still every photo."""
     from dataclasses import replace
 
-    from edge.decisions import decision_record
-    from edge.liveness import LivenessSample, judge, logit
-    from edge.types import Decision, Reason
+    from liveness_log import lv_record
+
     from tools.report.labels import append_label
 
     st = web.app.state.web
@@ -591,28 +590,11 @@ def test_the_report_recommends_liveness_points_and_applies_them_only_when_confir
     attempts = [(f"x{i}", 0.7, 0.06 + 0.002 * i, True) for i in range(12)]
     attempts += [(f"a{i}", 0.8, 0.3 if i < 9 else 0.9, False) for i in range(40)]
     for n, (ident, texture, minifasnet, drill) in enumerate(attempts):
-        frame = LivenessSample(
-            scores=(("texture", logit(texture)), ("minifasnet", logit(minifasnet)))
+        cues = {"texture": texture, "minifasnet": minifasnet}
+        record = lv_record(
+            ident, cues, points=points, drill=drill, t=st.wall() - 3600 + n, person="0005"
         )
-        verdict = judge([frame], points=points, min_frames=1, vetoes=())
-        decision = Decision(
-            event_id=ident,
-            at=0.0,
-            unlock=False,
-            reason=Reason.UNKNOWN_FACE if verdict.live else Reason.PRESENTATION_ATTACK,
-            person="0005",
-            best="0005",
-            best_score=0.5,
-            second=None,
-            second_score=-1.0,
-            threshold=0.6,
-            min_margin=0.1,
-            frames_used=5,
-            frames_matched=0,
-            liveness=verdict.as_dict(),
-            drill=drill,
-        )
-        st.mirror.add(decision_record(decision, unix_time=st.wall() - 3600 + n))
+        st.mirror.add(record)
         if not drill:
             append_label(st.labels, ident, "0005")
     log_in(web.client)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import liveness_log
 import numpy as np
 import pytest
 from test_report import T0, write_labels, write_log
 
-from edge.decisions import decision_record
 from edge.errors import DecisionLogError
-from edge.liveness import LivenessSample, judge, logit
-from edge.types import Decision, Reason
 from tools.report.collect import collect
 from tools.report.door_liveness import GRID, recommend_points
 from tools.report.json_report import to_json
@@ -27,41 +26,13 @@ from tools.report.render import to_text
 from tools.report.sections import sections
 from tools.report.stats import wilson
 
-POINTS = {"texture": 0.46, "minifasnet": 0.46}
+POINTS = liveness_log.POINTS
 TITLE = "Liveness at this door (each cue on the reviewed attempts)"
 
 
-def lv_record(
-    event_id: str,
-    cues: dict[str, float | None],
-    *,
-    points: dict[str, float] = POINTS,
-    drill: bool = False,
-    t: float = T0,
-) -> dict:
-    """A decision whose liveness verdict saw one frame scoring ``cues`` (None: the cue scored nothing)."""
-    frame = LivenessSample(
-        scores=tuple((k, math.nan if p is None else logit(p)) for k, p in cues.items())
-    )
-    verdict = judge([frame], points={k: points[k] for k in cues}, min_frames=1, vetoes=())
-    d = Decision(
-        event_id=event_id,
-        at=0.0,
-        unlock=False,
-        reason=Reason.UNKNOWN_FACE if verdict.live else Reason.PRESENTATION_ATTACK,
-        person="alice",
-        best="alice",
-        best_score=0.5,
-        second=None,
-        second_score=-1.0,
-        threshold=0.6,
-        min_margin=0.1,
-        frames_used=5,
-        frames_matched=0,
-        liveness=verdict.as_dict(),
-        drill=drill,
-    )
-    return decision_record(d, unix_time=t)
+def lv_record(event_id: str, cues: dict[str, float | None], *, t: float = T0, **kw: Any) -> dict:
+    """liveness_log.lv_record at the report tests' time."""
+    return liveness_log.lv_record(event_id, cues, t=t, **kw)
 
 
 def door_report(tmp_path: Path, records: list[dict], labels: dict[str, str]):
