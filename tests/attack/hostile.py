@@ -17,9 +17,10 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -684,14 +685,7 @@ def _log_cases() -> Iterator[Case]:
             bad = json.dumps(record(event_id="x")).encode().replace(b'"best_score": 0.3', score)
             lines(*good, bad)(d, w)
             (d / "labels.csv").write_text("event_id,truth\ne0,alice\ne1,impostor\nx,impostor\n")
-            return [
-                str(d / "decisions.jsonl"),
-                "--labels",
-                str(d / "labels.csv"),
-                "--outdir",
-                str(d / "out"),
-                "-q",
-            ]
+            return _labelled_report(d)
 
         return make
 
@@ -724,14 +718,7 @@ def _log_cases() -> Iterator[Case]:
         def make(d: Path, w: World) -> list[str]:
             (d / "decisions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in good))
             (d / "labels.csv").write_bytes(body)
-            return [
-                str(d / "decisions.jsonl"),
-                "--labels",
-                str(d / "labels.csv"),
-                "--outdir",
-                str(d / "out"),
-                "-q",
-            ]
+            return _labelled_report(d)
 
         return make
 
@@ -898,6 +885,18 @@ def _cli_cases() -> Iterator[Case]:
     )
 
 
+def _labelled_report(d: Path) -> list[str]:
+    """tools/report on d's decisions.jsonl with its labels.csv, every output written."""
+    return [
+        str(d / "decisions.jsonl"),
+        "--labels",
+        str(d / "labels.csv"),
+        "--outdir",
+        str(d / "out"),
+        "-q",
+    ]
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -917,6 +916,23 @@ def _imwrite(path: Path, img: np.ndarray) -> Path:
 def _link(path: Path, target: str) -> Path:
     path.symlink_to(target)
     return path
+
+
+def summary(
+    title: str, results: Sequence[tuple[Any, str | None]], *, show_kind: bool = False
+) -> tuple[int, str]:
+    """(cases broken, the suite's report: ``<title>: N tried, M broke (kind n, ...)`` and a
+    BROKE line per broken case); a result is (a case with ``name`` and ``kind``, why it broke)."""
+    broke = [(c, why) for c, why in results if why is not None]
+    by_kind: dict[str, int] = {}
+    for c, _ in results:
+        by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
+    lines = [
+        f"{title}: {len(results)} tried, {len(broke)} broke "
+        f"({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
+    ]
+    lines += [f"  BROKE {f'[{c.kind}] ' if show_kind else ''}{c.name}: {why}" for c, why in broke]
+    return len(broke), "\n".join(lines)
 
 
 def cases() -> list[Case]:

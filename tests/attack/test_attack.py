@@ -15,7 +15,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hostile import Case, World, cases
+from hostile import Case, World, cases, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = {
@@ -83,15 +83,7 @@ def test_every_hostile_input_is_refused_cleanly(model_dir, samples, capsys):
     all_cases = cases()
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda c: (c, attempt(c, world)), all_cases))
-    broke = [(c, why) for c, why in results if why is not None]
-    by_kind: dict[str, int] = {}
-    for c in all_cases:
-        by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
+    broke, text = summary("attack suite", results)
     with capsys.disabled():
-        print(
-            f"\nattack suite: {len(all_cases)} tried, {len(broke)} broke "
-            f"({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
-        )
-        for c, why in broke:
-            print(f"  BROKE {c.name}: {why}")
-    assert not broke, f"{len(broke)} of {len(all_cases)} hostile inputs broke facegate"
+        print("\n" + text)
+    assert not broke, f"{broke} of {len(all_cases)} hostile inputs broke facegate"

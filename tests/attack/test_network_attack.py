@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from broker import MOSQUITTO, start_broker
+from hostile import summary
 from network import OTHER_UID, Net, NetCase, cases
 
 
@@ -66,17 +67,9 @@ def test_the_network_face_holds(net: Net, capsys: pytest.CaptureFixture[str]) ->
         skipped.append(f"a connection as uid {OTHER_UID}: not root, cannot become another user")
         all_cases = [c for c in all_cases if not c.name.startswith("a connection as uid")]
     results = [(c, attempt(c, net)) for c in all_cases]
-    broke = [(c, why) for c, why in results if why is not None]
-    by_kind: dict[str, int] = {}
-    for c in all_cases:
-        by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
+    broke, text = summary("network attack suite", results, show_kind=True)
     with capsys.disabled():
-        print(
-            f"\nnetwork attack suite: {len(all_cases)} tried, {len(broke)} broke "
-            f"({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
-        )
-        for c, why in broke:
-            print(f"  BROKE [{c.kind}] {c.name}: {why}")
+        print("\n" + text)
         for s in skipped:
             print(f"  SKIPPED {s}")
-    assert not broke, f"{len(broke)} of {len(all_cases)} network attacks broke facegate"
+    assert not broke, f"{broke} of {len(all_cases)} network attacks broke facegate"
