@@ -20,7 +20,6 @@ import collections
 import contextlib
 import json
 import logging
-import math
 import socket
 import stat
 import threading
@@ -36,6 +35,7 @@ from edge.errors import ConfigError, ExitCode, FacegateError
 from edge.files import read_secret
 from edge.jsonfields import as_finite
 from edge.text import first_line, printable
+from edge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class Bridge:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each daemon message
         self._stop = threading.Event()
         self.mqtt_failed = False  # paho's loop ended while the bridge ran: exit non-zero
-        self._warned: dict[str, float] = {}  # kind of warning -> when it was last logged
+        self._throttle = Throttle(LOG_EVERY_S)  # one warning per kind of bad message
         self._door_ids: collections.deque[int] = collections.deque(maxlen=1024)
         self.door_contact = door_contact
         self._client = self._make_client(client_factory) if cfg.broker else None
@@ -559,10 +559,12 @@ class Bridge:
 
     def _warn(self, kind: str, message: str, *args: Any) -> None:
         """A warning, at most one per kind every LOG_EVERY_S: a flood of bad messages is one line."""
-        now = time.monotonic()
-        if now - self._warned.get(kind, -math.inf) >= LOG_EVERY_S:
-            self._warned[kind] = now
-            log.warning(message, *args)
+        held = self._throttle.allow(kind)
+        if held is None:
+            return
+        if held:
+            message, args = message + " (%d more since the last line)", (*args, held)
+        log.warning(message, *args)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         self._guarded("an MQTT message", lambda: self._message(msg))

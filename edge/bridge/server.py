@@ -30,6 +30,7 @@ from edge.bridge.protocol import ACTIONS, LineReader, ProtocolError, encode
 from edge.closeable import Closeable
 from edge.errors import ConfigError
 from edge.text import first_line
+from edge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -49,39 +50,34 @@ class _RefusalLog:
 
     def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
         self.interval_s = interval_s
-        self.clock = clock
         self.total = 0  # every refusal since start
-        self._next_line = -float("inf")
-        self._held = 0
+        self._throttle = Throttle(interval_s, clock)
         self._held_uids: set[str] = set()
 
     def refused(self, why: str, uid: str) -> None:
         self.total += 1
-        now = self.clock()
-        if now < self._next_line:
-            self._held += 1
+        held = self._throttle.allow("refused")
+        if held is None:
             self._held_uids.add(uid)
             return
-        log.warning("bridge socket: refused a connection %s%s", why, self._summary())
-        self._next_line = now + self.interval_s
+        log.warning("bridge socket: refused a connection %s%s", why, self._summary(held))
 
     def flush(self) -> None:
-        if self._held:
-            log.warning("bridge socket:%s", self._summary().removeprefix(";"))
+        held = self._throttle.held("refused")
+        if held:
+            log.warning("bridge socket:%s", self._summary(held).removeprefix(";"))
 
-    def _summary(self) -> str:
-        if not self._held:
+    def _summary(self, held: int) -> str:
+        if not held:
             return ""
         uids = ", ".join(sorted(self._held_uids)[:5]) + (
             ", ..." if len(self._held_uids) > 5 else ""
         )
-        text = (
-            f"; {self._held} more connection{'s' if self._held != 1 else ''} refused "
+        self._held_uids.clear()
+        return (
+            f"; {held} more connection{'s' if held != 1 else ''} refused "
             f"in the {self.interval_s:g} s before (uid {uids})"
         )
-        self._held = 0
-        self._held_uids.clear()
-        return text
 
 
 def peer_uid(conn: socket.socket) -> int:

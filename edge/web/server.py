@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from edge.config import Config
 from edge.errors import ConfigError
+from edge.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +85,16 @@ class OverloadLog(logging.Filter):
         self, every_s: float = OVERLOAD_LOG_S, clock: Callable[[], float] = time.monotonic
     ):
         super().__init__()
-        self.every_s, self.clock = every_s, clock
-        self._last: dict[str, float] = {}
-        self._dropped: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.throttle = Throttle(every_s, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         kind = next((k for k in self.KINDS if k in text), None)
         if kind is None:
             return True
-        now = self.clock()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self.every_s:
-                self._dropped[kind] = self._dropped.get(kind, 0) + 1
-                return False
-            self._last[kind] = now
-            dropped = self._dropped.pop(kind, 0)
+        dropped = self.throttle.allow(kind)
+        if dropped is None:
+            return False
         record.msg = f"web: overload: {self.KINDS[kind]}" + (
             f" ({dropped} more since the last line)" if dropped else ""
         )

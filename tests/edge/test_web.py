@@ -867,7 +867,7 @@ def test_beyond_the_cap_the_oldest_connections_are_shut_with_one_log_line(caplog
 
     from edge.web import server as ws
 
-    ws.OVERLOAD._last.clear()
+    ws.OVERLOAD.throttle.reset()
     sock = ws.listen("127.0.0.1", 0, cap=3)
     sock.setblocking(False)
     clients = [socket.create_connection(sock.getsockname()) for _ in range(10)]
