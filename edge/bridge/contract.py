@@ -159,6 +159,21 @@ def number(
     return Check(d, parse)
 
 
+def threshold_ok(value: Any, floor: float) -> bool:
+    """A threshold the web app may set: a finite number from the floor (match.threshold_floor,
+    below which strangers get in) up to 1 (which nobody reaches).  The app refuses with
+    :func:`threshold_why` before asking; the daemon, which decides, refuses the same."""
+    t = as_finite(value)
+    return t is not None and max(floor, 0.0) <= t < 1.0
+
+
+def threshold_why(floor: float) -> str:
+    return (
+        f"threshold: a number from {max(floor, 0.0):g} (match.threshold_floor: below it "
+        "strangers get in) to 1"
+    )
+
+
 FLAG = Check(
     "true or false", lambda v, path: v if isinstance(v, bool) else _raise(path, "true or false")
 )

@@ -52,6 +52,8 @@ from edge.bridge.contract import (
     ThresholdSetRequest,
     Wire,
     parse_request,
+    threshold_ok,
+    threshold_why,
 )
 from edge.config import Config
 from edge.decisions import iso_utc_ms, log_files, read_records
@@ -99,7 +101,7 @@ def load_threshold(config: Config) -> float | None:
         return None
     if value is None and not path.exists():
         return None
-    if not _threshold_ok(value, config.match.threshold_floor):
+    if not threshold_ok(value, config.match.threshold_floor):
         log.warning(
             "%s: min_cosine_similarity is not a number from match.threshold_floor (%g) to 1: "
             "ignored, the config's threshold is used",
@@ -159,13 +161,6 @@ def _point_ok(value: Any) -> TypeGuard[float]:
     """A liveness operating point: a live probability strictly between 0 and 1."""
     p = as_finite(value)
     return p is not None and 0.0 < p < 1.0
-
-
-def _threshold_ok(value: Any, floor: float) -> TypeGuard[float]:
-    """A threshold the web app may set: a finite number from the floor (match.threshold_floor,
-    below which strangers get in) up to 1 (which nobody reaches)."""
-    t = as_finite(value)
-    return t is not None and max(floor, 0.0) <= t < 1.0
 
 
 def _jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -499,13 +494,8 @@ class Household:
     def _threshold_set(self, req: ThresholdSetRequest) -> Result:
         value = req.value  # a finite number (the contract); the floor is the config's
         floor = self.config.match.threshold_floor
-        if not _threshold_ok(value, floor):
-            return (
-                False,
-                f"threshold: a number from {max(floor, 0.0):g} (match.threshold_floor: below it "
-                "strangers get in) to 1",
-                {},
-            )
+        if not threshold_ok(value, floor):
+            return False, threshold_why(floor), {}
         old = self.policy.match.min_cosine_similarity
         if not self._save_settings("min_cosine_similarity", value, "the threshold"):
             return (

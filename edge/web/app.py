@@ -41,7 +41,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import edge.access
-from edge.bridge.contract import MAX_DRILL_MINUTES, MAX_PHOTOS, ImageAnswer, LivenessAnswer, Reply
+from edge.bridge.contract import (
+    MAX_DRILL_MINUTES,
+    MAX_PHOTOS,
+    ImageAnswer,
+    LivenessAnswer,
+    Reply,
+    threshold_ok,
+    threshold_why,
+)
 from edge.config import Config
 from edge.errors import FacegateError
 from edge.gallery import validate_name
@@ -771,14 +779,10 @@ def _report_routes(app: FastAPI, ui: Ui) -> None:
             value = float(str(data.get("threshold", "")))
         except ValueError:
             return Response("threshold: not a number", status_code=422)
-        floor = max(st.config.match.threshold_floor, 0.0)
+        floor = st.config.match.threshold_floor
         # "nan", "inf" and "-0.0" parse as floats: none of them is a threshold
-        if not (math.isfinite(value) and floor <= value < 1.0):
-            return Response(
-                f"threshold: a number from {floor:g} (match.threshold_floor: below it strangers "
-                "get in) to 1",
-                status_code=422,
-            )
+        if not threshold_ok(value, floor):
+            return Response(threshold_why(floor), status_code=422)
         period = str(data.get("period", "30"))
         return await run_in_threadpool(
             threshold_apply, request, value, period, data.get("confirm") == "yes"
