@@ -31,9 +31,11 @@ from edge.cli import run_command, setup_logging
 from edge.errors import ExitCode
 from edge.files import sha256_file
 from tools.convert import ROOT, ConvertError
+from tools.convert.__main__ import nuaa_labels, print_report
 from tools.convert.build import convert
 from tools.convert.holdout import Evaluation
 from tools.convert.quantize import calibration_images
+from tools.convert.source import Source
 
 SOURCES = ROOT / "models" / "sources" / "minifasnet"
 TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
@@ -113,11 +115,7 @@ def export_onnx(net: Network, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.convert.source import Source
-
     images = calibration_images(args.holdout)
-    from tools.convert.__main__ import nuaa_labels
-
     evaluation = Evaluation(images, labels=nuaa_labels(images))
     with tempfile.TemporaryDirectory(prefix="facegate-minifasnet-") as tmp:
         for net in NETWORKS:
@@ -132,8 +130,6 @@ def run(args: argparse.Namespace) -> int:
                 min_holdout_faces=args.min_holdout_faces,
                 force=args.force,
             )
-            from tools.convert.__main__ import print_report
-
             print_report(report)
     return ExitCode.OK
 
